@@ -1,0 +1,133 @@
+"""The `photocheck` command: JSON Lines on stdout, progress on stderr.
+
+Only this module and api/settings.py read the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .errors import PhotocheckError
+from .model import ContentModel
+from .pipeline import check_photo
+from .policy import Policy, default_policy, load_policy
+
+__all__ = ["main", "iter_image_paths"]
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif", ".ppm", ".pgm", ".pnm"}
+)
+
+
+def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, and image files found under directories, in a stable order."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for child in sorted(p.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    yield child
+        else:
+            yield p
+
+
+def progress(items: Sequence[Any], desc: str) -> Any:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    return tqdm(items, desc=desc, unit="photo", file=sys.stderr, disable=not sys.stderr.isatty())
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    path = args.policy or os.environ.get("PHOTOCHECK_POLICY")
+    return load_policy(path) if path else default_policy()
+
+
+def _model(args: argparse.Namespace) -> ContentModel:
+    path = args.model or os.environ.get("PHOTOCHECK_MODEL")
+    return ContentModel(Path(path)) if path else ContentModel()
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    policy, model = _policy(args), _model(args)
+    files = list(iter_image_paths(args.paths))
+
+    def one(path: Path) -> dict[str, Any]:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return {"file": str(path), "verdict": "reject", "error": f"cannot read file: {exc}",
+                    "reasons": [], "metrics": {}, "exif": None, "hashes": None}
+        return {"file": str(path), **check_photo(data, policy=policy, model=model).to_json()}
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = pool.map(one, files)
+        for result in tqdm(results, total=len(files), desc="check", unit="photo",
+                           file=sys.stderr, disable=not sys.stderr.isatty()):
+            _emit(result)
+    return 0
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from .similarity.dedup import dedup_files
+
+    policy = _policy(args)
+    files = list(iter_image_paths(args.paths))
+    for pair in dedup_files(files, policy=policy, progress=lambda it, d: progress(it, d)):
+        _emit(pair)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="photocheck", description=__doc__)
+    parser.add_argument("--policy", help="policy TOML (default: packaged; env PHOTOCHECK_POLICY)")
+    parser.add_argument("--model", help="ONNX model file (default: models/; env PHOTOCHECK_MODEL)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="check photos; one JSON object per file")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("dedup", help="pair duplicate photos; one JSON object per pair")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_dedup)
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--host", default=os.environ.get("PHOTOCHECK_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PHOTOCHECK_PORT", "8000")))
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PhotocheckError as exc:
+        print(f"photocheck: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The library's one error tree.
+
+* PhotocheckError
+  x DecodeError            -- the bytes are not a photo we can read (becomes UNREADABLE)
+    + UnsupportedFormat    -- a real file, but not an image format we accept
+    + TooLarge             -- more pixels than the policy allows (decompression bomb guard)
+  x PolicyError            -- a policy file is malformed or inconsistent
+  x ModelError             -- the content model is missing or cannot run
+
+Checks never raise for bad photos: a decode failure is turned into a finding at the
+pipeline boundary, and a bad metadata field becomes a note on that field only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DecodeError",
+    "ModelError",
+    "PhotocheckError",
+    "PolicyError",
+    "TooLarge",
+    "UnsupportedFormat",
+]
+
+
+class PhotocheckError(Exception):
+    """Base of every error this library raises on purpose."""
+
+
+class DecodeError(PhotocheckError):
+    """The bytes cannot be decoded into a complete image."""
+
+
+class UnsupportedFormat(DecodeError):
+    """The file is not in one of the accepted image formats."""
+
+
+class TooLarge(DecodeError):
+    """The image has more pixels than the policy's limit."""
+
+
+class PolicyError(PhotocheckError):
+    """A policy file cannot be loaded or is inconsistent."""
+
+
+class ModelError(PhotocheckError):
+    """The content model file is missing, corrupt or cannot run."""

@@ -1,0 +1,116 @@
+"""check_photo: decode -> metadata -> model -> checks -> fingerprints -> verdict.
+
+The one place where the whole flow reads top to bottom. The photo is decoded once and
+its pixels are shared by every check.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checks import CHECKS, CheckInput, PhotoContext
+from .decode import DecodedPhoto, decode
+from .errors import DecodeError
+from .fingerprints import Fingerprint, fingerprint
+from .metadata import Metadata, read_metadata
+from .model import ContentModel
+from .policy import Policy
+from .reasons import ReasonCode
+from .verdict import Finding, Reason, Verdict, decide, explain
+
+__all__ = ["Report", "check_file", "check_photo"]
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    verdict: Verdict
+    reasons: tuple[Reason, ...]
+    metrics: dict[str, Any]
+    metadata: Metadata | None
+    fingerprint: Fingerprint
+    policy_version: str
+    model_version: str
+    photo: DecodedPhoto | None = field(default=None, repr=False)  # for callers that index it
+
+    @property
+    def codes(self) -> set[ReasonCode]:
+        return {r.code for r in self.reasons}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "reasons": [r.to_json() for r in self.reasons],
+            "metrics": self.metrics,
+            "exif": self.metadata.to_json() if self.metadata else None,
+            "hashes": self.fingerprint.to_json(),
+            "policy_version": self.policy_version,
+            "model_version": self.model_version,
+        }
+
+
+def check_photo(
+    data: bytes,
+    *,
+    policy: Policy,
+    model: ContentModel,
+    context: PhotoContext | None = None,
+) -> Report:
+    """Run every check on one photo's bytes. Never raises for a bad photo."""
+    started = time.perf_counter()
+    context = context or PhotoContext()
+    try:
+        photo = decode(
+            data,
+            max_pixels=policy.quality.max_pixels,
+            working_size=policy.quality.working_size,
+        )
+    except DecodeError as exc:
+        reasons = explain([Finding(ReasonCode.UNREADABLE, {"error": str(exc)})], policy)
+        return Report(
+            verdict=decide(reasons),
+            reasons=tuple(reasons),
+            metrics={"elapsed_ms": round((time.perf_counter() - started) * 1000, 1)},
+            metadata=None,
+            fingerprint=fingerprint(data, None),
+            policy_version=policy.version,
+            model_version=model.version,
+        )
+    meta = read_metadata(data, exif=photo.exif, xmp=photo.xmp)
+    scores = model.scores(photo)
+    inp = CheckInput(photo=photo, meta=meta, scores=scores, policy=policy, context=context)
+    findings: list[Finding] = []
+    metrics: dict[str, Any] = {"width": photo.width, "height": photo.height, "format": photo.format}
+    for check in CHECKS:
+        out = check(inp)
+        findings.extend(out.findings)
+        metrics.update(out.metrics)
+    fp = fingerprint(data, photo)
+    reasons = explain(findings, policy)
+    metrics["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return Report(
+        verdict=decide(reasons),
+        reasons=tuple(reasons),
+        metrics=metrics,
+        metadata=meta,
+        fingerprint=fp,
+        policy_version=policy.version,
+        model_version=model.version,
+        photo=photo,
+    )
+
+
+def check_file(
+    path: str | Path,
+    *,
+    policy: Policy,
+    model: ContentModel,
+    context: PhotoContext | None = None,
+) -> Report:
+    """check_photo on a file's bytes; an unreadable file becomes UNREADABLE.
+
+    :exception OSError: the file itself cannot be opened.
+    """
+    return check_photo(Path(path).read_bytes(), policy=policy, model=model, context=context)

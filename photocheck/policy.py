@@ -1,0 +1,174 @@
+"""The policy: every threshold and severity in one versioned TOML file.
+
+The library never reads the environment; callers load a policy and pass it in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import PolicyError
+from .reasons import DEFAULT_SEVERITY, ReasonCode, Severity
+
+__all__ = [
+    "AreaPolicy",
+    "ContentPolicy",
+    "GeometryPolicy",
+    "MetadataPolicy",
+    "Policy",
+    "QualityPolicy",
+    "SimilarityPolicy",
+    "load_policy",
+    "default_policy",
+]
+
+
+@dataclass(frozen=True)
+class QualityPolicy:
+    min_pixels: int = 300_000
+    max_pixels: int = 120_000_000
+    working_size: int = 800
+    blur_min_sharpness: float = 0.0
+    dark_max_brightness: float = 0.0
+    bright_min_brightness: float = 255.0
+
+
+@dataclass(frozen=True)
+class ContentPolicy:
+    house_min_score: float = 0.0
+    screen_max_score: float = 1.0
+
+
+@dataclass(frozen=True)
+class GeometryPolicy:
+    tilt_max_degrees: float = 8.0
+
+
+@dataclass(frozen=True)
+class MetadataPolicy:
+    earliest_capture: dt.date = dt.date(2010, 1, 1)
+    timezone_offset_hours: float = 8.0
+    future_tolerance_minutes: float = 10.0
+    campaign_start: dt.date | None = None
+    campaign_end: dt.date | None = None
+
+    @property
+    def tz(self) -> dt.timezone:
+        return dt.timezone(dt.timedelta(hours=self.timezone_offset_hours))
+
+
+@dataclass(frozen=True)
+class AreaPolicy:
+    gps_radius_m: float = 2000.0
+
+
+@dataclass(frozen=True)
+class SimilarityPolicy:
+    same_photo_max_distance: int = 31
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str
+    severity: Mapping[ReasonCode, Severity] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    quality: QualityPolicy = QualityPolicy()
+    content: ContentPolicy = ContentPolicy()
+    geometry: GeometryPolicy = GeometryPolicy()
+    metadata: MetadataPolicy = MetadataPolicy()
+    area: AreaPolicy = AreaPolicy()
+    similarity: SimilarityPolicy = SimilarityPolicy()
+
+    def severity_of(self, code: ReasonCode) -> Severity:
+        return self.severity.get(code, DEFAULT_SEVERITY[code])
+
+    def replace(self, **changes: Any) -> Policy:
+        """A copy with some sections or fields replaced (sections as dataclasses)."""
+        return dataclasses.replace(self, **changes)
+
+
+_SECTIONS: dict[str, type] = {
+    "quality": QualityPolicy,
+    "content": ContentPolicy,
+    "geometry": GeometryPolicy,
+    "metadata": MetadataPolicy,
+    "area": AreaPolicy,
+    "similarity": SimilarityPolicy,
+}
+
+
+def _section(name: str, cls: type, raw: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        msg = f"policy [{name}] has unknown keys: {', '.join(sorted(unknown))}"
+        raise PolicyError(msg)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        default = getattr(cls(), key)
+        if isinstance(default, bool) or default is None:
+            values[key] = value
+        elif isinstance(default, float) and isinstance(value, int):
+            values[key] = float(value)
+        elif default is not None and not isinstance(value, type(default)):
+            msg = f"policy [{name}] {key} must be {type(default).__name__}, got {value!r}"
+            raise PolicyError(msg)
+        else:
+            values[key] = value
+    return cls(**values)
+
+
+def parse_policy(raw: Mapping[str, Any]) -> Policy:
+    """Build a Policy from parsed TOML, refusing unknown keys and wrong types."""
+    version = raw.get("version")
+    if not isinstance(version, str) or not version:
+        msg = "policy needs a non-empty string `version`"
+        raise PolicyError(msg)
+    severity = dict(DEFAULT_SEVERITY)
+    for code, value in raw.get("severity", {}).items():
+        try:
+            severity[ReasonCode(code)] = Severity(value)
+        except ValueError:
+            msg = f"policy [severity] {code} = {value!r}: unknown code or severity"
+            raise PolicyError(msg) from None
+    sections = {
+        name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()
+    }
+    extra = set(raw) - {"version", "severity", *_SECTIONS}
+    if extra:
+        msg = f"policy has unknown sections: {', '.join(sorted(extra))}"
+        raise PolicyError(msg)
+    return Policy(version=version, severity=severity, **sections)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file; without a path, the packaged default.
+
+    :exception PolicyError: the file is missing, not TOML, or has unknown/ill-typed keys.
+    """
+    try:
+        if path is None:
+            text = resources.files("photocheck").joinpath("default_policy.toml").read_text("utf-8")
+        else:
+            text = Path(path).read_text("utf-8")
+        raw = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        msg = f"cannot load policy {path or 'default'}: {exc}"
+        raise PolicyError(msg) from exc
+    return parse_policy(raw)
+
+
+_DEFAULT: Policy | None = None
+
+
+def default_policy() -> Policy:
+    """The packaged default policy, parsed once."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_policy()
+    return _DEFAULT

@@ -1,0 +1,85 @@
+"""Shared fixtures: the real photos of ../shared/data, the policy and the model.
+
+The photos are never copied into the repo; PHOTOCHECK_TEST_DATA points elsewhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from photocheck import ContentModel, Policy, Report, check_photo, default_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("PHOTOCHECK_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+@dataclass(frozen=True)
+class Expectation:
+    relpath: str
+    verdict: str  # reject | not_reject | -
+    all_of: frozenset[str]
+    none_of: frozenset[str]
+    any_of: frozenset[str]
+
+
+def _codes(cell: str) -> frozenset[str]:
+    return frozenset(c for c in cell.split(",") if c)
+
+
+def load_expectations() -> list[Expectation]:
+    path = DATA / "EXPECTED.tsv"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [
+            Expectation(r["relpath"], r["verdict"], _codes(r["all_of"]), _codes(r["none_of"]),
+                        _codes(r["any_of"]))
+            for r in csv.DictReader(fh, delimiter="\t")
+        ]
+
+
+def load_duplicate_pairs() -> list[tuple[str, str, str]]:
+    path = DATA / "DUPLICATES.tsv"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [(r["a"], r["b"], r["relation"]) for r in csv.DictReader(fh, delimiter="\t")]
+
+
+def data_file(relpath: str) -> Path:
+    path = DATA / relpath
+    if not path.exists():
+        pytest.fail(f"test photo missing: {path} (set PHOTOCHECK_TEST_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return default_policy()
+
+
+@pytest.fixture(scope="session")
+def model() -> ContentModel:
+    return ContentModel()
+
+
+@pytest.fixture(scope="session")
+def reports(policy: Policy, model: ContentModel) -> dict[str, Report]:
+    """Reports of data files, computed once per session on first use."""
+    return _ReportCache(policy, model)
+
+
+class _ReportCache(dict):
+    def __init__(self, policy: Policy, model: ContentModel) -> None:
+        super().__init__()
+        self.policy, self.model = policy, model
+
+    def __missing__(self, relpath: str) -> Report:
+        report = check_photo(data_file(relpath).read_bytes(), policy=self.policy, model=self.model)
+        self[relpath] = report
+        return report
