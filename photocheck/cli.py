@@ -21,7 +21,7 @@ from .model import ContentModel
 from .pipeline import check_photo
 from .policy import Policy, default_policy, load_policy
 
-__all__ = ["main", "iter_image_paths"]
+__all__ = ["iter_image_paths", "main"]
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".heic", ".heif", ".ppm", ".pgm", ".pnm"}

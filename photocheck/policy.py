@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import PolicyError
 from .reasons import DEFAULT_SEVERITY, ReasonCode, Severity
@@ -24,8 +25,8 @@ __all__ = [
     "Policy",
     "QualityPolicy",
     "SimilarityPolicy",
-    "load_policy",
     "default_policy",
+    "load_policy",
 ]
 
 

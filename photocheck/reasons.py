@@ -9,15 +9,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["MESSAGES", "ReasonCode", "Severity", "Message", "DEFAULT_SEVERITY"]
+__all__ = ["DEFAULT_SEVERITY", "MESSAGES", "Message", "ReasonCode", "Severity"]
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     REJECT = "reject"
     REVIEW = "review"
 
 
-class ReasonCode(str, enum.Enum):
+class ReasonCode(enum.StrEnum):
     UNREADABLE = "UNREADABLE"
     TOO_SMALL = "TOO_SMALL"
     BLURRY = "BLURRY"

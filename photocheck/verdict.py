@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .policy import Policy
 from .reasons import MESSAGES, ReasonCode, Severity
@@ -12,7 +13,7 @@ from .reasons import MESSAGES, ReasonCode, Severity
 __all__ = ["Finding", "Reason", "Verdict", "decide", "explain"]
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     ACCEPT = "accept"
     REVIEW = "review"
     REJECT = "reject"
