@@ -68,14 +68,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            return {"file": str(path), "verdict": "reject", "error": f"cannot read file: {exc}",
-                    "reasons": [], "metrics": {}, "exif": None, "hashes": None}
+            return {
+                "file": str(path),
+                "verdict": "reject",
+                "error": f"cannot read file: {exc}",
+                "reasons": [],
+                "metrics": {},
+                "exif": None,
+                "hashes": None,
+            }
         return {"file": str(path), **check_photo(data, policy=policy, model=model).to_json()}
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = pool.map(one, files)
-        for result in tqdm(results, total=len(files), desc="check", unit="photo",
-                           file=sys.stderr, disable=not sys.stderr.isatty()):
+        for result in tqdm(
+            results,
+            total=len(files),
+            desc="check",
+            unit="photo",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+        ):
             _emit(result)
     return 0
 

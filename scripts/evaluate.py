@@ -94,7 +94,9 @@ def evaluate_pairs(data: Path, show_failures: bool) -> bool:
         tp = len(truth & predicted)
         precision = tp / len(predicted) if predicted else 1.0
         recall = tp / len(truth) if truth else 1.0
-        print(f"{relation:<14}{len(truth):>9}{len(predicted):>7}{tp:>5}{precision:>11.2f}{recall:>8.2f}")
+        print(
+            f"{relation:<14}{len(truth):>9}{len(predicted):>7}{tp:>5}{precision:>11.2f}{recall:>8.2f}"
+        )
         ok_all &= tp == len(truth) == len(predicted)
     any_dup = {k for k, v in labelled.items() if v != "different"}
     paired = {k for k in found if k in labelled}

@@ -37,8 +37,13 @@ def load_expectations() -> list[Expectation]:
         return []
     with path.open(encoding="utf-8", newline="") as fh:
         return [
-            Expectation(r["relpath"], r["verdict"], _codes(r["all_of"]), _codes(r["none_of"]),
-                        _codes(r["any_of"]))
+            Expectation(
+                r["relpath"],
+                r["verdict"],
+                _codes(r["all_of"]),
+                _codes(r["none_of"]),
+                _codes(r["any_of"]),
+            )
             for r in csv.DictReader(fh, delimiter="\t")
         ]
 

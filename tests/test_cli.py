@@ -33,7 +33,7 @@ def test_check_folder_of_bad_files_never_crashes(tmp_path: Path) -> None:
     files = {Path(r["file"]).name: r for r in lines}
     assert len(lines) == len(list((DATA / "bad_input" / "corrupt").iterdir())) + 2
     for record in lines:
-        assert REQUIRED <= record.keys()
+        assert record.keys() >= REQUIRED
         for reason in record["reasons"]:
             assert {"code", "severity", "message_zh", "message_en", "evidence"} <= reason.keys()
     for name in ("notes.jpg", "empty.png", "truncated_sony_e5823.jpg"):

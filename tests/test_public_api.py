@@ -1,8 +1,8 @@
 """photocheck's public surface is exactly its sorted __all__ (httpx's habit)."""
 
 from __future__ import annotations
-
 import __future__
+
 import types
 
 import photocheck
