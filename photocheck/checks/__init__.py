@@ -30,6 +30,12 @@ class PhotoContext:
     now: dt.datetime | None = None  # aware; None: the real clock
     check_framing: bool = True  # drone/site photos skip NO_HOUSE and TILTED
     app_mock_location: bool = False
+    # App-side fallbacks from the upload (the phone's own fix and clock), used when the
+    # photo's metadata lacks GPS / capture time; reports then name "app" as the source.
+    app_lat: float | None = None
+    app_lon: float | None = None
+    app_accuracy_m: float | None = None
+    app_time: dt.datetime | None = None  # aware
 
 
 @dataclass(frozen=True)

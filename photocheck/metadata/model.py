@@ -48,6 +48,10 @@ class DroneInfo:
     flight_yaw: float | None = None
     flight_pitch: float | None = None
     flight_roll: float | None = None
+    lat: float | None = None  # drone position: XMP drone tags, else the EXIF GPS fix
+    lon: float | None = None
+    position_source: str | None = None  # xmp | exif
+    vendor: str | None = None  # who wrote the telemetry tags found (DJI, Parrot ...)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Metadata:
     make: str | None = None
     model: str | None = None
     software: str | None = None
+    creator_tool: str | None = None  # XMP xmp:CreatorTool
     gps: GPSFix | None = None
     gps_problem: str | None = None  # GPS tags present but unusable: why (-> GPS_INVALID)
     capture_time: CaptureTime | None = None
