@@ -57,7 +57,22 @@ class MetadataPolicy:
     timezone_offset_hours: float = 8.0
     future_tolerance_minutes: float = 10.0
     campaign_start: dt.date | None = None
-    campaign_end: dt.date | None = None
+    campaign_end: dt.date | None = None  # campaign window: inclusive local dates
+
+    def __post_init__(self) -> None:
+        for name in ("campaign_start", "campaign_end"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, dt.date) or isinstance(value, dt.datetime)
+            ):
+                msg = f"policy [metadata] {name} must be a date (2020-06-01), got {value!r}"
+                raise PolicyError(msg)
+        if self.campaign_start and self.campaign_end and self.campaign_start > self.campaign_end:
+            msg = "policy [metadata] campaign_start is after campaign_end"
+            raise PolicyError(msg)
+        if not -14 <= self.timezone_offset_hours <= 14:
+            msg = "policy [metadata] timezone_offset_hours must be within -14..14"
+            raise PolicyError(msg)
 
     @property
     def tz(self) -> dt.timezone:
