@@ -74,7 +74,9 @@ class ExifTags:
         if isinstance(vals, bytes):
             vals = vals.decode("utf-8", "replace")
         elif not isinstance(vals, str):
-            if isinstance(vals, list) and vals and all(isinstance(v, int) for v in vals):
+            if isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals):
+                vals = "".join(vals)
+            elif isinstance(vals, list) and vals and all(isinstance(v, int) for v in vals):
                 # ASCII stored with the wrong type (seen in corrupt_exif_wrong_type.jpg)
                 if not all(0 <= v < 256 for v in vals):
                     self.notes.append(f"{key}: not text ({vals[:8]!r})")

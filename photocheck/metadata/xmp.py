@@ -92,10 +92,10 @@ def parse_xmp(packet: bytes | None) -> XmpData:
     except (ET.ParseError, ValueError) as exc:
         out.notes.append(f"XMP: not well-formed ({exc})")
         return out
-    prefixes = dict(KNOWN_PREFIXES)
-    prefixes.update(
-        {uri.decode("utf-8", "replace"): p.decode() for p, uri in _XMLNS.findall(packet)}
-    )
+    # the document's own prefixes for unknown namespaces; canonical ones for known URIs
+    # (Lightroom 2 still writes "xap:" for the xmp namespace)
+    prefixes = {uri.decode("utf-8", "replace"): p.decode() for p, uri in _XMLNS.findall(packet)}
+    prefixes.update(KNOWN_PREFIXES)
     _walk(root, prefixes, out, owner=None)
     return out
 
