@@ -42,8 +42,10 @@ class QualityPolicy:
 
 @dataclass(frozen=True)
 class ContentPolicy:
-    house_min_score: float = 0.0
-    screen_max_score: float = 1.0
+    house_min_score: float = 0.0  # NO_HOUSE below: building + half street-context mass
+    screen_max_score: float = 1.0  # SCREEN_PHOTO above: screen/document/sign mass
+    graphics_screen_max_score: float = 1.0  # ...or above this when the pixels look synthetic
+    graphics_min_flat_fraction: float = 1.0  # share of exactly flat pixels that looks synthetic
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,13 @@ class AreaPolicy:
 
 @dataclass(frozen=True)
 class SimilarityPolicy:
-    same_photo_max_distance: int = 31
+    same_photo_max_distance: int = 31  # PDQ bits: a copy, no further check
+    same_photo_verify_max_distance: int = 48  # up to here a copy if the frames align
+    same_photo_max_corner_error: float = 0.03  # homography corner shift / diagonal
+    min_pdq_quality: int = 50  # PDQ of flatter images is not trusted (ThreatExchange)
+    scene_min_inliers: int = 12  # homography inliers for the same scene
+    scene_min_inlier_ratio: float = 0.25
+    scene_candidates: int = 8  # per photo, verified geometrically in dedup
 
 
 @dataclass(frozen=True)
