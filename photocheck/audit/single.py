@@ -1,0 +1,132 @@
+"""Findings about one photo at a time: upload reasons, campaign window, thumbnail,
+missing camera data, distance from the village."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .findings import AuditFinding, FindingKind, FindingSeverity, build_finding
+from .geo import haversine_m
+from .records import PhotoRecord, VillageRecord
+
+__all__ = ["SingleThresholds", "single_photo_findings"]
+
+
+@dataclass(frozen=True)
+class SingleThresholds:
+    """campaign_start/end: local dates, inclusive; None = no window check.
+    gps_radius_m: the policy's GPS radius (DESIGN: [area] gps_radius_m)."""
+
+    campaign_start: dt.date | None = None
+    campaign_end: dt.date | None = None
+    gps_radius_m: float = 2000.0
+
+
+def single_photo_findings(
+    photos: Iterable[PhotoRecord],
+    villages: Mapping[str, VillageRecord],
+    th: SingleThresholds = SingleThresholds(),
+) -> list[AuditFinding]:
+    out: list[AuditFinding] = []
+    for p in photos:
+        for fn in (_reasons, _campaign, _thumbnail, _metadata_missing):
+            f = fn(p, th)
+            if f is not None:
+                out.append(f)
+        f = _gps_far(p, villages.get(p.village_id), th)
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def _reasons(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
+    if not p.is_current or p.verdict not in ("review", "reject") or not p.reasons:
+        return None
+    codes = ", ".join(p.reasons)
+    return build_finding(
+        FindingKind.PHOTO_REASON,
+        FindingSeverity.HIGH if p.verdict == "reject" else FindingSeverity.LOW,
+        [p],
+        f"上传检查：{'需重拍' if p.verdict == 'reject' else '待审核'}（{codes}）",
+        f"upload check: {p.verdict} ({codes})",
+        {"verdict": p.verdict, "reasons": list(p.reasons)},
+    )
+
+
+def _campaign(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
+    when = p.taken_at
+    if when is None or (th.campaign_start is None and th.campaign_end is None):
+        return None
+    day = when.date()
+    before = th.campaign_start is not None and day < th.campaign_start
+    after = th.campaign_end is not None and day > th.campaign_end
+    if not (before or after):
+        return None
+    window = f"{th.campaign_start or '…'} – {th.campaign_end or '…'}"
+    return build_finding(
+        FindingKind.OUTSIDE_CAMPAIGN,
+        FindingSeverity.MEDIUM,
+        [p],
+        f"拍摄于 {when:%Y-%m-%d %H:%M}，不在核验期（{window}）内",
+        f"taken {when:%Y-%m-%d %H:%M}, outside the campaign ({window})",
+        {
+            "taken_at": when.isoformat(),
+            "campaign_start": th.campaign_start.isoformat() if th.campaign_start else None,
+            "campaign_end": th.campaign_end.isoformat() if th.campaign_end else None,
+        },
+    )
+
+
+def _thumbnail(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
+    t = p.thumbnail
+    if t is None or t.matches:
+        return None
+    return build_finding(
+        FindingKind.THUMBNAIL_MISMATCH,
+        FindingSeverity.HIGH,
+        [p],
+        "照片内嵌的缩略图与照片内容不同，照片可能被替换或修改",
+        "the embedded EXIF thumbnail shows a different picture: the photo was likely "
+        "replaced or edited",
+        {"correlation": round(t.correlation, 3), "mean_abs_diff": round(t.mean_abs_diff, 1)},
+    )
+
+
+def _metadata_missing(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
+    if p.app is None or not p.app.in_app or p.has_camera_metadata:
+        return None
+    return build_finding(
+        FindingKind.METADATA_MISSING,
+        FindingSeverity.MEDIUM,
+        [p],
+        "应用记录为现场拍摄，但照片没有相机信息（可能不是原图）",
+        "the app recorded an in-app capture, but the photo has no camera metadata "
+        "(probably not the original)",
+        {"device_id": p.app.device_id},
+    )
+
+
+def _gps_far(
+    p: PhotoRecord, village: VillageRecord | None, th: SingleThresholds
+) -> AuditFinding | None:
+    pos = p.position
+    if pos is None or village is None or village.centre_lat is None or village.centre_lon is None:
+        return None
+    dist = haversine_m(pos[0], pos[1], village.centre_lat, village.centre_lon)
+    if dist <= th.gps_radius_m:
+        return None
+    return build_finding(
+        FindingKind.GPS_FAR,
+        FindingSeverity.MEDIUM,
+        [p],
+        f"拍摄位置距本村中心 {dist / 1000:.1f} 公里",
+        f"taken {dist / 1000:.1f} km from the village centre",
+        {
+            "distance_m": round(dist, 1),
+            "radius_m": th.gps_radius_m,
+            "position": [pos[0], pos[1]],
+            "village_centre": [village.centre_lat, village.centre_lon],
+        },
+    )
