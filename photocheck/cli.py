@@ -52,7 +52,8 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 def _model(args: argparse.Namespace) -> ContentModel:
     path = args.model or os.environ.get("PHOTOCHECK_MODEL")
-    return ContentModel(Path(path)) if path else ContentModel()
+    # Load now, so a missing or broken model is one clear error before any photo.
+    return (ContentModel(Path(path)) if path else ContentModel()).load()
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -109,6 +110,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port)
 
 
+def cmd_user_add(args: argparse.Namespace) -> int:
+    """Create an account; the password is the first line of stdin (never an argument)."""
+    from api.accounts import AccountError, add_user
+    from api.settings import Settings
+    from photocheck.store import Role
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        line = add_user(
+            Settings(),
+            args.name,
+            password,
+            role=Role(args.role),
+            county=args.county,
+            town=args.town,
+        )
+    except AccountError as exc:
+        print(f"photocheck: {exc}", file=sys.stderr)
+        return 2
+    print(line, file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photocheck", description=__doc__)
     parser.add_argument("--policy", help="policy TOML (default: packaged; env PHOTOCHECK_POLICY)")
@@ -128,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("PHOTOCHECK_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("PHOTOCHECK_PORT", "8000")))
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("user", help="manage accounts of the service")
+    user_sub = p.add_subparsers(dest="user_command", required=True)
+    p = user_sub.add_parser("add", help="create an account; password read from stdin")
+    p.add_argument("name")
+    p.add_argument("--role", choices=["county", "town"], default="county")
+    p.add_argument("--county", help="county name (created if new; default: the only one)")
+    p.add_argument("--town", help="town name, for --role town")
+    p.set_defaults(func=cmd_user_add)
     return parser
 
 
