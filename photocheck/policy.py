@@ -84,6 +84,7 @@ class MetadataPolicy:
 @dataclass(frozen=True)
 class AreaPolicy:
     gps_radius_m: float = 2000.0
+    site_radius_m: float = 1000.0  # drone photo of a shared site: from the site's point
 
 
 @dataclass(frozen=True)
