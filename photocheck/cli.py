@@ -110,6 +110,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port)
 
 
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    """The offline audit report, from the service's database (or a synthetic county)."""
+    from photocheck.audit.command import write_report
+
+    if args.synthetic:
+        url, blobs = None, None
+    else:
+        from api.settings import Settings
+
+        settings = Settings()
+        url, blobs = settings.database_url, settings.blob_dir
+    try:
+        n = write_report(
+            Path(args.out),
+            policy=_policy(args),
+            database_url=url,
+            blob_dir=blobs,
+            county=args.county,
+            synthetic=args.synthetic,
+            include_photo_reasons=args.all,
+            show_progress=sys.stderr.isatty() or args.progress,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"photocheck: {exc}", file=sys.stderr)
+        return 2
+    print(f"{n} findings written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
     """Create an account; the password is the first line of stdin (never an argument)."""
     from api.accounts import AccountError, add_user
@@ -152,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("PHOTOCHECK_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("PHOTOCHECK_PORT", "8000")))
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("audit", help="county audit tools")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    p = audit_sub.add_parser("report", help="write a self-contained HTML audit report")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--county", help="county name (default: the first one)")
+    p.add_argument("--all", action="store_true", help="also list single-photo check reasons")
+    p.add_argument("--synthetic", type=int, metavar="N", help="demo: a synthetic county of N")
+    p.add_argument("--progress", action="store_true", help="progress bar even when piped")
+    p.set_defaults(func=cmd_audit_report)
 
     p = sub.add_parser("user", help="manage accounts of the service")
     user_sub = p.add_subparsers(dest="user_command", required=True)

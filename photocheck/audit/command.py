@@ -1,0 +1,90 @@
+"""``photocheck audit report``: the offline HTML report, from the service's database
+or from a synthetic county (a demo that needs no data)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ..policy import Policy
+from .engine import AuditConfig, compute_findings
+from .progress import compute_progress
+from .report import build_report
+from .single import SingleThresholds
+
+__all__ = ["write_report"]
+
+
+def _config(policy: Policy) -> AuditConfig:
+    m = policy.metadata
+    return AuditConfig(
+        single=SingleThresholds(m.campaign_start, m.campaign_end, policy.area.gps_radius_m)
+    )
+
+
+def write_report(
+    out: Path,
+    *,
+    policy: Policy,
+    database_url: str | None = None,
+    blob_dir: Path | None = None,
+    county: str | None = None,
+    synthetic: int | None = None,
+    include_photo_reasons: bool = False,
+    show_progress: bool = True,
+) -> int:
+    """Write the report; returns the number of findings in it."""
+    now = dt.datetime.now(dt.UTC)
+    if synthetic:
+        from .synthetic import synthetic_county
+
+        c = synthetic_county(synthetic, seed=1)
+        config = AuditConfig(single=SingleThresholds(c.campaign_start, c.campaign_end))
+        photos, villages, households, matches = c.photos, c.villages, c.households, c.matches
+        now = dt.datetime.combine(c.campaign_start + dt.timedelta(days=4), dt.time(4), dt.UTC)
+
+        def load(_: str) -> bytes | None:
+            return None
+    else:
+        from ..store import Database
+        from ..store.models import County
+        from .storage import load_county
+
+        if database_url is None or blob_dir is None:
+            msg = "a database URL and a blob folder are needed"
+            raise ValueError(msg)
+        db = Database(database_url)
+        with db.session() as session:
+            q = select(County) if county is None else select(County).where(County.name == county)
+            row = session.scalars(q.order_by(County.id)).first()
+            if row is None:
+                msg = f"no county {county!r} in the database" if county else "no county yet"
+                raise ValueError(msg)
+            data = load_county(session, row.id)
+        db.dispose()
+        config = _config(policy)
+        photos, villages, households, matches = (
+            data.photos, data.villages, data.households, data.matches
+        )  # fmt: skip
+        paths = data.blob_paths
+
+        def load(pid: str) -> bytes | None:
+            path = blob_dir / paths[pid] if pid in paths else None
+            return path.read_bytes() if path and path.is_file() else None
+
+    findings = compute_findings(photos, villages, matches, config)
+    if not include_photo_reasons:
+        findings = [f for f in findings if f.kind != "photo_reason"]
+    progress = compute_progress(households, villages, now)
+    html = build_report(
+        findings,
+        progress,
+        {p.photo_id: p for p in photos},
+        {v.village_id: v for v in villages},
+        load,
+        show_progress=show_progress,
+    )
+    out.write_text(html, encoding="utf-8")
+    return len(findings)
