@@ -1,0 +1,153 @@
+"""Dependencies as ``Annotated`` aliases, so routes declare what they need in one word.
+
+Scoping lives here and only here: a route that takes ``ScopedHousehold`` or
+``UploadHousehold`` cannot see a household outside the caller's county, town or
+village, and ``VillageScope`` filters list queries the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from photocheck.store import Household, Role, User
+from photocheck.store.repo import find_household
+
+from .errors import ApiError
+from .security import decode_token
+from .state import AppState
+
+__all__ = [
+    "AnyUser",
+    "CountyUser",
+    "CurrentUser",
+    "Scope",
+    "ScopedHousehold",
+    "SessionDep",
+    "State",
+    "UploadHousehold",
+    "VillageScope",
+]
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.photocheck
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: State) -> Iterator[Session]:
+    with state.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_any_user(
+    state: State, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
+) -> User:
+    """The caller, even one who still has to change the initial password."""
+    if not token:
+        raise _unauthorized("log in first (POST /api/v1/auth/token)")
+    assert state.settings.SECRET_KEY is not None
+    claims = decode_token(token, state.settings.SECRET_KEY)
+    if claims is None:
+        raise _unauthorized("the token is invalid or has expired; log in again")
+    user = session.get(User, claims.user_id)
+    if user is None:
+        raise _unauthorized("the account no longer exists")
+    return user
+
+
+AnyUser = Annotated[User, Depends(get_any_user)]
+
+
+def get_current_user(user: AnyUser) -> User:
+    if user.must_change_password:
+        raise ApiError(
+            403,
+            "PASSWORD_CHANGE_REQUIRED",
+            "change the initial password first (POST /api/v1/auth/change-password)",
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_county_user(user: CurrentUser) -> User:
+    if user.role != Role.COUNTY:
+        raise ApiError(403, "FORBIDDEN", "only a county account may do this")
+    return user
+
+
+CountyUser = Annotated[User, Depends(get_county_user)]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may see: a county, optionally narrowed to a town or a village."""
+
+    county_id: int
+    town_id: int | None = None
+    village_id: int | None = None
+
+    def covers(self, household: Household) -> bool:
+        if household.county_id != self.county_id:
+            return False
+        if self.village_id is not None:
+            return household.village_id == self.village_id
+        if self.town_id is not None:
+            return household.village.town_id == self.town_id
+        return True
+
+
+def get_scope(user: CurrentUser) -> Scope:
+    if user.role == Role.VILLAGE:
+        return Scope(user.county_id, user.town_id, user.village_id)
+    if user.role == Role.TOWN:
+        return Scope(user.county_id, user.town_id)
+    return Scope(user.county_id)
+
+
+VillageScope = Annotated[Scope, Depends(get_scope)]
+
+
+def get_scoped_household(
+    scope: VillageScope,
+    session: SessionDep,
+    household_id: Annotated[str, Path(max_length=64)],
+) -> Household:
+    """The household named in the path, if the caller may see it (404 / 403 otherwise)."""
+    household = find_household(session, scope.county_id, household_id)
+    if household is None:
+        raise ApiError(404, "HOUSEHOLD_NOT_FOUND", f"no household {household_id!r} in this county")
+    if not scope.covers(household):
+        raise ApiError(403, "FORBIDDEN", f"household {household_id!r} is not in your area")
+    return household
+
+
+ScopedHousehold = Annotated[Household, Depends(get_scoped_household)]
+
+
+def get_upload_household(user: CurrentUser, household: ScopedHousehold) -> Household:
+    """Only the village verifier uploads ("whoever verifies enters and answers for it")."""
+    if user.role != Role.VILLAGE:
+        raise ApiError(403, "FORBIDDEN", "only the village's verifier account uploads photos")
+    return household
+
+
+UploadHousehold = Annotated[Household, Depends(get_upload_household)]

@@ -1,0 +1,77 @@
+"""The FastAPI application: ``create_app(settings)``; everything heavy is loaded once here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from photocheck import ContentModel, default_policy, load_policy
+from photocheck.store import BlobStore, Database, reconcile
+from photocheck.store.intake import Intake
+
+from .errors import install_error_handlers
+from .migrate import upgrade
+from .routes import auth, households, photos, retakes, users
+from .security import LoginLimiter
+from .settings import Settings
+from .state import AppState
+
+__all__ = ["API_PREFIX", "build_state", "create_app"]
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("api")
+
+
+def build_state(settings: Settings) -> AppState:
+    """Open the data folder and database, migrate, reconcile, load policy/model/index."""
+    settings.prepare()
+    db = Database(settings.database_url)
+    if settings.RUN_MIGRATIONS:
+        upgrade(db.engine)
+    blobs = BlobStore(settings.blob_dir)
+    report = reconcile(db, blobs, settings.orphan_dir)
+    policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
+    model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
+    intake = Intake(db, blobs, policy, scene=None)
+    count = intake.rebuild_index()
+    log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
+    limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
+    return AppState(settings, db, blobs, policy, model, intake, limiter, report)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.db.dispose()
+
+    app = FastAPI(
+        title="photocheck",
+        version="1",
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.photocheck = state
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, households, photos, retakes, users):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, object]:
+        return {
+            "status": "ok",
+            "photos_indexed": len(state.intake.index),
+            "policy": state.policy.version,
+            "model": state.model.version,
+            "reconcile": state.reconcile.to_json(),
+        }
+
+    return app

@@ -1,0 +1,166 @@
+"""Photo upload: stream, check, compare with other households, store, answer at once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from photocheck import PhotoContext, Policy, Report, check_photo
+from photocheck.store import Household
+from photocheck.store.intake import IntakeResult, Upload
+
+from .. import idempotency
+from ..deps import CurrentUser, State, UploadHousehold
+from ..errors import ApiError
+from ..schemas import Capture, UploadOut
+from ..settings import Settings
+from ..uploads import ParsedUpload, looks_like_image, read_upload
+
+router = APIRouter(tags=["photos"])
+
+PENDING_WAIT_S = 60.0  # a retry waits this long for the first request with its key
+
+
+@router.post(
+    "/households/{household_id}/photos",
+    status_code=201,
+    response_model=UploadOut,
+    responses={200: {"model": UploadOut, "description": "a retry: the stored answer"}},
+)
+async def upload_photo(
+    state: State,
+    user: CurrentUser,
+    household: UploadHousehold,
+    request: Request,
+    practice: Annotated[bool, Query(description="模拟录入: check, store nothing")] = False,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Multipart `file` (+ optional `capture` JSON); 201 with the verdict and reasons."""
+    user_id = user.id
+    claim: idempotency.Claim | None = None
+    if idempotency_key and not practice:
+        claim = await _claim(state, user_id, idempotency_key, household.household_code)
+        if claim.state == "done":
+            return JSONResponse(claim.body, status_code=200)
+    try:
+        parsed = await read_upload(request, state.blobs, state.settings.max_upload_bytes)
+        try:
+            result = await run_in_threadpool(
+                _process, state, household, user_id, parsed, practice, claim
+            )
+        finally:
+            parsed.blob.discard()  # a no-op once the blob has been stored
+    except BaseException:
+        if claim is not None and claim.key_id is not None:
+            await run_in_threadpool(idempotency.release, state.db, claim.key_id)
+        raise
+    return JSONResponse(_body(result, practice), status_code=201)
+
+
+async def _claim(state: State, user_id: int, key: str, household_code: str) -> idempotency.Claim:
+    request = f"upload:{household_code}"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PENDING_WAIT_S
+    while True:
+        claim = await run_in_threadpool(idempotency.claim, state.db, user_id, key, request)
+        if claim.state == "mismatch":
+            raise ApiError(
+                422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for another request"
+            )
+        if claim.state != "pending":
+            return claim
+        if loop.time() > deadline:
+            raise ApiError(409, "UPLOAD_IN_PROGRESS", "an upload with this key is still running")
+        await asyncio.sleep(0.05)
+
+
+def _process(
+    state: State,
+    household: Household,
+    user_id: int,
+    parsed: ParsedUpload,
+    practice: bool,
+    claim: idempotency.Claim | None,
+) -> IntakeResult:
+    """The blocking part, in a worker thread: decode and check, then the intake."""
+    with parsed.blob.path.open("rb") as fh:
+        head = fh.read(32)
+    if not looks_like_image(head):
+        raise ApiError(415, "NOT_AN_IMAGE", "the file is not an image (JPEG, PNG, HEIC, WebP)")
+    capture = _capture(parsed.fields.get("capture"), state.policy)
+    context = photo_context(household, capture, state.settings, state.policy)
+    report = check_photo(
+        parsed.blob.read(), policy=state.policy, model=state.model, context=context
+    )
+    upload = Upload(
+        household_id=household.id,
+        user_id=user_id,
+        report=report,
+        blob=None if practice else parsed.blob,
+        capture=capture.model_dump(mode="json") if capture else None,
+        embedding=_embedding(report),
+        practice=practice,
+    )
+
+    def on_commit(session: Session, result: IntakeResult) -> None:
+        if claim is not None and claim.key_id is not None:
+            idempotency.finish(session, claim.key_id, 201, _body(result, practice))
+
+    return state.intake.submit(upload, on_commit=on_commit)
+
+
+def _body(result: IntakeResult, practice: bool) -> dict[str, Any]:
+    return {**result.to_json(), "practice": practice}
+
+
+def _capture(raw: str | None, policy: Policy) -> Capture | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        capture = Capture.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        msg = f"`capture` is not valid capture JSON: {str(exc).splitlines()[0]}"
+        raise ApiError(422, "INVALID_REQUEST", msg) from None
+    if capture.device_time is not None and capture.device_time.tzinfo is None:
+        # the phone's local clock without an offset: the campaign's local time
+        capture.device_time = capture.device_time.replace(tzinfo=policy.metadata.tz)
+    return capture
+
+
+def photo_context(
+    household: Household, capture: Capture | None, settings: Settings, policy: Policy
+) -> PhotoContext:
+    """Where the photo should have been taken: the household's point, else the village's."""
+    village = household.village
+    lat, lon = household.lat, household.lon
+    if lat is None or lon is None:
+        lat, lon = village.centre_lat, village.centre_lon
+    values: dict[str, Any] = {
+        "expected_lat": lat,
+        "expected_lon": lon,
+        "radius_m": settings.GPS_RADIUS_M,
+        "app_mock_location": bool(capture and capture.mock_location),
+    }
+    if capture is not None:
+        values.update(
+            app_lat=capture.lat,
+            app_lon=capture.lon,
+            app_accuracy_m=capture.accuracy_m,
+            app_time=capture.device_time,
+        )
+    known = {f.name for f in dataclasses.fields(PhotoContext)}
+    return PhotoContext(**{k: v for k, v in values.items() if k in known})
+
+
+def _embedding(report: Report) -> tuple[float, ...] | None:
+    """The content model's pooled features, when the report carries the scores."""
+    scores = getattr(report, "scores", None)  # Report.scores: added by the model work
+    return getattr(scores, "embedding", None)

@@ -1,0 +1,130 @@
+"""Wire models of the HTTP API, kept apart from the database tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "AccountSlip",
+    "Capture",
+    "ChangePassword",
+    "HouseholdOut",
+    "ImportOut",
+    "PhotoOut",
+    "RetakeOut",
+    "Token",
+    "UploadOut",
+    "UserOut",
+]
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: dt.datetime
+    must_change_password: bool
+
+
+class ChangePassword(BaseModel):
+    old_password: str
+    new_password: str = Field(min_length=8, max_length=200)
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    county: str
+    town: str | None
+    village: str | None
+    must_change_password: bool
+
+
+class Capture(BaseModel):
+    """What the entry app knew when the photo was taken (all optional)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0)
+    mock_location: bool = False
+    device_time: dt.datetime | None = None
+    device_id: str | None = Field(default=None, max_length=200)
+
+    @field_validator("lat", "lon", "accuracy_m")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            msg = "must be a finite number"
+            raise ValueError(msg)
+        return v
+
+
+class AccountSlip(BaseModel):
+    username: str
+    password: str
+    county: str
+    town: str
+    village: str
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
+    towns_created: int
+    villages_created: int
+    accounts: list[AccountSlip]  # initial passwords: shown this once only
+
+
+class PhotoOut(BaseModel):
+    photo_id: int
+    verdict: str
+    reasons: list[dict[str, Any]]
+    sha256: str
+    bytes: int
+    format: str | None
+    export_name: str
+    uploaded_at: dt.datetime
+    uploaded_by: str | None
+    is_current: bool
+    policy_version: str
+    model_version: str
+
+
+class HouseholdOut(BaseModel):
+    household_id: str
+    head_name: str
+    county: str
+    town: str
+    village: str
+    category: str
+    site_id: str | None
+    lat: float | None
+    lon: float | None
+    status: str  # missing | accept | review | reject (the current photo's verdict)
+    current_photo: PhotoOut | None
+    history: list[PhotoOut]
+
+
+class RetakeOut(BaseModel):
+    household_id: str
+    head_name: str
+    town: str
+    village: str
+    photo_id: int
+    uploaded_at: dt.datetime
+    reasons: list[dict[str, Any]]
+
+
+class UploadOut(BaseModel):
+    photo_id: int | None
+    household_id: str
+    verdict: str
+    reasons: list[dict[str, Any]]
+    matches: list[dict[str, Any]]
+    retake_required: bool
+    practice: bool = False

@@ -1,0 +1,68 @@
+"""Service settings from the environment (prefix ``PHOTOCHECK_``); the only env reader in api/.
+
+Defaults make ``photocheck serve`` work with nothing else installed: a ``./data``
+folder holding a SQLite database (WAL), the blob store and a generated secret key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+SECRET_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHOTOCHECK_", extra="ignore")
+
+    DATA_DIR: Path = Path("./data")
+    DATABASE_URL: str | None = None  # default: sqlite:///{DATA_DIR}/photocheck.sqlite3
+    SECRET_KEY: str | None = None  # default: generated once, kept in DATA_DIR
+    MAX_UPLOAD_MB: float = Field(default=20.0, gt=0)
+    TOKEN_MINUTES: int = Field(default=12 * 60, gt=0)
+    POLICY: Path | None = None  # default: the packaged policy
+    MODEL: Path | None = None  # default: models/efficientnet_lite0.onnx
+    GPS_RADIUS_M: float | None = Field(default=None, gt=0)  # default: the policy's
+    LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
+    LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
+    RUN_MIGRATIONS: bool = True
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.MAX_UPLOAD_MB * 1024 * 1024)
+
+    @property
+    def database_url(self) -> str:
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.DATA_DIR / "blobs"
+
+    @property
+    def orphan_dir(self) -> Path:
+        return self.DATA_DIR / "orphans"
+
+    def prepare(self) -> None:
+        """Create the data folder; fill in the secret key (generated once, then reused)."""
+        self.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        if self.SECRET_KEY:
+            return
+        path = self.DATA_DIR / SECRET_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            self.SECRET_KEY = path.read_text("ascii").strip()
+            return
+        key = secrets.token_urlsafe(48)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        self.SECRET_KEY = key

@@ -1,0 +1,26 @@
+"""What the app loads once at start and shares with every request (``app.state.photocheck``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from photocheck import ContentModel, Policy
+from photocheck.store import BlobStore, Database, ReconcileReport
+from photocheck.store.intake import Intake
+
+from .security import LoginLimiter
+from .settings import Settings
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    policy: Policy
+    model: ContentModel
+    intake: Intake
+    limiter: LoginLimiter
+    reconcile: ReconcileReport

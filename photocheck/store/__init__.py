@@ -1,0 +1,59 @@
+"""Storage of households, accounts and photos: tables, blobs, duplicate index, repository.
+
+* ``models``  the SQLAlchemy tables (counties, towns, villages, users, households,
+  photos, photo_matches, idempotency_keys)
+* ``db``      ``Database``: engine, sessions and the write lock
+* ``blobs``   ``BlobStore``: original bytes, content-addressed, written atomically
+* ``dupindex`` ``DuplicateIndex``: PDQ + embeddings of stored photos, in memory
+* ``repo``    the functions that write the tables
+* ``household_import`` parse and validate the county's household list
+* ``reconcile`` start-up agreement of files and rows
+"""
+
+from __future__ import annotations
+
+from .blobs import BlobStore, PendingBlob, SizeLimitExceeded
+from .db import Database
+from .dupindex import DupEntry, DuplicateIndex, HashHit
+from .household_import import HouseholdRow, ImportRejected, RowError, parse_household_file
+from .models import (
+    Base,
+    Category,
+    County,
+    Household,
+    IdempotencyKey,
+    Photo,
+    PhotoMatch,
+    Role,
+    Town,
+    User,
+    Village,
+)
+from .reconcile import ReconcileReport, reconcile
+
+__all__ = [
+    "Base",
+    "BlobStore",
+    "Category",
+    "County",
+    "Database",
+    "DupEntry",
+    "DuplicateIndex",
+    "HashHit",
+    "Household",
+    "HouseholdRow",
+    "IdempotencyKey",
+    "ImportRejected",
+    "PendingBlob",
+    "Photo",
+    "PhotoMatch",
+    "ReconcileReport",
+    "Role",
+    "RowError",
+    "SizeLimitExceeded",
+    "Town",
+    "User",
+    "Village",
+    "parse_household_file",
+    "reconcile",
+]

@@ -1,0 +1,281 @@
+"""Repository functions: the only code that writes the tables.
+
+Callers pass a session (for writes, one from ``Database.write()``) and hashed
+passwords; this module knows nothing about HTTP or how passwords are hashed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from .dupindex import DupEntry, embedding_from_bytes
+from .household_import import HouseholdRow
+from .models import County, Household, Photo, PhotoMatch, Role, Town, User, Village
+
+__all__ = [
+    "ImportResult",
+    "NewAccount",
+    "dup_entries",
+    "export_name",
+    "find_household",
+    "get_or_create_county",
+    "household_photos",
+    "import_households",
+    "record_photo",
+    "retake_households",
+    "village_username",
+]
+
+EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "HEIF": "heic",
+    "PPM": "ppm",
+}
+_UNSAFE = re.compile(r"[\\/:*?\"<>|\x00-\x1f]")
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    username: str
+    password: str  # shown once, never stored in clear
+    county: str
+    town: str
+    village: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+    towns_created: int
+    villages_created: int
+    accounts: list[NewAccount]
+
+
+def get_or_create_county(session: Session, name: str) -> County:
+    county = session.scalar(select(County).where(County.name == name))
+    if county is None:
+        county = County(name=name)
+        session.add(county)
+        session.flush()
+    return county
+
+
+def village_username(county_id: int, village_id: int) -> str:
+    """Short, typeable, unique: the county and village numbers."""
+    return f"v{county_id}-{village_id:04d}"
+
+
+def import_households(
+    session: Session,
+    county: County,
+    rows: Sequence[HouseholdRow],
+    new_password: Callable[[], tuple[str, str]],
+) -> ImportResult:
+    """Create or update households, their towns and villages, and one account per new village.
+
+    ``new_password`` returns (clear text, hash). Existing households (same code in the
+    county) are updated; existing villages keep their accounts.
+    """
+    towns = {t.name: t for t in session.scalars(select(Town).where(Town.county_id == county.id))}
+    villages = {
+        (v.town.name, v.name): v
+        for v in session.scalars(select(Village).join(Town).where(Town.county_id == county.id))
+    }
+    existing = {
+        h.household_code: h
+        for h in session.scalars(select(Household).where(Household.county_id == county.id))
+    }
+    towns_created = villages_created = created = updated = 0
+    accounts: list[NewAccount] = []
+    for row in rows:
+        town = towns.get(row.town)
+        if town is None:
+            town = towns[row.town] = Town(county_id=county.id, name=row.town)
+            session.add(town)
+            session.flush()
+            towns_created += 1
+        village = villages.get((row.town, row.village))
+        if village is None:
+            village = villages[(row.town, row.village)] = Village(town_id=town.id, name=row.village)
+            session.add(village)
+            session.flush()
+            villages_created += 1
+            clear, hashed = new_password()
+            username = village_username(county.id, village.id)
+            session.add(
+                User(
+                    username=username,
+                    password_hash=hashed,
+                    role=Role.VILLAGE,
+                    county_id=county.id,
+                    town_id=town.id,
+                    village_id=village.id,
+                    must_change_password=True,
+                )
+            )
+            accounts.append(NewAccount(username, clear, county.name, town.name, village.name))
+        fields: dict[str, Any] = {
+            "head_name": row.head_name,
+            "village_id": village.id,
+            "category": row.category.value,
+            "site_code": row.site_id,
+            "lat": row.lat,
+            "lon": row.lon,
+        }
+        household = existing.get(row.household_id)
+        if household is None:
+            session.add(Household(county_id=county.id, household_code=row.household_id, **fields))
+            created += 1
+        elif any(getattr(household, k) != v for k, v in fields.items()):
+            for key, value in fields.items():
+                setattr(household, key, value)
+            updated += 1
+    session.flush()
+    _update_village_centres(session, county.id)
+    return ImportResult(created, updated, towns_created, villages_created, accounts)
+
+
+def _update_village_centres(session: Session, county_id: int) -> None:
+    """A village's centre is the mean of its households' registered points."""
+    points: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for vid, lat, lon in session.execute(
+        select(Household.village_id, Household.lat, Household.lon).where(
+            Household.county_id == county_id, Household.lat.is_not(None)
+        )
+    ):
+        points[vid].append((lat, lon))
+    for vid, pts in points.items():
+        village = session.get(Village, vid)
+        if village is not None:
+            village.centre_lat = sum(p[0] for p in pts) / len(pts)
+            village.centre_lon = sum(p[1] for p in pts) / len(pts)
+
+
+def find_household(session: Session, county_id: int, code: str) -> Household | None:
+    return session.scalar(
+        select(Household)
+        .options(joinedload(Household.village).joinedload(Village.town).joinedload(Town.county))
+        .where(Household.county_id == county_id, Household.household_code == code)
+    )
+
+
+def export_name(household: Household, fmt: str | None) -> str:
+    """``county/town/village/<householdID>_<headname>.<ext>``, safe as a path."""
+    village = household.village
+    parts = [village.town.county.name, village.town.name, village.name]
+    ext = EXTENSIONS.get(fmt or "", "bin")
+    leaf = f"{household.household_code}_{household.head_name}.{ext}"
+    return "/".join(_UNSAFE.sub("_", p) for p in [*parts, leaf])
+
+
+def record_photo(
+    session: Session,
+    household: Household,
+    photo: Photo,
+    matches: Iterable[PhotoMatch],
+) -> Photo:
+    """Insert an upload; it becomes current unless it is a reject replacing a good photo.
+
+    ``household`` must belong to ``session`` (loaded inside the write transaction).
+    """
+    current = session.get(Photo, household.current_photo_id) if household.current_photo_id else None
+    becomes_current = current is None or photo.verdict != "reject" or current.verdict == "reject"
+    if becomes_current and current is not None:
+        current.is_current = False
+        session.flush()  # the one-current unique index sees the old row cleared first
+    photo.household_id = household.id
+    photo.is_current = becomes_current
+    session.add(photo)
+    session.flush()
+    for match in matches:
+        match.photo_id = photo.id
+        session.add(match)
+    if becomes_current:
+        household.current_photo_id = photo.id
+    session.flush()
+    return photo
+
+
+def household_photos(session: Session, household_id: int) -> list[Photo]:
+    """Every upload of a household, newest first."""
+    return list(
+        session.scalars(
+            select(Photo)
+            .where(Photo.household_id == household_id)
+            .order_by(Photo.uploaded_at.desc(), Photo.id.desc())
+        )
+    )
+
+
+def retake_households(
+    session: Session, county_id: int, *, town_id: int | None = None, village_id: int | None = None
+) -> list[tuple[Household, Photo]]:
+    """Households whose current photo is rejected, within a county/town/village."""
+    stmt = (
+        select(Household, Photo)
+        .join(Photo, Photo.id == Household.current_photo_id)
+        .join(Village, Village.id == Household.village_id)
+        .options(joinedload(Household.village).joinedload(Village.town))
+        .where(Household.county_id == county_id, Photo.verdict == "reject")
+        .order_by(Village.id, Household.household_code)
+    )
+    if town_id is not None:
+        stmt = stmt.where(Village.town_id == town_id)
+    if village_id is not None:
+        stmt = stmt.where(Household.village_id == village_id)
+    return [(h, p) for h, p in session.execute(stmt)]
+
+
+def dup_entries(session: Session, batch: int = 5000) -> Iterable[DupEntry]:
+    """Index entries for every stored photo (rejected ones too: reuse is reuse), except
+    copies already found to be another household's photo (they would make the original
+    household's own retake look like a duplicate of its copy)."""
+    copies = select(PhotoMatch.id).where(
+        PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
+    )
+    stmt = (
+        select(
+            Photo.id,
+            Photo.household_id,
+            Household.county_id,
+            Household.site_code,
+            Photo.pdq,
+            Photo.embedding,
+            Photo.gps_lat,
+            Photo.gps_lon,
+            Photo.sha256,
+            Photo.pixel_sha256,
+        )
+        .join(Household, Household.id == Photo.household_id)
+        .where(~copies.exists())
+        .order_by(Photo.id)
+        .execution_options(yield_per=batch)
+    )
+    for row in session.execute(stmt):
+        yield DupEntry(
+            photo_id=row.id,
+            household_id=row.household_id,
+            county_id=row.county_id,
+            site_code=row.site_code,
+            pdq=bytes.fromhex(row.pdq) if row.pdq else None,
+            embedding=embedding_from_bytes(row.embedding) if row.embedding else None,
+            lat=row.gps_lat,
+            lon=row.gps_lon,
+            sha256=row.sha256,
+            pixel_sha256=row.pixel_sha256,
+        )
+
+
+def count_photos(session: Session) -> int:
+    return int(session.scalar(select(func.count(Photo.id))) or 0)

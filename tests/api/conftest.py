@@ -1,0 +1,146 @@
+"""A real server on a loopback port (uvicorn in a thread) over SQLite and PostgreSQL.
+
+PostgreSQL runs when ``PHOTOCHECK_TEST_POSTGRES_URL`` is set (``.ci/run`` sets it);
+each test gets its own schema. In CI (``CI=true``) a missing URL fails the PG tests
+instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+
+from api.main import create_app
+from api.settings import Settings
+from api.state import AppState
+from photocheck.store import Role
+
+PG_ENV = "PHOTOCHECK_TEST_POSTGRES_URL"
+ADMIN = ("admin", "county-secret-1")
+COUNTY = "丹凤县"
+
+
+def _pg_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if url:
+        return url
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{PG_ENV} is not set in CI: the PostgreSQL tests must run there")
+    pytest.skip(f"{PG_ENV} not set")
+    raise AssertionError  # unreachable
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new schema in the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'photocheck.sqlite3'}"
+        return
+    base = _pg_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """``photocheck serve`` in a thread; ``restart()`` stops it and starts a new app."""
+
+    settings: Settings
+    port: int = field(default_factory=free_port)
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        app = create_app(self.settings.model_copy())
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                msg = "server did not start"
+                raise RuntimeError(msg)
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=30)
+            self._server = self._thread = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def app_state(self) -> AppState:
+        assert self._server is not None
+        return self._server.config.app.state.photocheck
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    return Settings(
+        DATA_DIR=tmp_path / "data",
+        DATABASE_URL=database_url,
+        MAX_UPLOAD_MB=8,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def seed_admin(settings: Settings) -> None:
+    """The first county account, as ``photocheck user add`` makes it."""
+    from api.accounts import add_user
+
+    add_user(settings, ADMIN[0], ADMIN[1], role=Role.COUNTY, county=COUNTY)
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
+    settings = make_settings(tmp_path, database_url)
+    seed_admin(settings)
+    live = LiveServer(settings)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as c:
+        yield c
+
+
+def login(client: httpx.Client, username: str, password: str) -> dict[str, str]:
+    r = client.post("/auth/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
