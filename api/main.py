@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from photocheck import ContentModel, default_policy, load_policy
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
+from photocheck.store.scenes import OrbSceneMatcher
 
 from .errors import install_error_handlers
 from .migrate import upgrade
@@ -35,7 +36,7 @@ def build_state(settings: Settings) -> AppState:
     report = reconcile(db, blobs, settings.orphan_dir)
     policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
     model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
-    intake = Intake(db, blobs, policy, scene=None)
+    intake = Intake(db, blobs, policy, scene=OrbSceneMatcher(policy, blobs))
     count = intake.rebuild_index()
     log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
     limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)

@@ -4,7 +4,8 @@ The photo checks (``check_photo``) have already run; here the report is extended
 DUPLICATE_PHOTO / SAME_SCENE found against other households' photos, the original is
 made durable, and the row is committed. The order is what makes it safe:
 
-1. outside any lock: geometric verification of same-scene candidates from a snapshot;
+1. outside any lock: geometric verification of same-scene candidates from a snapshot
+   (features are made only when there is a candidate: see ``store.scenes``);
 2. inside ``Database.write()``: the same-photo query over the whole index, a
    same-scene check of photos added since the snapshot, the verdict, the insert and
    the commit; then the index is extended, still inside the lock. So of two identical
@@ -35,6 +36,7 @@ from .db import Database
 from .dupindex import DupEntry, DuplicateIndex, HashHit, embedding_to_bytes
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
+from .sites import site_photo_duplicates
 
 __all__ = ["Intake", "IntakeResult", "MatchInfo", "SceneMatcher", "Upload"]
 
@@ -43,15 +45,17 @@ log = logging.getLogger(__name__)
 # Same-scene candidates: content embeddings at least this similar (cosine of the
 # 1280-d pooled features), or photos taken within this distance, are checked
 # geometrically; at most this many per upload, most similar first.
-SCENE_MIN_SIMILARITY = 0.80
+SCENE_MIN_SIMILARITY = 0.70  # developer set: same scene 0.72-0.89, unrelated <= 0.59
 SCENE_MAX_METRES = 30.0
 SCENE_MAX_CANDIDATES = 5
 
 
 class SceneMatcher(Protocol):
-    """Local features + geometric verification (``photocheck.similarity.scene``)."""
+    """Local features + geometric verification (``store.scenes.OrbSceneMatcher``)."""
 
-    def features(self, report: Report) -> bytes | None: ...
+    def features(self, grey: np.ndarray) -> bytes: ...
+
+    def features_of_blob(self, sha256: str) -> bytes | None: ...
 
     def verify(self, a: bytes, b: bytes) -> dict[str, Any] | None:
         """Evidence when ``a`` and ``b`` show the same scene, else None."""
@@ -145,20 +149,20 @@ class Intake:
             household = _load_household(session, upload.household_id)
         lat, lon = _photo_point(report, upload.capture)
         embedding = _unit(upload.embedding)
-        scene_bytes = self.scene.features(report) if self.scene and report.photo else None
+        own = _OwnFeatures(self.scene, report)
         with self.db.write_lock:
             snapshot = len(self.index)
-        scene_hits = self._scene_matches(household, embedding, lat, lon, scene_bytes, 0)
+        scene_hits = self._scene_matches(household, embedding, lat, lon, own, 0)
 
         with self.db.write() as session:
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             same = self._same_photo_matches(session, household, report)
             if not same:
-                scene_hits += self._scene_matches(
-                    household, embedding, lat, lon, scene_bytes, snapshot
-                )
+                scene_hits += self._scene_matches(household, embedding, lat, lon, own, snapshot)
             matches = same or scene_hits
             findings = _duplicate_findings(same, scene_hits)
+            if not same:  # a shared site's drone photo, used by a household not linked to it
+                findings = self._site_photo_findings(session, household, report) or findings
             reasons = _merge(report.reasons, findings, self.policy)
             result = IntakeResult(
                 household.household_code, decide(reasons), reasons, matches=matches
@@ -173,7 +177,7 @@ class Intake:
                 [_match_row(m) for m in matches],
             )
             photo.gps_lat, photo.gps_lon = lat, lon
-            photo.scene = scene_bytes
+            photo.scene = own.computed
             photo.embedding = embedding_to_bytes(embedding) if embedding is not None else None
             session.flush()
             result.photo_id = photo.id
@@ -196,16 +200,22 @@ class Intake:
         )
         return _describe(session, household, hits)
 
+    def _site_photo_findings(
+        self, session: Session, household: Household, report: Report
+    ) -> list[Finding]:
+        max_distance = self.policy.similarity.same_photo_max_distance
+        return site_photo_duplicates(session, household, report.fingerprint, max_distance)
+
     def _scene_matches(
         self,
         household: Household,
         embedding: np.ndarray | None,
         lat: float | None,
         lon: float | None,
-        scene_bytes: bytes | None,
+        own: _OwnFeatures,
         since: int,
     ) -> list[MatchInfo]:
-        if self.scene is None or scene_bytes is None:
+        if self.scene is None or (embedding is None and lat is None):
             return []
         with self.db.write_lock:
             candidates = self.index.scene_candidates(
@@ -221,19 +231,51 @@ class Intake:
         out: list[MatchInfo] = []
         with self.db.session() as session:
             others = _households(session, {c[0].household_id for c in candidates})
-            for entry, similarity, metres in candidates:
-                other = others.get(entry.household_id)
-                if other is None or not _counts_against(household, other):
-                    continue
-                if len(out) >= SCENE_MAX_CANDIDATES:
-                    break
-                stored = session.scalar(select(Photo.scene).where(Photo.id == entry.photo_id))
-                evidence = self.scene.verify(scene_bytes, stored) if stored else None
-                if evidence is None:
-                    continue
-                evidence = {**evidence, "embedding_similarity": similarity, "metres": metres}
-                out.append(_info("same_scene", entry.photo_id, other, None, evidence))
+        checked = 0
+        for entry, similarity, metres in candidates:
+            other = others.get(entry.household_id)
+            if other is None or not _counts_against(household, other):
+                continue
+            if checked >= SCENE_MAX_CANDIDATES:
+                break
+            checked += 1
+            mine, theirs = own.get(), self._stored_features(entry, keep=since == 0)
+            evidence = self.scene.verify(mine, theirs) if mine and theirs else None
+            if evidence is None:
+                continue
+            evidence = {**evidence, "embedding_similarity": similarity, "metres": metres}
+            out.append(_info("same_scene", entry.photo_id, other, None, evidence))
         return out
+
+    def _stored_features(self, entry: DupEntry, *, keep: bool) -> bytes | None:
+        """A stored photo's features: from its row, else made from its original (and kept
+        in the row when ``keep``: not inside the storing transaction, whose SQLite read
+        snapshot a second writer would make stale)."""
+        assert self.scene is not None
+        with self.db.session() as session:
+            cached = session.scalar(select(Photo.scene).where(Photo.id == entry.photo_id))
+        if cached:
+            return cached
+        made = self.scene.features_of_blob(entry.sha256)
+        if made is not None and keep:
+            with self.db.write() as session:
+                row = session.get(Photo, entry.photo_id)
+                if row is not None and row.scene is None:
+                    row.scene = made  # derived data only; the record itself is unchanged
+        return made
+
+
+class _OwnFeatures:
+    """The upload's scene features, made on first use (most uploads never need them)."""
+
+    def __init__(self, scene: SceneMatcher | None, report: Report) -> None:
+        self._scene, self._report = scene, report
+        self.computed: bytes | None = None
+
+    def get(self) -> bytes | None:
+        if self.computed is None and self._scene is not None and self._report.photo is not None:
+            self.computed = self._scene.features(self._report.photo.grey)
+        return self.computed
 
 
 def _load_household(session: Session, household_id: int) -> Household:

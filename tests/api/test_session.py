@@ -16,6 +16,7 @@ GOOD_2 = "buildings/camera_corpus/panasonic_fx7_apartment_facade.jpg"
 BLURRED = "blur/kwentar_triplets/176_HONOR-7X_M.jpg"
 ORIENT_A = "exif/orientation/Landscape_1.jpg"
 ORIENT_B = "exif/orientation/Landscape_6.jpg"
+SAME_SCENE = "buildings/strecha_herz_jesu/herz_jesu_0004.jpg"  # A1's church, another spot
 SITE_PHOTO = "buildings/camera_corpus/fujifilm_ds7_2_japanese_house.jpg"
 
 HOUSEHOLDS = """\ufeffhousehold_id,head_name,town,village,category,site_id,lat,lon
@@ -26,6 +27,7 @@ B1,赵六,龙驹寨镇,西村,appraised,,33.80,110.40
 B2,孙七,龙驹寨镇,西村,secured,S1,,
 C1,周八,棣花镇,南村,renovated,,33.60,110.20
 C2,吴九,棣花镇,南村,appraised,,,
+C3,郑十,棣花镇,南村,appraised,,,
 """
 
 
@@ -63,7 +65,7 @@ def setup_campaign(client: httpx.Client) -> tuple[dict, dict[str, dict]]:
     )
     assert r.status_code == 200, r.text
     out = r.json()
-    assert (out["created"], out["villages_created"], out["towns_created"]) == (7, 3, 2)
+    assert (out["created"], out["villages_created"], out["towns_created"]) == (8, 3, 2)
     villages = {}
     for account in out["accounts"]:
         first = login(client, account["username"], account["password"])
@@ -126,6 +128,14 @@ def test_campaign_session(server: LiveServer, client: httpx.Client) -> None:
     r = upload(client, south, "C2", ORIENT_B)
     assert "DUPLICATE_PHOTO" in codes(r.json()), r.text
     assert r.json()["matches"][0]["household_id"] == "C1"
+
+    # the same building shot from elsewhere for another household: SAME_SCENE, review
+    r = upload(client, south, "C3", SAME_SCENE)
+    scene = r.json()
+    assert r.status_code == 201 and "SAME_SCENE" in codes(scene), r.text
+    assert "DUPLICATE_PHOTO" not in codes(scene)
+    assert scene["matches"][0]["relation"] == "same_scene"
+    assert scene["matches"][0]["household_id"] == "A1"
 
     # a shared-site photo: allowed for households linked to site S1, not for others
     assert "DUPLICATE_PHOTO" not in codes(upload(client, east, "A3", SITE_PHOTO).json())

@@ -1,0 +1,53 @@
+"""Same-scene verification for the intake: ORB features (``similarity.scene``), computed
+only when an upload has candidates, and cached in ``photos.scene``.
+
+Features cost ~16 ms and ~54 kB per photo; most uploads have no same-scene candidate,
+so they are made lazily: for the new photo from its decoded pixels, for a stored photo
+from its original in the blob store (decoded again once, then kept in its row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..decode import decode
+from ..errors import DecodeError
+from ..policy import Policy
+from ..similarity.scene import SceneFeatures, extract_scene_features, match_scene
+from .blobs import BlobStore
+
+__all__ = ["OrbSceneMatcher"]
+
+
+class OrbSceneMatcher:
+    """``SceneMatcher`` over ORB + homography, with the policy's thresholds."""
+
+    def __init__(self, policy: Policy, blobs: BlobStore) -> None:
+        self.policy, self.blobs = policy, blobs
+
+    def features(self, grey: np.ndarray) -> bytes:
+        return extract_scene_features(grey).to_bytes()
+
+    def features_of_blob(self, sha256: str) -> bytes | None:
+        """Features of a stored original; None if it is gone or cannot be decoded."""
+        try:
+            data = self.blobs.path(sha256).read_bytes()
+            photo = decode(
+                data,
+                max_pixels=self.policy.quality.max_pixels,
+                working_size=self.policy.quality.working_size,
+            )
+        except (OSError, DecodeError):
+            return None
+        return self.features(photo.grey)
+
+    def verify(self, a: bytes, b: bytes) -> dict[str, Any] | None:
+        """Evidence when the two feature sets show the same scene, else None."""
+        try:
+            fa, fb = SceneFeatures.from_bytes(a), SceneFeatures.from_bytes(b)
+        except ValueError:
+            return None
+        result = match_scene(fa, fb, self.policy.similarity)
+        return result.evidence() if result.is_same_scene else None
