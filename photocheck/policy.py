@@ -35,9 +35,12 @@ class QualityPolicy:
     min_pixels: int = 300_000
     max_pixels: int = 120_000_000
     working_size: int = 800
-    blur_min_sharpness: float = 0.0
-    dark_max_brightness: float = 0.0
-    bright_min_brightness: float = 255.0
+    # see checks/quality.py and default_policy.toml for what these measure
+    blur_min_sharpness: float = 0.45
+    blur_min_tile_contrast: float = 8.0
+    dark_max_highlight: float = 152.0
+    bright_min_shadow: float = 130.0
+    bright_max_clipped: float = 0.5
 
 
 @dataclass(frozen=True)
