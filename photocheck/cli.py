@@ -99,7 +99,12 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
     policy = _policy(args)
     files = list(iter_image_paths(args.paths))
-    for pair in dedup_files(files, policy=policy, progress=lambda it, d: progress(it, d)):
+    def note(msg: str) -> None:
+        print(f"photocheck dedup: {msg}", file=sys.stderr)
+
+    for pair in dedup_files(
+        files, policy=policy, progress=lambda it, d: progress(it, d), note=note
+    ):
         _emit(pair)
     return 0
 

@@ -30,6 +30,7 @@ __all__ = ["SceneFeatures", "SceneMatch", "extract_scene_features", "match_scene
 VIEWS = ((1.0, 900), (0.5, 600))
 ORB_FAST_THRESHOLD = 7  # lower than the default 20: facades under flat light
 RATIO = 0.8  # Lowe's ratio test
+MIN_SIDE = 64  # smaller images get no features
 RANSAC_PX = 4.0  # reprojection error at working size (~800 px)
 _MAGIC = b"PCSF"
 _VERSION = 1
@@ -96,8 +97,10 @@ def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
     points, descs = [], []
     for squeeze, n in VIEWS:
         img = grey
+        if min(h, round(w * squeeze)) < MIN_SIDE:
+            continue  # ORB's pyramid and 31-px patches need room
         if squeeze != 1.0:
-            img = cv2.resize(grey, (max(1, round(w * squeeze)), h), interpolation=cv2.INTER_AREA)
+            img = cv2.resize(grey, (round(w * squeeze), h), interpolation=cv2.INTER_AREA)
         orb = cv2.ORB_create(nfeatures=n, fastThreshold=ORB_FAST_THRESHOLD)
         kps, des = orb.detectAndCompute(img, None)
         if des is None or not kps:

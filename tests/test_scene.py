@@ -1,0 +1,73 @@
+"""Scene features and geometric verification on real photos."""
+
+from __future__ import annotations
+
+import pytest
+
+from photocheck.decode import decode
+from photocheck.similarity.scene import SceneFeatures, extract_scene_features, match_scene
+
+from .conftest import data_file
+
+
+def _features(relpath: str) -> SceneFeatures:
+    photo = decode(data_file(relpath).read_bytes(), max_pixels=120_000_000)
+    return extract_scene_features(photo.grey)
+
+
+def test_roundtrip_and_size() -> None:
+    f = _features("buildings/opensfm_lund/12.jpg")
+    raw = f.to_bytes()
+    assert len(raw) <= 60_000
+    g = SceneFeatures.from_bytes(raw)
+    assert (g.width, g.height, len(g)) == (f.width, f.height, len(f))
+    assert abs(g.points - f.points).max() <= 1 / 32
+    assert (g.descriptors == f.descriptors).all()
+    assert match_scene(g, f).is_same_scene
+
+
+@pytest.mark.parametrize("bad", [b"", b"PCSF", b"XXXX" + b"\0" * 20])
+def test_from_bytes_rejects_garbage(bad: bytes) -> None:
+    with pytest.raises(ValueError, match="scene features"):
+        SceneFeatures.from_bytes(bad)
+
+
+def test_tiny_image_has_no_features() -> None:
+    f = _features("exif/phones_gps/issue508_iphonexr_gps_1x1.jpg")
+    assert len(f) == 0
+    assert not match_scene(f, f).is_same_scene
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("buildings/opensfm_lund/12.jpg", "buildings/opensfm_lund/13.jpg"),
+        (
+            "buildings/strecha_herz_jesu/herz_jesu_0000.jpg",
+            "buildings/strecha_herz_jesu/herz_jesu_0004.jpg",
+        ),
+        (
+            "near_dup/exif_samples_hdr/canon_hdr_NO.jpg",
+            "near_dup/exif_samples_hdr/canon_hdr_YES.jpg",
+        ),
+    ],
+)
+def test_same_scene(a: str, b: str) -> None:
+    m = match_scene(_features(a), _features(b))
+    assert m.is_same_scene, m
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("buildings/opensfm_lund/01.jpg", "buildings/opensfm_lund/12.jpg"),
+        ("buildings/opensfm_lund/12.jpg", "buildings/opensfm_lund/24.jpg"),
+        (
+            "near_dup/imagededup_ukbench/ukbench00120.jpg",
+            "near_dup/imagededup_ukbench/ukbench01380.jpg",
+        ),
+    ],
+)
+def test_different_houses_not_matched(a: str, b: str) -> None:
+    m = match_scene(_features(a), _features(b))
+    assert not m.is_same_scene, m
