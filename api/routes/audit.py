@@ -1,0 +1,202 @@
+"""Audit findings, decisions and the progress ranking (JSON, CSV, XLSX)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from photocheck.audit import (
+    KIND_LABELS,
+    FindingKind,
+    ProgressTable,
+    compute_progress,
+    progress_csv,
+    progress_xlsx,
+)
+from photocheck.audit.storage import DecisionError, decide_finding, load_progress, query_findings
+from photocheck.audit.tables import AuditEvent, AuditFindingRow, FindingStatus
+from photocheck.store import Town, User, Village
+
+from ..audit import ensure_fresh, finding_scope, visible
+from ..deps import CurrentUser, SessionDep, State
+from ..errors import ApiError
+
+router = APIRouter(tags=["audit"])
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class Decision(BaseModel):
+    action: Literal["confirm", "dismiss", "reopen"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+def resolve_area(
+    session: Session, county_id: int, town: str | None, village: str | None
+) -> tuple[int | None, int | None]:
+    """Town / village filters given as an ID or a name (within the county)."""
+    town_id = village_id = None
+    if town:
+        q = select(Town.id).where(Town.county_id == county_id)
+        q = q.where(Town.id == int(town)) if town.isdigit() else q.where(Town.name == town)
+        town_id = session.scalar(q)
+        if town_id is None:
+            raise ApiError(404, "TOWN_NOT_FOUND", f"no town {town!r} in this county")
+    if village:
+        q = select(Village.id).join(Town).where(Town.county_id == county_id)
+        if village.isdigit():
+            q = q.where(Village.id == int(village))
+        else:
+            q = q.where(Village.name == village)
+            if town_id is not None:
+                q = q.where(Village.town_id == town_id)
+        village_id = session.scalar(q)
+        if village_id is None:
+            raise ApiError(404, "VILLAGE_NOT_FOUND", f"no village {village!r} in this county")
+    return town_id, village_id
+
+
+def finding_json(row: AuditFindingRow, lang: str = "zh") -> dict[str, Any]:
+    zh, en = KIND_LABELS.get(FindingKind(row.kind), (row.kind, row.kind))
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "kind_label": en if lang == "en" else zh,
+        "severity": row.severity,
+        "status": row.status,
+        "active": row.active,
+        "summary_zh": row.summary_zh,
+        "summary_en": row.summary_en,
+        "day": row.day.isoformat() if row.day else None,
+        "photo_ids": row.photo_ids,
+        "household_ids": row.household_codes,
+        "village_ids": row.village_ids,
+        "town_id": row.town_id,
+        "evidence": row.evidence,
+        "note": row.note,
+        "decided_by": row.decided_by,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "first_seen": row.first_seen.isoformat(),
+    }
+
+
+def events_json(session: Session, finding_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(AuditEvent, User.username)
+        .join(User, AuditEvent.user_id == User.id)
+        .where(AuditEvent.finding_id == finding_id)
+        .order_by(AuditEvent.id)
+    )
+    return [
+        {
+            "action": e.action,
+            "status_before": e.status_before,
+            "status_after": e.status_after,
+            "note": e.note,
+            "by": name,
+            "at": e.at.isoformat(),
+        }
+        for e, name in rows
+    ]
+
+
+@router.get("/audit/findings")
+def list_findings(
+    state: State,
+    session: SessionDep,
+    user: CurrentUser,
+    town: str | None = None,
+    village: str | None = None,
+    kind: FindingKind | None = None,
+    status: FindingStatus | None = None,
+    date: dt.date | None = None,
+    include_inactive: bool = False,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Findings in the caller's county (or town), newest computation; filters combine."""
+    county_id, own_town = finding_scope(user)
+    ensure_fresh(state, county_id)
+    session.expire_all()
+    town_id, village_id = resolve_area(session, county_id, town, village)
+    if own_town is not None:
+        if town_id not in (None, own_town):
+            raise ApiError(403, "FORBIDDEN", "a town account sees its own town only")
+        town_id = own_town
+    total, rows = query_findings(
+        session,
+        county_id,
+        town_id=town_id,
+        village_id=village_id,
+        kind=kind.value if kind else None,
+        status=status.value if status else None,
+        day=date,
+        active_only=not include_inactive,
+        limit=limit,
+        offset=offset,
+    )
+    return {"total": total, "findings": [finding_json(r) for r in rows]}
+
+
+def _visible_finding(session: Session, finding_id: str, user: User) -> AuditFindingRow:
+    row = session.get(AuditFindingRow, finding_id)
+    if row is None or not visible(row, user):
+        raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+    return row
+
+
+@router.get("/audit/findings/{finding_id}")
+def get_finding(session: SessionDep, user: CurrentUser, finding_id: str) -> dict[str, Any]:
+    """One finding with its audit trail."""
+    row = _visible_finding(session, finding_id, user)
+    return {**finding_json(row), "events": events_json(session, row.id)}
+
+
+@router.post("/audit/findings/{finding_id}/decision")
+def post_decision(
+    state: State, user: CurrentUser, finding_id: str, decision: Decision
+) -> dict[str, Any]:
+    """Confirm or dismiss (a note is required to dismiss), or reopen; kept in the trail."""
+    with state.db.write() as session:
+        row = _visible_finding(session, finding_id, user)
+        try:
+            decide_finding(session, row, user.id, decision.action, decision.note)
+        except DecisionError as exc:
+            raise ApiError(422, "INVALID_DECISION", str(exc)) from exc
+        session.flush()
+        return {**finding_json(row), "events": events_json(session, row.id)}
+
+
+@router.get("/progress", response_model=None)
+def progress(
+    session: SessionDep,
+    user: CurrentUser,
+    format: Literal["json", "csv", "xlsx"] = "json",
+    level: Literal["village", "town"] = "village",
+) -> Response | dict[str, Any]:
+    """Per town and village: counts, share done, rank, change since yesterday."""
+    table = county_progress(session, user.county_id)
+    stamp = table.as_of.strftime("%Y%m%d")
+    if format == "csv":
+        return Response(
+            progress_csv(table, level=level),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="progress-{stamp}.csv"'},
+        )
+    if format == "xlsx":
+        return Response(
+            progress_xlsx(table),
+            media_type=XLSX,
+            headers={"Content-Disposition": f'attachment; filename="progress-{stamp}.xlsx"'},
+        )
+    return table.to_json()
+
+
+def county_progress(session: Session, county_id: int) -> ProgressTable:
+    data = load_progress(session, county_id)
+    return compute_progress(data.households, data.villages, dt.datetime.now(dt.UTC))

@@ -1,0 +1,415 @@
+"""The audit web page at /audit: server-rendered Jinja2, no build step, no JavaScript
+needed. Chinese by default, English with ``?lang=en`` (remembered in a cookie).
+
+The same accounts log in through a form that stores the same bearer token in an
+HttpOnly cookie (SameSite=Lax); forms that change something also carry a token derived
+from it, so another site cannot make a logged-in official's browser decide a finding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from photocheck.audit import KIND_LABELS, FindingKind, progress_csv, progress_xlsx
+from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
+from photocheck.audit.storage import DecisionError, decide_finding, query_findings
+from photocheck.audit.tables import AuditFindingRow, FindingStatus
+from photocheck.store import Household, Photo, Town, User, Village
+
+from ..audit import ensure_fresh, finding_scope, photo_visible, preview_path, visible
+from ..deps import SessionDep, State
+from ..errors import ApiError
+from ..security import decode_token
+from . import auth
+from .audit import XLSX, county_progress, events_json
+
+router = APIRouter(prefix="/audit", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+
+COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
+
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("住房安全核验 · 县级审计", "Housing safety verification · county audit"),
+    "findings": ("问题清单", "Findings"),
+    "progress": ("进度排名", "Progress ranking"),
+    "logout": ("退出", "Log out"),
+    "login": ("登录", "Log in"),
+    "username": ("账号", "Account"),
+    "password": ("密码", "Password"),
+    "bad_login": ("账号或密码错误", "Wrong account or password"),
+    "change_pw": ("请先在录入应用中修改初始密码", "Change the initial password in the app first"),
+    "town": ("乡镇", "Town"),
+    "village": ("村（社区）", "Village"),
+    "kind": ("类型", "Kind"),
+    "status": ("状态", "Status"),
+    "date": ("日期", "Date"),
+    "all": ("全部", "All"),
+    "filter": ("筛选", "Filter"),
+    "severity": ("严重程度", "Severity"),
+    "summary": ("说明", "What was found"),
+    "households": ("涉及农户", "Households"),
+    "count": ("共 {n} 条", "{n} findings"),
+    "open": ("待处理", "Open"),
+    "confirmed": ("已确认问题", "Confirmed"),
+    "dismissed": ("已排除", "Dismissed"),
+    "high": ("高", "High"),
+    "medium": ("中", "Medium"),
+    "low": ("低", "Low"),
+    "photos": ("照片", "Photos"),
+    "position": ("位置示意（相对村中心）", "Positions (against the village centre)"),
+    "evidence": ("依据", "Evidence"),
+    "decision": ("处理", "Decision"),
+    "note": ("备注（排除时必填）", "Note (required to dismiss)"),
+    "confirm": ("确认有问题", "Confirm problem"),
+    "dismiss": ("排除（无问题）", "Dismiss (no problem)"),
+    "reopen": ("重新打开", "Reopen"),
+    "history": ("处理记录", "Audit trail"),
+    "no_history": ("尚无处理记录", "No decisions yet"),
+    "head": ("户主", "Head of household"),
+    "verifier": ("核验员账号", "Verifier account"),
+    "taken": ("拍摄时间", "Taken"),
+    "uploaded": ("上传时间", "Uploaded"),
+    "gps": ("定位", "GPS"),
+    "camera": ("相机", "Camera"),
+    "verdict": ("检查结果", "Check result"),
+    "none": ("无", "none"),
+    "full_size": ("点击看原图", "click for full size"),
+    "back": ("返回清单", "Back to the list"),
+    "rank": ("排名", "Rank"),
+    "total": ("总户数", "Households"),
+    "accepted": ("已通过", "Accepted"),
+    "review": ("待审核", "In review"),
+    "retake": ("待重拍", "Retake"),
+    "no_photo": ("未上传", "No photo"),
+    "pct": ("完成率", "Done"),
+    "change": ("较昨日", "Since yesterday"),
+    "download": ("下载", "Download"),
+    "as_of": ("截至", "As of"),
+    "legend": ("绿=已通过 黄=待审核 红=待重拍 灰=未上传",
+               "green = accepted, yellow = in review, red = retake, grey = no photo"),
+    "done_note": ("完成 = 已上传且无需重拍（已通过或待审核）",
+                  "done = a photo on file that needs no retake (accepted or in review)"),
+    "village_rank": ("村排名", "Villages"),
+    "town_rank": ("乡镇排名", "Towns"),
+    "page": ("页", "page"),
+    "next": ("下一页", "Next page"),
+    "prev": ("上一页", "Previous page"),
+    "decided": ("已处理", "Decided"),
+    "centre": ("村中心", "village centre"),
+}  # fmt: skip
+
+
+class _Lang:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, key: str, **kw: Any) -> str:
+        zh, en = TEXT.get(key, (key, key))
+        return (en if self.lang == "en" else zh).format(**kw)
+
+
+def _lang(request: Request) -> str:
+    q = request.query_params.get("lang")
+    if q in ("zh", "en"):
+        return q
+    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
+
+
+def _csrf(token: str) -> str:
+    return hashlib.sha256(("csrf:" + token).encode()).hexdigest()[:32]
+
+
+def _page_user(request: Request, state: State, session: Session) -> User:
+    """The logged-in county or town official, or a redirect to the login form."""
+    token = request.cookies.get(COOKIE)
+    claims = decode_token(token, state.settings.SECRET_KEY or "") if token else None
+    user = session.get(User, claims.user_id) if claims else None
+    if user is None:
+        target = quote(
+            str(request.url.path) + ("?" + request.url.query if request.url.query else "")
+        )
+        raise ApiError(303, "LOGIN_REQUIRED", "log in first",
+                       headers={"Location": f"/audit/login?next={target}"})  # fmt: skip
+    finding_scope(user)  # village accounts: 403
+    return user
+
+
+def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
+    lang = _lang(request)
+    token = request.cookies.get(COOKIE, "")
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"t": _Lang(lang), "lang": lang, "user": user, "csrf": _csrf(token), **ctx},
+    )
+    if request.query_params.get("lang") in ("zh", "en"):
+        response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/audit") -> HTMLResponse:
+    return _render(request, "audit_login.html", None, next=next, error=None)
+
+
+@router.post("/login", response_model=None)
+def login_submit(
+    request: Request,
+    state: State,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/audit",
+) -> Response:
+    """The API's own login (same limits and lock-outs), its token kept in a cookie."""
+    form = OAuth2PasswordRequestForm(username=username, password=password)
+    try:
+        token = auth.login(state, request, form)
+    except ApiError as exc:
+        error = "bad_login" if exc.status == 401 else exc.message
+        return _render(request, "audit_login.html", None, next=next, error=error)
+    if token.must_change_password:
+        return _render(request, "audit_login.html", None, next=next, error="change_pw")
+    safe_next = next if next.startswith("/audit") else "/audit"
+    response = RedirectResponse(safe_next, status_code=303)
+    response.set_cookie(COOKIE, token.access_token, httponly=True, samesite="lax",
+                        max_age=state.settings.TOKEN_MINUTES * 60)  # fmt: skip
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/audit/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _areas(session: Session, county_id: int, town_id: int | None) -> tuple[list, list]:
+    towns = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
+    towns = [t for t in towns if town_id is None or t.id == town_id]
+    ids = [t.id for t in towns]
+    villages = session.scalars(
+        select(Village).where(Village.town_id.in_(ids)).order_by(Village.name)
+    ).all()
+    return towns, list(villages)
+
+
+@router.get("", response_class=HTMLResponse)
+def findings_page(
+    request: Request,
+    state: State,
+    session: SessionDep,
+    town: int | None = None,
+    village: int | None = None,
+    kind: FindingKind | None = None,
+    status: FindingStatus | None = None,
+    date: dt.date | None = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> HTMLResponse:
+    user = _page_user(request, state, session)
+    county_id, own_town = finding_scope(user)
+    ensure_fresh(state, county_id)
+    session.expire_all()
+    started = time.perf_counter()
+    total, rows = query_findings(
+        session,
+        county_id,
+        town_id=own_town or town,
+        village_id=village,
+        kind=kind.value if kind else None,
+        status=status.value if status else None,
+        day=date,
+        limit=limit,
+        offset=offset,
+    )
+    towns, villages = _areas(session, county_id, own_town)
+    vnames = {v.id: v.name for v in villages}
+    tnames = {t.id: t.name for t in towns}
+    params = {k: v for k, v in request.query_params.items() if k not in ("offset", "lang")}
+    response = _render(
+        request,
+        "audit_findings.html",
+        user,
+        rows=rows,
+        total=total,
+        towns=towns,
+        villages=villages,
+        vnames=vnames,
+        tnames=tnames,
+        kinds=[(k.value, KIND_LABELS[k]) for k in FindingKind],
+        kind_label={k.value: KIND_LABELS[k] for k in FindingKind},
+        statuses=[s.value for s in FindingStatus],
+        f={"town": town, "village": village, "kind": kind.value if kind else "",
+           "status": status.value if status else "", "date": date.isoformat() if date else ""},
+        prev_url="?" + urlencode({**params, "offset": max(0, offset - limit)}) if offset else None,
+        next_url="?" + urlencode({**params, "offset": offset + limit})
+        if offset + limit < total
+        else None,
+    )  # fmt: skip
+    response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+def _photo_view(session: Session, photo: Photo, lang: str) -> dict[str, Any]:
+    hh: Household = photo.household
+    exif = photo.exif or {}
+    ct = exif.get("capture_time") or {}
+    camera = " ".join(x for x in (exif.get("make"), exif.get("model")) if x)
+    reasons = [
+        (r.get("message_en") if lang == "en" else r.get("message_zh")) or r.get("code")
+        for r in (photo.reasons or [])
+        if isinstance(r, dict)
+    ]
+    uploader = session.get(User, photo.uploaded_by)
+    return {
+        "id": photo.id,
+        "household": hh.household_code,
+        "head": hh.head_name,
+        "village": hh.village.name,
+        "town": hh.village.town.name,
+        "verifier": uploader.username if uploader else "?",
+        "taken": (ct.get("local") or "").replace("T", " ") if isinstance(ct, dict) else "",
+        "uploaded": photo.uploaded_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        ),
+        "gps": f"{photo.gps_lat:.5f}, {photo.gps_lon:.5f}" if photo.gps_lat is not None else "",
+        "camera": camera,
+        "verdict": photo.verdict,
+        "reasons": reasons,
+        "lat": photo.gps_lat,
+        "lon": photo.gps_lon,
+    }
+
+
+@router.get("/findings/{finding_id}", response_class=HTMLResponse)
+def finding_page(request: Request, state: State, session: SessionDep, finding_id: str):
+    user = _page_user(request, state, session)
+    row = session.get(AuditFindingRow, finding_id)
+    if row is None or not visible(row, user):
+        raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+    lang = _lang(request)
+    photos = [p for p in (session.get(Photo, pid) for pid in row.photo_ids[:12]) if p]
+    views = [_photo_view(session, p, lang) for p in photos]
+    village = session.get(Village, row.village_id) if row.village_id else None
+    centre = (
+        (village.centre_lat, village.centre_lon)
+        if village and village.centre_lat is not None and village.centre_lon is not None
+        else None
+    )
+    points = [SketchPoint(v["lat"], v["lon"], f"{i + 1}. {v['household']}")
+              for i, v in enumerate(views) if v["lat"] is not None]  # fmt: skip
+    sketch = position_sketch(points, centre, centre_label=_Lang(lang)("centre"))
+    return _render(
+        request,
+        "audit_finding.html",
+        user,
+        row=row,
+        label=KIND_LABELS[FindingKind(row.kind)],
+        photos=views,
+        sketch=Markup(sketch) if points or centre else None,
+        events=events_json(session, row.id),
+        evidence=_evidence_lines(row.evidence),
+    )
+
+
+def _evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for key, value in evidence.items():
+        if key == "pairs":
+            for p in value:
+                out.append((f"{p['a']} ↔ {p['b']}", f"{p['relation']}, distance {p['distance']}"))
+        elif isinstance(value, dict):
+            out.append((key, ", ".join(f"{k}: {v}" for k, v in value.items())))
+        elif isinstance(value, list):
+            out.append((key, ", ".join(str(v) for v in value)))
+        else:
+            out.append((key, str(value)))
+    return out
+
+
+@router.post("/findings/{finding_id}/decision", response_model=None)
+def decision_submit(
+    request: Request,
+    state: State,
+    session: SessionDep,
+    finding_id: str,
+    action: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    user = _page_user(request, state, session)
+    if not hmac.compare_digest(csrf, _csrf(request.cookies.get(COOKIE, ""))):
+        raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
+    with state.db.write() as write:
+        row = write.get(AuditFindingRow, finding_id)
+        if row is None or not visible(row, user):
+            raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+        try:
+            decide_finding(write, row, user.id, action, note)
+        except DecisionError as exc:
+            write.rollback()
+            session.expire_all()
+            response = finding_page(request, state, session, finding_id)
+            response.status_code = 422
+            response.headers["X-Decision-Error"] = quote(str(exc))
+            return response
+    return RedirectResponse(f"/audit/findings/{finding_id}", status_code=303)
+
+
+@router.get("/photos/{photo_id}/preview")
+def photo_preview(request: Request, state: State, session: SessionDep, photo_id: int):
+    user = _page_user(request, state, session)
+    path = preview_path(state, photo_visible(session, photo_id, user))
+    if path is None:
+        raise ApiError(404, "PHOTO_UNREADABLE", "the stored photo cannot be shown")
+    return FileResponse(path, media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+
+
+@router.get("/photos/{photo_id}/full")
+def photo_full(request: Request, state: State, session: SessionDep, photo_id: int):
+    user = _page_user(request, state, session)
+    photo = photo_visible(session, photo_id, user)
+    media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+             "HEIF": "image/heif"}.get(photo.format or "", "application/octet-stream")  # fmt: skip
+    return FileResponse(state.blobs.root / photo.blob_path, media_type=media,
+                        headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+
+
+@router.get("/progress", response_class=HTMLResponse)
+def progress_page(request: Request, state: State, session: SessionDep) -> HTMLResponse:
+    user = _page_user(request, state, session)
+    table = county_progress(session, user.county_id)
+    return _render(request, "audit_progress.html", user, table=table,
+                   bars=Markup(progress_bars(table.towns)),
+                   as_of=table.as_of.astimezone(dt.timezone(dt.timedelta(hours=8))))  # fmt: skip
+
+
+@router.get("/progress.{ext}")
+def progress_download(request: Request, state: State, session: SessionDep, ext: str) -> Response:
+    user = _page_user(request, state, session)
+    table = county_progress(session, user.county_id)
+    stamp = table.as_of.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
+    if ext == "xlsx":
+        body, media = progress_xlsx(table), XLSX
+    elif ext == "csv":
+        body, media = progress_csv(table), "text/csv; charset=utf-8"
+    else:
+        raise ApiError(404, "NOT_FOUND", "progress is available as .xlsx or .csv")
+    name = f"progress-{stamp}.{ext}"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

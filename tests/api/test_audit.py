@@ -1,0 +1,121 @@
+"""The audit over real HTTP: findings from real uploads, decisions and their trail,
+scopes, progress and its XLSX export checked against the database."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import openpyxl
+from sqlalchemy import func, select
+
+from photocheck.store import Household, Photo
+
+from .conftest import LiveServer, login
+from .test_session import GOOD, GOOD_2, ORIENT_A, ORIENT_B, setup_campaign, upload
+
+
+def duplicate_campaign(client: httpx.Client) -> tuple[dict, dict[str, dict]]:
+    admin, v = setup_campaign(client)
+    assert upload(client, v["东村"], "A1", GOOD).status_code == 201
+    assert upload(client, v["西村"], "B1", GOOD).status_code == 201  # same photo, 2 households
+    assert upload(client, v["南村"], "C1", ORIENT_A).status_code == 201
+    assert upload(client, v["南村"], "C2", ORIENT_B).status_code == 201  # same, rotated tag
+    return admin, v
+
+
+def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) -> None:
+    admin, v = duplicate_campaign(client)
+    r = client.get("/audit/findings", params={"kind": "duplicate_cluster"}, headers=admin)
+    assert r.status_code == 200, r.text
+    clusters = {tuple(sorted(f["household_ids"])): f for f in r.json()["findings"]}
+    assert set(clusters) == {("A1", "B1"), ("C1", "C2")}
+    dup = clusters[("A1", "B1")]
+    assert dup["status"] == "open" and dup["severity"] == "high"
+    assert dup["evidence"]["relation"] == "same_photo" and dup["evidence"]["pairs"]
+
+    # every photo with a review or reject reason is listed too
+    reasons = client.get("/audit/findings", params={"kind": "photo_reason"}, headers=admin)
+    assert {"B1", "C2"} <= {h for f in reasons.json()["findings"] for h in f["household_ids"]}
+
+    # filters: by town name, by status, by village id
+    town = client.get("/audit/findings", params={"town": "棣花镇"}, headers=admin).json()
+    assert town["total"] >= 1
+    assert all("A1" not in f["household_ids"] for f in town["findings"])
+    r = client.get("/audit/findings", params={"town": "没有这个镇"}, headers=admin)
+    assert r.status_code == 404
+
+    # decisions: a dismissal needs a note; the trail says who and when
+    url = f"/audit/findings/{dup['id']}/decision"
+    r = client.post(url, json={"action": "dismiss"}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "INVALID_DECISION"
+    r = client.post(url, json={"action": "dismiss", "note": "共用安置点照片"}, headers=admin)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "dismissed" and body["note"] == "共用安置点照片"
+    assert [(e["by"], e["status_before"], e["status_after"]) for e in body["events"]] == [
+        ("admin", "open", "dismissed")
+    ]
+    r = client.get("/audit/findings", params={"status": "dismissed"}, headers=admin)
+    assert [f["id"] for f in r.json()["findings"]] == [dup["id"]]
+
+    # new uploads recompute the findings; the decision stays with the same ID
+    assert upload(client, v["东村"], "A2", GOOD_2).status_code == 201
+    again = client.get(f"/audit/findings/{dup['id']}", headers=admin).json()
+    assert again["status"] == "dismissed" and len(again["events"]) == 1
+
+    # scope: a village account may not audit; a town account sees its own town only
+    r = client.get("/audit/findings", headers=v["东村"])
+    assert r.status_code == 403
+    r = client.post("/users/town", json={"username": "town-dh", "town": "棣花镇"}, headers=admin)
+    slip = r.json()
+    first = login(client, slip["username"], slip["password"])
+    client.post(
+        "/auth/change-password",
+        json={"old_password": slip["password"], "new_password": "town-dh-pass-1"},
+        headers=first,
+    )
+    town_user = login(client, "town-dh", "town-dh-pass-1")
+    seen = client.get("/audit/findings", headers=town_user).json()["findings"]
+    assert seen and all(not {"A1", "B1"} & set(f["household_ids"]) for f in seen)
+    assert client.get(f"/audit/findings/{dup['id']}", headers=town_user).status_code == 404
+    r = client.post(url, json={"action": "confirm"}, headers=town_user)
+    assert r.status_code == 404
+
+
+def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.Client) -> None:
+    admin, _ = duplicate_campaign(client)
+    body = client.get("/progress", headers=admin).json()
+    total = body["total"]
+    with server.app_state.db.session() as session:
+        households = session.scalar(select(func.count()).select_from(Household))
+        with_photo = session.scalar(select(func.count(func.distinct(Photo.household_id))))
+        current = dict(
+            session.execute(
+                select(Photo.verdict, func.count()).where(Photo.is_current).group_by(Photo.verdict)
+            ).all()
+        )
+    assert total["total"] == households > 0
+    assert total["no_photo"] == households - with_photo
+    assert total["accepted"] == current.get("accept", 0)
+    assert total["review"] == current.get("review", 0)
+    assert total["retake"] == current.get("reject", 0)
+    assert {t["town"] for t in body["towns"]} == {"龙驹寨镇", "棣花镇"}
+    assert sorted(r["rank"] for r in body["towns"])[0] == 1
+
+    r = client.get("/progress", params={"format": "xlsx"}, headers=admin)
+    assert r.status_code == 200 and "spreadsheetml" in r.headers["content-type"]
+    wb = openpyxl.load_workbook(io.BytesIO(r.content))
+    ws = wb["村排名"]
+    header = [c.value for c in ws[2]]
+    rows = [[c.value for c in row] for row in ws.iter_rows(min_row=3)]
+    last = rows[-1]
+    assert last[1] == "合计"
+    for name, key in (("总户数", "total"), ("已通过", "accepted"), ("待审核", "review"),
+                      ("待重拍", "retake"), ("未上传", "no_photo")):  # fmt: skip
+        col = header.index(name)
+        assert last[col] == total[key] == sum(row[col] for row in rows[:-1])
+
+    csv = client.get("/progress", params={"format": "csv"}, headers=admin)
+    assert csv.content.startswith(b"\xef\xbb\xbf") and "总户数" in csv.content.decode("utf-8-sig")
+    assert client.get("/progress").status_code == 401
