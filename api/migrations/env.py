@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import photocheck.store.sites  # noqa: F401 - registers the drone tables on Base
 from photocheck.store.models import Base
 
 config = context.config

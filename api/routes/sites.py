@@ -1,0 +1,260 @@
+"""Shared sites (county): registry, linked households, drone photos, village packages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from photocheck.drone import InvalidSiteName, SiteKind, build_package
+from photocheck.store import County, Household, Town, Village
+from photocheck.store.sites import (
+    SharedSite,
+    SitePhoto,
+    UnknownHouseholds,
+    create_site,
+    find_site,
+    link_households,
+    list_sites,
+    site_households,
+    site_photos,
+    to_site,
+    village_package_photos,
+)
+
+from ..deps import CountyUser, CurrentUser, SessionDep, State, VillageScope
+from ..downloads import content_disposition, ranged_response
+from ..drone import drone_blobs, store_site_photo
+from ..errors import ApiError
+from ..uploads import read_upload
+
+router = APIRouter(tags=["drone"])
+
+SiteCode = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class SiteIn(BaseModel):
+    site_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s/\\]+$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(description="relocation | nursing_home | public_housing, or 移民搬迁点…")
+    town: str = Field(min_length=1, max_length=100)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    households: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+class SitePatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+
+class LinkIn(BaseModel):
+    households: list[str] = Field(max_length=100_000)
+    replace: bool = False  # also unlink the site's households not listed
+
+
+def _kind(text: str) -> SiteKind:
+    try:
+        return SiteKind.parse(text)
+    except ValueError as exc:
+        raise ApiError(422, "INVALID_SITE", str(exc)) from None
+
+
+def site_json(session: Session, site: SharedSite) -> dict[str, Any]:
+    households = site_households(session, site)
+    village_ids = sorted({h.village_id for h in households})
+    villages = session.scalars(select(Village).where(Village.id.in_(village_ids))).all()
+    kind = SiteKind(site.kind)
+    return {
+        "site_id": site.site_code,
+        "name": site.name,
+        "kind": kind.value,
+        "kind_zh": kind.label_zh,
+        "kind_en": kind.label_en,
+        "county": site.county.name,
+        "town": site.town.name,
+        "lat": site.lat,
+        "lon": site.lon,
+        "households": [h.household_code for h in households],
+        "villages": [{"village_id": v.id, "name": v.name} for v in villages],
+        "photos": [photo_json(p) for p in site_photos(session, site)],
+    }
+
+
+def photo_json(p: SitePhoto) -> dict[str, Any]:
+    return {
+        "photo_id": p.id,
+        "name": p.canonical_name,
+        "sha256": p.sha256,
+        "bytes": p.size,
+        "verdict": p.verdict,
+        "reasons": p.reasons,
+        "capture_time": p.capture_time.isoformat() if p.capture_time else None,
+        "lat": p.gps_lat,
+        "lon": p.gps_lon,
+        "relative_altitude_m": p.relative_altitude_m,
+        "distance_m": p.distance_m,
+    }
+
+
+def _get_site(session: Session, county_id: int, site_code: str) -> SharedSite:
+    site = find_site(session, county_id, site_code)
+    if site is None:
+        raise ApiError(404, "SITE_NOT_FOUND", f"no site {site_code!r} in this county")
+    return site
+
+
+def _link(session: Session, site: SharedSite, codes: list[str], replace: bool) -> None:
+    try:
+        link_households(session, site, codes, replace=replace)
+    except UnknownHouseholds as exc:
+        raise ApiError(
+            422, "UNKNOWN_HOUSEHOLDS", str(exc), details={"households": exc.codes}
+        ) from None
+
+
+@router.post("/sites", status_code=201)
+def register_site(state: State, user: CountyUser, body: SiteIn) -> JSONResponse:
+    """Register a site (county): ID, name, kind, town, location, linked households."""
+    kind = _kind(body.kind)
+    with state.db.write() as session:
+        county = session.get(County, user.county_id)
+        assert county is not None
+        if find_site(session, county.id, body.site_id) is not None:
+            raise ApiError(409, "SITE_EXISTS", f"site {body.site_id!r} is already registered")
+        try:
+            site = create_site(
+                session, county, site_code=body.site_id, name=body.name, kind=kind,
+                town=body.town, lat=body.lat, lon=body.lon,
+            )  # fmt: skip
+        except (InvalidSiteName, ValueError) as exc:
+            raise ApiError(422, "INVALID_SITE", str(exc)) from None
+        _link(session, site, body.households, replace=False)
+        out = site_json(session, site)
+    return JSONResponse(out, status_code=201)
+
+
+@router.get("/sites")
+def get_sites(user: CurrentUser, session: SessionDep) -> list[dict[str, Any]]:
+    """Every site of the caller's county, with linked households and photos."""
+    return [site_json(session, s) for s in list_sites(session, user.county_id)]
+
+
+@router.get("/sites/{site_id}")
+def get_site(user: CurrentUser, session: SessionDep, site_id: SiteCode) -> dict[str, Any]:
+    """One site; 404 if the county has no such site."""
+    return site_json(session, _get_site(session, user.county_id, site_id))
+
+
+@router.patch("/sites/{site_id}")
+def edit_site(state: State, user: CountyUser, site_id: SiteCode, body: SitePatch) -> dict:
+    """Change name, kind or location (county). Names already given to photos stay."""
+    with state.db.write() as session:
+        site = _get_site(session, user.county_id, site_id)
+        changes = body.model_dump(exclude_unset=True)
+        if "kind" in changes:
+            changes["kind"] = _kind(changes["kind"]).value
+        for key, value in changes.items():
+            setattr(site, key, value)
+        try:
+            to_site(site)  # the edited site must still make valid file names
+        except (InvalidSiteName, ValueError) as exc:
+            raise ApiError(422, "INVALID_SITE", str(exc)) from None
+        session.flush()
+        return site_json(session, site)
+
+
+@router.put("/sites/{site_id}/households")
+def set_households(state: State, user: CountyUser, site_id: SiteCode, body: LinkIn) -> dict:
+    """Link households to the site (``replace``: exactly these); one site per household."""
+    with state.db.write() as session:
+        site = _get_site(session, user.county_id, site_id)
+        _link(session, site, body.households, body.replace)
+        return site_json(session, site)
+
+
+@router.post("/sites/{site_id}/photos", status_code=201)
+async def upload_site_photo(
+    state: State, user: CountyUser, site_id: SiteCode, request: Request
+) -> JSONResponse:
+    """A drone photo of the site (multipart `file`): quality checks, no house framing;
+    GPS beyond the policy's ``area.site_radius_m`` or missing is a review reason."""
+    with state.db.session() as session:
+        site = _get_site(session, user.county_id, site_id)
+    parsed = await read_upload(request, state.blobs, state.settings.max_upload_bytes)
+    try:
+        status, body = await run_in_threadpool(store_site_photo, state, site.id, user.id, parsed)
+    finally:
+        parsed.blob.discard()  # a no-op once stored
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/sites/{site_id}/photos/{photo_id}/file")
+def site_photo_file(
+    state: State, user: CurrentUser, session: SessionDep, site_id: SiteCode, photo_id: int
+) -> Response:
+    """The original bytes under the canonical name (Content-Disposition, RFC 5987)."""
+    site = _get_site(session, user.county_id, site_id)
+    photo = session.get(SitePhoto, photo_id)
+    if photo is None or photo.site_id != site.id:
+        raise ApiError(404, "PHOTO_NOT_FOUND", f"site {site_id!r} has no photo {photo_id}")
+    path = drone_blobs(state.settings.DATA_DIR).root / photo.blob_path
+    return Response(
+        path.read_bytes(),
+        media_type="image/jpeg" if photo.format in (None, "JPEG", "MPO") else "image/*",
+        headers={"Content-Disposition": content_disposition(photo.canonical_name)},
+    )
+
+
+def _village(session: Session, scope: Any, village_id: int) -> Village:
+    village = session.get(Village, village_id)
+    if village is None or session.get(Town, village.town_id).county_id != scope.county_id:
+        raise ApiError(404, "VILLAGE_NOT_FOUND", f"no village {village_id} in this county")
+    if (scope.village_id is not None and scope.village_id != village.id) or (
+        scope.town_id is not None and scope.town_id != village.town_id
+    ):
+        raise ApiError(403, "FORBIDDEN", f"village {village_id} is not in your area")
+    return village
+
+
+@router.api_route("/villages/{village_id}/drone-package", methods=["GET", "HEAD"])
+def drone_package(
+    state: State,
+    scope: VillageScope,
+    session: SessionDep,
+    request: Request,
+    village_id: Annotated[int, Path(ge=1)],
+) -> Response:
+    """A zip of the drone photos of every site linked to the village's households, under
+    canonical names, with a manifest CSV; streamed, resumable (Range), stable ETag."""
+    village = _village(session, scope, village_id)
+    photos = village_package_photos(session, village, drone_blobs(state.settings.DATA_DIR))
+    if not photos:
+        linked = session.scalar(
+            select(Household.id).where(
+                Household.village_id == village.id, Household.site_code.is_not(None)
+            )
+        )
+        why = "no drone photos yet for its sites" if linked else "no household linked to a site"
+        raise ApiError(404, "NO_DRONE_PHOTOS", f"village {village.name!r} has {why}")
+    layout = build_package(photos)
+    town = village.town
+    name = f"{town.county.name}_{town.name}_{village.name}_航拍照片.zip"
+    return ranged_response(
+        request,
+        size=layout.size,
+        etag=layout.etag,
+        body=layout.iter_range,
+        media_type="application/zip",
+        filename=name,
+    )
+
+
+__all__ = ["router", "site_json"]
