@@ -15,7 +15,8 @@ from photocheck.store.scenes import OrbSceneMatcher
 
 from .errors import install_error_handlers
 from .migrate import upgrade
-from .routes import auth, households, photos, retakes, sites, users
+from .routes import audit as audit_routes
+from .routes import audit_pages, auth, households, photos, retakes, sites, users
 from .security import LoginLimiter
 from .settings import Settings
 from .state import AppState
@@ -63,7 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, households, photos, retakes, sites, users):
         api.include_router(module.router)
+    api.include_router(audit_routes.router)  # issue 5: findings, decisions, progress
     app.include_router(api)
+    app.include_router(audit_pages.router)  # the /audit web page
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, object]:
