@@ -37,7 +37,6 @@ from .dupindex import DupEntry, DuplicateIndex, HashHit, embedding_to_bytes
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
 from .sites import site_photo_duplicates
-from .sites import site_photo_duplicates
 
 __all__ = ["Intake", "IntakeResult", "MatchInfo", "SceneMatcher", "Upload"]
 
@@ -164,8 +163,6 @@ class Intake:
             findings = _duplicate_findings(same, scene_hits)
             if not same:  # a shared site's drone photo, used by a household not linked to it
                 findings = self._site_photo_findings(session, household, report) or findings
-            if not same:  # a shared site's drone photo, used by a household not linked to it
-                findings = self._site_photo_findings(session, household, report) or findings
             reasons = _merge(report.reasons, findings, self.policy)
             result = IntakeResult(
                 household.household_code, decide(reasons), reasons, matches=matches
@@ -202,12 +199,6 @@ class Intake:
             max_distance=self.policy.similarity.same_photo_max_distance,
         )
         return _describe(session, household, hits)
-
-    def _site_photo_findings(
-        self, session: Session, household: Household, report: Report
-    ) -> list[Finding]:
-        max_distance = self.policy.similarity.same_photo_max_distance
-        return site_photo_duplicates(session, household, report.fingerprint, max_distance)
 
     def _site_photo_findings(
         self, session: Session, household: Household, report: Report
