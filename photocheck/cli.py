@@ -115,6 +115,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port)
 
 
+def cmd_drone_add(args: argparse.Namespace) -> int:
+    from api.drone_cli import add_folder
+
+    return add_folder(
+        list(iter_image_paths(args.paths)),
+        policy=_policy(args),
+        model=_model(args),
+        progress=progress,
+        username=args.user,
+        radius_m=args.radius,
+    )
+
+
+def cmd_drone_package(args: argparse.Namespace) -> int:
+    from api.drone_cli import package_all
+
+    return package_all(Path(args.out), progress=progress)
+
+
 def cmd_audit_report(args: argparse.Namespace) -> int:
     """The offline audit report, from the service's database (or a synthetic county)."""
     from photocheck.audit.command import write_report
@@ -196,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", type=int, metavar="N", help="demo: a synthetic county of N")
     p.add_argument("--progress", action="store_true", help="progress bar even when piped")
     p.set_defaults(func=cmd_audit_report)
+
+    p = sub.add_parser("drone", help="drone photos of shared sites (service data folder)")
+    drone_sub = p.add_subparsers(dest="drone_command", required=True)
+    p = drone_sub.add_parser("add", help="store photos at the nearest registered site")
+    p.add_argument("paths", nargs="+", metavar="FOLDER")
+    p.add_argument("--user", help="county account the photos are recorded under")
+    p.add_argument("--radius", type=float, help="metres (default: policy area.site_radius_m)")
+    p.set_defaults(func=cmd_drone_add)
+    p = drone_sub.add_parser("package", help="write every village's drone package")
+    p.add_argument("--out", required=True, help="folder for the zip files")
+    p.set_defaults(func=cmd_drone_package)
 
     p = sub.add_parser("user", help="manage accounts of the service")
     user_sub = p.add_subparsers(dest="user_command", required=True)
