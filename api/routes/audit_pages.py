@@ -24,7 +24,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photocheck.audit import KIND_LABELS, FindingKind, progress_csv, progress_xlsx
+from photocheck.audit import CHINA_TZ, KIND_LABELS, FindingKind, progress_csv, progress_xlsx
 from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
 from photocheck.audit.storage import DecisionError, decide_finding, query_findings
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
@@ -110,6 +110,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "prev": ("上一页", "Previous page"),
     "decided": ("已处理", "Decided"),
     "centre": ("村中心", "village centre"),
+    "no_gps": ("照片均无定位信息", "none of the photos has a GPS position"),
+    "household_code": ("农户编号", "Household ID"),
+    "beijing": ("北京时间", "Beijing time"),
 }  # fmt: skip
 
 
@@ -264,6 +267,10 @@ def findings_page(
     return response
 
 
+def _beijing(iso: str) -> str:
+    return dt.datetime.fromisoformat(iso).astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _photo_view(session: Session, photo: Photo, lang: str) -> dict[str, Any]:
     hh: Household = photo.household
     exif = photo.exif or {}
@@ -283,12 +290,10 @@ def _photo_view(session: Session, photo: Photo, lang: str) -> dict[str, Any]:
         "town": hh.village.town.name,
         "verifier": uploader.username if uploader else "?",
         "taken": (ct.get("local") or "").replace("T", " ") if isinstance(ct, dict) else "",
-        "uploaded": photo.uploaded_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime(
-            "%Y-%m-%d %H:%M:%S"
-        ),
+        "uploaded": photo.uploaded_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S"),
         "gps": f"{photo.gps_lat:.5f}, {photo.gps_lon:.5f}" if photo.gps_lat is not None else "",
         "camera": camera,
-        "verdict": photo.verdict,
+        "verdict": _say(photo.verdict, lang),
         "reasons": reasons,
         "lat": photo.gps_lat,
         "lon": photo.gps_lon,
@@ -321,23 +326,80 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
         label=KIND_LABELS[FindingKind(row.kind)],
         photos=views,
         sketch=Markup(sketch) if points or centre else None,
-        events=events_json(session, row.id),
-        evidence=_evidence_lines(row.evidence),
+        has_points=bool(points),
+        events=[{**e, "at": _beijing(e["at"])} for e in events_json(session, row.id)],
+        evidence=_evidence_lines(
+            row.evidence, lang, {p.id: p.household.household_code for p in photos}
+        ),
     )
 
 
-def _evidence_lines(evidence: dict[str, Any]) -> list[tuple[str, str]]:
+EVIDENCE: dict[str, tuple[str, str]] = {
+    "relation": ("关系", "relation"),
+    "households": ("涉及户数", "households"),
+    "photos": ("照片数", "photos"),
+    "centre": ("集中拍摄地点", "spot"),
+    "radius_m": ("范围半径（米）", "radius (m)"),
+    "first": ("最早拍摄", "first taken"),
+    "last": ("最晚拍摄", "last taken"),
+    "minutes": ("时间跨度（分钟）", "span (minutes)"),
+    "verifiers": ("核验员账号", "verifier accounts"),
+    "verifier": ("核验员账号", "verifier account"),
+    "distance_m": ("距离（米）", "distance (m)"),
+    "seconds": ("间隔（秒）", "interval (s)"),
+    "speed_kmh": ("速度（公里/小时）", "speed (km/h)"),
+    "from": ("前一户", "from"),
+    "to": ("后一户", "to"),
+    "max_gap_seconds": ("连续间隔上限（秒）", "max gap (s)"),
+    "taken_at": ("拍摄时间", "taken"),
+    "campaign_start": ("核验开始", "campaign start"),
+    "campaign_end": ("核验结束", "campaign end"),
+    "correlation": ("缩略图相似度（0–1）", "thumbnail similarity (0-1)"),
+    "mean_abs_diff": ("缩略图差异", "thumbnail difference"),
+    "device_id": ("设备", "device"),
+    "position": ("拍摄位置", "position"),
+    "village_centre": ("村中心", "village centre"),
+    "verdict": ("检查结果", "check result"),
+    "reasons": ("原因代码", "reason codes"),
+}
+VALUES: dict[str, tuple[str, str]] = {
+    "same_photo": ("同一张照片（复制、缩放或旋转）", "the same photo (copied, resized or rotated)"),
+    "same_scene": ("同一处房屋另拍", "the same house photographed again"),
+    "accept": ("通过", "accepted"),
+    "review": ("待审核", "in review"),
+    "reject": ("需重拍", "retake needed"),
+}
+
+
+def _say(value: Any, lang: str) -> str:
+    pair = VALUES.get(value) if isinstance(value, str) else None
+    return (pair[1] if lang == "en" else pair[0]) if pair else str(value)
+
+
+def _evidence_lines(
+    evidence: dict[str, Any], lang: str, households: dict[int, str]
+) -> list[tuple[str, str]]:
+    """Evidence as label/value lines a county official can read (photo IDs -> households)."""
+    en = lang == "en"
     out = []
     for key, value in evidence.items():
+        label = EVIDENCE.get(key, (key, key))[1 if en else 0]
         if key == "pairs":
             for p in value:
-                out.append((f"{p['a']} ↔ {p['b']}", f"{p['relation']}, distance {p['distance']}"))
+                a = households.get(int(p["a"]), p["a"])
+                b = households.get(int(p["b"]), p["b"])
+                distance = "distance" if en else "差异"
+                out.append(
+                    (f"{a} ↔ {b}", f"{_say(p['relation'], lang)}, {distance} {p['distance']}")
+                )
         elif isinstance(value, dict):
-            out.append((key, ", ".join(f"{k}: {v}" for k, v in value.items())))
+            pid = value.get("photo_id")
+            who = households.get(int(pid), pid) if pid is not None else ""
+            out.append((label, f"{who} {str(value.get('taken_at', '')).replace('T', ' ')}".strip()))
         elif isinstance(value, list):
-            out.append((key, ", ".join(str(v) for v in value)))
+            out.append((label, ", ".join(_say(v, lang) for v in value)))
         else:
-            out.append((key, str(value)))
+            out.append((label, _say(value, lang).replace("T", " ")))
     return out
 
 
@@ -396,14 +458,14 @@ def progress_page(request: Request, state: State, session: SessionDep) -> HTMLRe
     table = county_progress(session, user.county_id)
     return _render(request, "audit_progress.html", user, table=table,
                    bars=Markup(progress_bars(table.towns)),
-                   as_of=table.as_of.astimezone(dt.timezone(dt.timedelta(hours=8))))  # fmt: skip
+                   as_of=table.as_of.astimezone(CHINA_TZ))  # fmt: skip
 
 
 @router.get("/progress.{ext}")
 def progress_download(request: Request, state: State, session: SessionDep, ext: str) -> Response:
     user = _page_user(request, state, session)
     table = county_progress(session, user.county_id)
-    stamp = table.as_of.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y%m%d")
+    stamp = table.as_of.astimezone(CHINA_TZ).strftime("%Y%m%d")
     if ext == "xlsx":
         body, media = progress_xlsx(table), XLSX
     elif ext == "csv":

@@ -11,7 +11,29 @@ from .findings import AuditFinding, FindingKind, FindingSeverity, build_finding
 from .geo import haversine_m
 from .records import PhotoRecord, VillageRecord
 
-__all__ = ["SingleThresholds", "single_photo_findings"]
+__all__ = ["REASON_LABELS", "SingleThresholds", "single_photo_findings"]
+
+# Short names of the upload check's reason codes (DESIGN §4.1) for the audit lists; the
+# long messages are written for the verifier at the house.
+REASON_LABELS: dict[str, tuple[str, str]] = {
+    "UNREADABLE": ("文件无法读取", "unreadable"),
+    "TOO_SMALL": ("分辨率太低", "too small"),
+    "BLURRY": ("照片模糊", "blurred"),
+    "TOO_DARK": ("太暗", "too dark"),
+    "TOO_BRIGHT": ("过曝", "over-exposed"),
+    "NO_HOUSE": ("未拍到房屋", "no house"),
+    "SCREEN_PHOTO": ("翻拍屏幕或截图", "screen photo or screenshot"),
+    "TILTED": ("倾斜", "tilted"),
+    "NO_GPS": ("无定位", "no GPS"),
+    "GPS_INVALID": ("定位无效", "invalid GPS"),
+    "GPS_OUTSIDE_AREA": ("定位不在本村", "GPS outside the village"),
+    "MOCK_LOCATION": ("虚拟定位", "mock location"),
+    "NO_CAPTURE_TIME": ("无拍摄时间", "no capture time"),
+    "CAPTURE_TIME_IMPLAUSIBLE": ("拍摄时间异常", "implausible capture time"),
+    "EDITED": ("经软件编辑", "edited"),
+    "DUPLICATE_PHOTO": ("与他户照片重复", "duplicate of another household's photo"),
+    "SAME_SCENE": ("与他户为同一房屋", "same house as another household"),
+}
 
 
 @dataclass(frozen=True)
@@ -44,13 +66,14 @@ def single_photo_findings(
 def _reasons(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
     if not p.is_current or p.verdict not in ("review", "reject") or not p.reasons:
         return None
-    codes = ", ".join(p.reasons)
+    zh = "、".join(REASON_LABELS.get(c, (c, c))[0] for c in p.reasons)
+    en = ", ".join(REASON_LABELS.get(c, (c, c))[1] for c in p.reasons)
     return build_finding(
         FindingKind.PHOTO_REASON,
         FindingSeverity.HIGH if p.verdict == "reject" else FindingSeverity.LOW,
         [p],
-        f"上传检查：{'需重拍' if p.verdict == 'reject' else '待审核'}（{codes}）",
-        f"upload check: {p.verdict} ({codes})",
+        f"上传检查{'需重拍' if p.verdict == 'reject' else '待审核'}：{zh}",
+        f"upload check: {'retake needed' if p.verdict == 'reject' else 'review'}: {en}",
         {"verdict": p.verdict, "reasons": list(p.reasons)},
     )
 

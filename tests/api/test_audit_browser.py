@@ -1,0 +1,91 @@
+"""The audit page in a real headless Chromium: log in, open a duplicate finding, see
+both photos load, dismiss it with a note, see the status change."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import ADMIN, LiveServer
+from .test_audit import duplicate_campaign
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip("playwright is not installed")
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} missing in CI")
+        pytest.skip(f"{CHROMIUM} missing (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dismiss_a_duplicate_in_the_browser(
+    server: LiveServer, client: httpx.Client, browser, tmp_path: Path
+) -> None:
+    duplicate_campaign(client)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url + "/audit")
+    assert "/audit/login" in page.url  # not logged in: the form
+    page.fill("#username", ADMIN[0])
+    page.fill("#password", "wrong")
+    page.click("#login-button")
+    assert page.locator("#login-error").is_visible()
+    page.fill("#username", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.click("#login-button")
+    page.wait_for_url(server.url + "/audit")
+    rows = page.locator("tr.finding[data-kind=duplicate_cluster]")
+    assert rows.count() == 2
+    row = rows.filter(has_text="A1").first
+    assert "待处理" in row.inner_text()
+    page.screenshot(path=str(tmp_path / "findings.png"))
+    row.locator("a").click()
+    page.wait_for_load_state("networkidle")
+    images = page.locator("img.finding-photo")
+    assert images.count() == 2
+    widths = images.evaluate_all("els => els.map(e => e.complete ? e.naturalWidth : 0)")
+    assert all(w > 0 for w in widths), widths
+    assert "A1" in page.content() and "B1" in page.content()
+    page.fill("#note", "两户共用同一张照片，已核实为录入错误，通知重拍")
+    page.click("#dismiss")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("#status").inner_text() == "已排除"
+    assert "两户共用同一张照片" in page.locator("#history").inner_text()
+    page.screenshot(path=str(tmp_path / "finding.png"), full_page=True)
+    page.goto(server.url + "/audit?status=dismissed&lang=en")
+    assert page.locator("tr.finding").count() == 1
+    assert "Dismissed" in page.locator("tr.finding").inner_text()
+    if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
+        out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("findings.png", "finding.png"):
+            shutil.copy(tmp_path / name, out / name)
