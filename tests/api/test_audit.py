@@ -119,3 +119,28 @@ def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.
     csv = client.get("/progress", params={"format": "csv"}, headers=admin)
     assert csv.content.startswith(b"\xef\xbb\xbf") and "总户数" in csv.content.decode("utf-8-sig")
     assert client.get("/progress").status_code == 401
+
+
+def test_swapped_picture_with_kept_exif_becomes_a_finding(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """A real camera file whose picture was replaced while its EXIF (and thumbnail) was
+    kept: the upload check may pass it, the audit's thumbnail comparison does not."""
+    from tests.audit.test_thumbnail import GENUINE, _with_exif_of, load
+
+    admin, v = setup_campaign(client)
+    genuine = load(GENUINE[0])
+    swapped = _with_exif_of(genuine, load(GENUINE[1]))
+    for household, data in (("A1", genuine), ("B1", swapped)):
+        village = v["东村"] if household == "A1" else v["西村"]
+        r = client.post(
+            f"/households/{household}/photos",
+            files={"file": (f"{household}.jpg", data, "image/jpeg")},
+            headers=village,
+        )
+        assert r.status_code == 201, r.text
+    found = client.get(
+        "/audit/findings", params={"kind": "thumbnail_mismatch"}, headers=admin
+    ).json()["findings"]
+    assert [f["household_ids"] for f in found] == [["B1"]]
+    assert found[0]["evidence"]["correlation"] < 0.85

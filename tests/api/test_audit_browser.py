@@ -84,8 +84,15 @@ def test_dismiss_a_duplicate_in_the_browser(
     page.goto(server.url + "/audit?status=dismissed&lang=en")
     assert page.locator("tr.finding").count() == 1
     assert "Dismissed" in page.locator("tr.finding").inner_text()
+    page.goto(server.url + "/audit/progress?lang=zh")
+    assert page.locator("svg.bars rect").count() >= 2  # one stacked bar per town
+    assert "龙驹寨镇" in page.locator("table").first.inner_text()
+    with page.expect_download() as download:
+        page.click("#xlsx")
+    assert download.value.suggested_filename.endswith(".xlsx")
+    page.screenshot(path=str(tmp_path / "progress.png"), full_page=True)
     if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
         out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("findings.png", "finding.png"):
+        for name in ("findings.png", "finding.png", "progress.png"):
             shutil.copy(tmp_path / name, out / name)
