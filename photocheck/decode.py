@@ -23,6 +23,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import pillow_heif
 import simplejpeg
@@ -54,15 +55,7 @@ _DAMAGE_WARNINGS = (
 _EXTRANEOUS = "Corrupt JPEG data: "
 _ENTROPY_END_MARKERS = frozenset(f"0x{m:02x}" for m in range(0xD0, 0xDA))
 
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+_ORIENTATIONS = frozenset(range(1, 9))
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,21 +100,20 @@ def decode(data: bytes, *, max_pixels: int, working_size: int = 800) -> DecodedP
         if isinstance(xmp, str):
             xmp = xmp.encode("utf-8")
         if fmt == "JPEG":
-            small = _jpeg_pixels(im, data, working_size)
+            pixels = _jpeg_pixels(im, data, working_size)
         elif fmt == "HEIF":
             _check_boxes_complete(data)
-            small = _pillow_pixels(im, working_size)
+            pixels = _pillow_pixels(im, working_size)
         else:
-            small = _pillow_pixels(im, working_size)
-    decoded_scale = max(small.size) / max(w, h)
+            pixels = _pillow_pixels(im, working_size)
+    decoded_scale = max(pixels.shape[:2]) / max(w, h)
+    rgb = _fit(pixels, working_size)
     # libheif already applied the HEIF irot/imir boxes (pillow-heif resets the tag to 1).
     if fmt != "HEIF" and orientation != 1:
-        small = small.transpose(_TRANSPOSE[orientation])
+        rgb = np.ascontiguousarray(_upright(rgb, orientation))
         if orientation in (5, 6, 7, 8):
             w, h = h, w
-    small.thumbnail((working_size, working_size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    rgb = np.asarray(small)
-    grey = np.asarray(small.convert("L"))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # ITU-R 601 luma, as Pillow's "L"
     return DecodedPhoto(
         format=fmt,
         width=w,
@@ -168,10 +160,10 @@ def _orientation(im: Image.Image) -> int:
         orientation = int(value) if value is not None else 1
     except (TypeError, ValueError):
         return 1
-    return orientation if orientation in _TRANSPOSE else 1
+    return orientation if orientation in _ORIENTATIONS else 1
 
 
-def _jpeg_pixels(im: Image.Image, data: bytes, working_size: int) -> Image.Image:
+def _jpeg_pixels(im: Image.Image, data: bytes, working_size: int) -> np.ndarray:
     """Entropy-decode once, inverse-DCT at the smallest 1/8-step scale >= working size.
 
     libjpeg-turbo runs in stop-on-warning mode; a damage warning is a DecodeError. Other
@@ -184,13 +176,15 @@ def _jpeg_pixels(im: Image.Image, data: bytes, working_size: int) -> Image.Image
     else:
         size_hint = {"min_height": min(h, working_size)}
     try:
-        array = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True, **size_hint)
+        array = simplejpeg.decode_jpeg(
+            data, colorspace="RGB", fastdct=True, fastupsample=True, strict=True, **size_hint
+        )
     except ValueError as exc:
         if _is_damage(str(exc)):
             msg = f"JPEG data is damaged: {exc}"
             raise DecodeError(msg) from exc
     else:
-        return Image.fromarray(array, "RGB")
+        return array
     scale = max(w, h) / working_size
     im.draft("RGB", (max(1, round(w / scale)), max(1, round(h / scale))))
     return _pillow_pixels(im, working_size)
@@ -232,7 +226,7 @@ def _is_damage(message: str) -> bool:
     return False
 
 
-def _pillow_pixels(im: Image.Image, working_size: int) -> Image.Image:
+def _pillow_pixels(im: Image.Image, working_size: int) -> np.ndarray:
     """Full decode (or JPEG draft) through Pillow, reduced towards the working size."""
     try:
         im.load()
@@ -242,7 +236,7 @@ def _pillow_pixels(im: Image.Image, working_size: int) -> Image.Image:
         factor = max(im.size) // (2 * working_size)
         if factor > 1:
             im = im.reduce(factor)
-        return im.convert("RGB")
+        return np.asarray(im.convert("RGB"))
     except (OSError, SyntaxError, ValueError, RuntimeError, struct.error) as exc:
         msg = f"image data is damaged or incomplete: {exc}"
         raise DecodeError(msg) from exc
@@ -253,6 +247,35 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     values = np.asarray(im, dtype=np.float64)
     scale = 255.0 / 65535.0 if values.size and values.max() > 255 else 1.0
     return Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), "L")
+
+
+def _fit(rgb: np.ndarray, working_size: int) -> np.ndarray:
+    """Shrink so the long side is ``working_size`` (area averaging); never enlarge."""
+    h, w = rgb.shape[:2]
+    scale = working_size / max(h, w)
+    if scale >= 1:
+        return np.ascontiguousarray(rgb)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 2-8 (the transform that makes the stored image upright)."""
+    if orientation == 2:
+        return rgb[:, ::-1]
+    if orientation == 3:
+        return rgb[::-1, ::-1]
+    if orientation == 4:
+        return rgb[::-1]
+    if orientation == 5:
+        return rgb.transpose(1, 0, 2)
+    if orientation == 6:
+        return rgb.transpose(1, 0, 2)[:, ::-1]  # rotate 90° clockwise
+    if orientation == 7:
+        return rgb[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return rgb.transpose(1, 0, 2)[::-1]  # rotate 90° counter-clockwise
+    return rgb
 
 
 def _tiff_block(raw: bytes | None) -> bytes | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..policy import QualityPolicy
@@ -89,18 +90,21 @@ def measure_sharpness(grey: np.ndarray, min_tile_contrast: float) -> float | Non
     taken on the tiles with the steepest fine-scale edges, i.e. the sharpest part of
     the photo, so a sharp house in front of a blurred background is sharp.
     """
-    g = grey.astype(np.float32)
-    h, w = g.shape
     m = COARSE
-    if h < TILE + 2 * m or w < TILE + 2 * m:
+    ny, nx = (grey.shape[0] - 2 * m) // TILE, (grey.shape[1] - 2 * m) // TILE
+    if ny < 1 or nx < 1:
         return None
-    centre = g[m:-m, m:-m]
+    # crop to whole tiles (plus the margin the shifts need), so no later step copies
+    g = grey[: ny * TILE + 2 * m, : nx * TILE + 2 * m].astype(np.float32)
+    centre = _shifted(g, 0, 0)
+    twice_centre = cv2.add(centre, centre)
     ratios = []
     for dy, dx in _DIRECTIONS:
-        structure = _tile_means(np.abs(_shifted(g, m * dy, m * dx) - _shifted(g, -m * dy, -m * dx)))
+        coarse = cv2.absdiff(_shifted(g, m * dy, m * dx), _shifted(g, -m * dy, -m * dx))
         ahead, behind = _shifted(g, dy, dx), _shifted(g, -dy, -dx)
-        first = _tile_means(np.abs(ahead - behind))
-        second = _tile_means(np.abs(ahead - 2 * centre + behind))
+        structure = _tile_means(coarse)
+        first = _tile_means(cv2.absdiff(ahead, behind))
+        second = _tile_means(cv2.absdiff(cv2.add(ahead, behind), twice_centre))
         k = max(MIN_TOP_TILES, round(first.size * TOP_TILES))
         if first.size < k:
             continue
@@ -159,6 +163,6 @@ def _exposure_findings(e: Exposure, q: QualityPolicy) -> list[Finding]:
 
 
 def _tile_means(a: np.ndarray) -> np.ndarray:
+    """Mean of each TILE x TILE block of ``a`` (whole tiles): exact area resampling."""
     h, w = a.shape
-    ny, nx = h // TILE, w // TILE
-    return a[: ny * TILE, : nx * TILE].reshape(ny, TILE, nx, TILE).mean(axis=(1, 3)).ravel()
+    return cv2.resize(a, (w // TILE, h // TILE), interpolation=cv2.INTER_AREA).ravel()
