@@ -4,6 +4,7 @@ scopes, progress and its XLSX export checked against the database."""
 from __future__ import annotations
 
 import io
+import json
 
 import httpx
 import openpyxl
@@ -11,7 +12,7 @@ from sqlalchemy import func, select
 
 from photocheck.store import Household, Photo
 
-from .conftest import LiveServer, login
+from .conftest import ADMIN, LiveServer, login
 from .test_session import GOOD, GOOD_2, ORIENT_A, ORIENT_B, setup_campaign, upload
 
 
@@ -144,3 +145,63 @@ def test_swapped_picture_with_kept_exif_becomes_a_finding(
     ).json()["findings"]
     assert [f["household_ids"] for f in found] == [["B1"]]
     assert found[0]["evidence"]["correlation"] < 0.85
+
+
+BATCH_HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
+N1,钱一,商镇,北村,appraised,,33.700,110.300
+N2,钱二,商镇,北村,appraised,,33.702,110.301
+N3,钱三,商镇,北村,appraised,,33.704,110.299
+N4,钱四,商镇,北村,appraised,,33.698,110.303
+N5,钱五,商镇,北村,appraised,,33.701,110.305
+N6,钱六,商镇,北村,appraised,,33.703,110.297
+"""
+BATCH_FILES = [
+    "buildings/strecha_herz_jesu/herz_jesu_0000.jpg",
+    "blur/kwentar_triplets/176_HONOR-7X_S.jpg",
+    "blur/kwentar_triplets/106_NIKON-D3400-35MM_S.JPG",
+    "blur/oxford_bikes_blur/bikes_img1.ppm",
+    "near_dup/oxford_leuven_light/leuven_img1.ppm",
+    "bad_input/exposure/exposure_ok.jpg",
+]
+
+
+def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) -> None:
+    """Six households 'photographed' at one spot within five minutes (the app's GPS fix
+    and clock, photos without camera time): one desk-batch finding with its evidence."""
+    from tests.conftest import data_file
+
+    admin = login(client, *ADMIN)
+    r = client.post(
+        "/households/import",
+        content=BATCH_HOUSEHOLDS.encode(),
+        headers={**admin, "content-type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    account = r.json()["accounts"][0]
+    first = login(client, account["username"], account["password"])
+    client.post(
+        "/auth/change-password",
+        json={"old_password": account["password"], "new_password": "north-pass-123"},
+        headers=first,
+    )
+    village = login(client, account["username"], "north-pass-123")
+    for i, (household, rel) in enumerate(zip(["N1", "N2", "N3", "N4", "N5", "N6"], BATCH_FILES,
+                                             strict=True)):  # fmt: skip
+        capture = {
+            "lat": 33.7010 + 0.00002 * i,  # the village office, give or take 2 m
+            "lon": 110.3010,
+            "device_time": f"2026-08-03T19:{5 + i:02d}:00+08:00",
+        }
+        path = data_file(rel)
+        r = client.post(
+            f"/households/{household}/photos",
+            files={"file": (path.name, path.read_bytes(), "application/octet-stream")},
+            data={"capture": json.dumps(capture)},
+            headers=village,
+        )
+        assert r.status_code == 201, r.text
+    found = client.get("/audit/findings", params={"kind": "desk_batch"}, headers=admin).json()
+    (batch,) = found["findings"]
+    assert sorted(batch["household_ids"]) == ["N1", "N2", "N3", "N4", "N5", "N6"]
+    assert batch["evidence"]["radius_m"] < 10 and batch["evidence"]["minutes"] == 5.0
+    assert batch["day"] == "2026-08-03"  # the app's local day, not the UTC one
