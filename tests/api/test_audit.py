@@ -205,3 +205,24 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
     assert sorted(batch["household_ids"]) == ["N1", "N2", "N3", "N4", "N5", "N6"]
     assert batch["evidence"]["radius_m"] < 10 and batch["evidence"]["minutes"] == 5.0
     assert batch["day"] == "2026-08-03"  # the app's local day, not the UTC one
+
+
+def test_offline_report_from_the_service_database(
+    server: LiveServer, client: httpx.Client, tmp_path
+) -> None:
+    from photocheck import default_policy
+    from photocheck.audit.command import write_report
+
+    duplicate_campaign(client)
+    settings = server.app_state.settings
+    out = tmp_path / "report.html"
+    n = write_report(
+        out,
+        policy=default_policy(),
+        database_url=settings.database_url,
+        blob_dir=settings.blob_dir,
+        show_progress=False,
+    )
+    html = out.read_text("utf-8")
+    assert n >= 2 and html.count('src="data:image/jpeg;base64,') >= 4  # 2 clusters x 2
+    assert "重复照片（跨户）" in html and "龙驹寨镇" in html
