@@ -232,8 +232,8 @@ def _pillow_pixels(im: Image.Image, working_size: int) -> np.ndarray:
         im.load()
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
             im = _to_8bit(im)
-        # keep the image a little above working size; decode() makes the final resize
-        factor = max(im.size) // (2 * working_size)
+        # box-reduce to within 2x above the working size; _fit makes the final resize
+        factor = max(im.size) // working_size
         if factor > 1:
             im = im.reduce(factor)
         return np.asarray(im.convert("RGB"))
@@ -250,13 +250,17 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 
 
 def _fit(rgb: np.ndarray, working_size: int) -> np.ndarray:
-    """Shrink so the long side is ``working_size`` (area averaging); never enlarge."""
+    """Shrink so the long side is ``working_size``; never enlarge.
+
+    Bilinear, not area averaging: the codec already scaled to within 2x of the working
+    size, and area resampling at such fractional ratios costs ~3 ms of a ~55 ms check.
+    """
     h, w = rgb.shape[:2]
     scale = working_size / max(h, w)
     if scale >= 1:
         return np.ascontiguousarray(rgb)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:

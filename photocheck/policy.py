@@ -36,7 +36,7 @@ class QualityPolicy:
     max_pixels: int = 120_000_000
     working_size: int = 800
     # see checks/quality.py and default_policy.toml for what these measure
-    blur_min_sharpness: float = 0.45
+    blur_min_sharpness: float = 0.465
     blur_min_tile_contrast: float = 8.0
     dark_max_highlight: float = 152.0
     bright_min_shadow: float = 130.0
@@ -164,9 +164,7 @@ def parse_policy(raw: Mapping[str, Any]) -> Policy:
         except ValueError:
             msg = f"policy [severity] {code} = {value!r}: unknown code or severity"
             raise PolicyError(msg) from None
-    sections = {
-        name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()
-    }
+    sections = {name: _section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()}
     extra = set(raw) - {"version", "severity", *_SECTIONS}
     if extra:
         msg = f"policy has unknown sections: {', '.join(sorted(extra))}"
