@@ -4,12 +4,15 @@ The photo checks (``check_photo``) have already run; here the report is extended
 DUPLICATE_PHOTO / SAME_SCENE found against other households' photos, the original is
 made durable, and the row is committed. The order is what makes it safe:
 
-1. outside any lock: geometric verification of same-scene candidates from a snapshot
-   (features are made only when there is a candidate: see ``store.scenes``);
-2. inside ``Database.write()``: the same-photo query over the whole index, a
-   same-scene check of photos added since the snapshot, the verdict, the insert and
-   the commit; then the index is extended, still inside the lock. So of two identical
-   photos uploaded at once, the second always sees the first.
+1. outside any lock: geometric verification of same-scene candidates (features are
+   made only when there is a candidate: see ``store.scenes``);
+2. inside ``Database.write()``: the same-photo query over the whole index, the
+   verdict, the insert and the commit; then the index is extended, still inside the
+   lock. So of two identical photos uploaded at once, the second always sees the first.
+
+Same-scene checks (25 ms per candidate) stay outside the lock on purpose: two
+households shooting the same house within the same second can miss each other's
+SAME_SCENE (a review flag, not a reject); the county audit's batch dedup finds them.
 
 The blob is committed (fsync + rename) before the row, so a crash never leaves a row
 without its file.
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 # geometrically; at most this many per upload, most similar first.
 SCENE_MIN_SIMILARITY = 0.70  # developer set: same scene 0.72-0.89, unrelated <= 0.59
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 5
+SCENE_MAX_CANDIDATES = 2  # ~25 ms each: the dominant cost of an upload with candidates
 
 
 class SceneMatcher(Protocol):
@@ -150,15 +153,16 @@ class Intake:
         lat, lon = _photo_point(report, upload.capture)
         embedding = _unit(upload.embedding)
         own = _OwnFeatures(self.scene, report)
-        with self.db.write_lock:
-            snapshot = len(self.index)
-        scene_hits = self._scene_matches(household, embedding, lat, lon, own, 0)
+        with self.db.write_lock, self.db.session() as session:  # a copy needs no scene check
+            copied = self._same_photo_matches(session, household, report)
+        scene_hits = [] if copied else self._scene_matches(household, embedding, lat, lon, own)
 
+        blob_path = None
+        if not upload.practice and upload.blob is not None:
+            blob_path = self.blobs.commit(upload.blob)  # durable before its row; no lock needed
         with self.db.write() as session:
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             same = self._same_photo_matches(session, household, report)
-            if not same:
-                scene_hits += self._scene_matches(household, embedding, lat, lon, own, snapshot)
             matches = same or scene_hits
             findings = _duplicate_findings(same, scene_hits)
             if not same:  # a shared site's drone photo, used by a household not linked to it
@@ -167,9 +171,8 @@ class Intake:
             result = IntakeResult(
                 household.household_code, decide(reasons), reasons, matches=matches
             )
-            if upload.practice or upload.blob is None:
+            if blob_path is None:
                 return result
-            blob_path = self.blobs.commit(upload.blob)  # durable before the row exists
             photo = record_photo(
                 session,
                 household,
@@ -213,7 +216,6 @@ class Intake:
         lat: float | None,
         lon: float | None,
         own: _OwnFeatures,
-        since: int,
     ) -> list[MatchInfo]:
         if self.scene is None or (embedding is None and lat is None):
             return []
@@ -226,7 +228,6 @@ class Intake:
                 min_similarity=SCENE_MIN_SIMILARITY,
                 max_metres=SCENE_MAX_METRES,
                 limit=SCENE_MAX_CANDIDATES * 4,
-                since=since,
             )
         out: list[MatchInfo] = []
         with self.db.session() as session:
@@ -239,7 +240,7 @@ class Intake:
             if checked >= SCENE_MAX_CANDIDATES:
                 break
             checked += 1
-            mine, theirs = own.get(), self._stored_features(entry, keep=since == 0)
+            mine, theirs = own.get(), self._stored_features(entry)
             evidence = self.scene.verify(mine, theirs) if mine and theirs else None
             if evidence is None:
                 continue
@@ -247,17 +248,15 @@ class Intake:
             out.append(_info("same_scene", entry.photo_id, other, None, evidence))
         return out
 
-    def _stored_features(self, entry: DupEntry, *, keep: bool) -> bytes | None:
-        """A stored photo's features: from its row, else made from its original (and kept
-        in the row when ``keep``: not inside the storing transaction, whose SQLite read
-        snapshot a second writer would make stale)."""
+    def _stored_features(self, entry: DupEntry) -> bytes | None:
+        """A stored photo's features: from its row, else made from its original and kept."""
         assert self.scene is not None
         with self.db.session() as session:
             cached = session.scalar(select(Photo.scene).where(Photo.id == entry.photo_id))
         if cached:
             return cached
         made = self.scene.features_of_blob(entry.sha256)
-        if made is not None and keep:
+        if made is not None:
             with self.db.write() as session:
                 row = session.get(Photo, entry.photo_id)
                 if row is not None and row.scene is None:
