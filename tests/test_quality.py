@@ -187,6 +187,12 @@ def test_washed_out_and_clipped_are_too_bright(policy: Policy) -> None:
     assert ReasonCode.TOO_BRIGHT not in _codes(_synthetic(_house_front(), policy), policy)
 
 
+def test_never_both_dark_and_bright(policy: Policy) -> None:
+    flat = np.full((600, 800), 140, np.uint8)  # every pixel in both ranges
+    codes = _codes(_synthetic(flat, policy), policy)
+    assert len(codes & {ReasonCode.TOO_DARK, ReasonCode.TOO_BRIGHT}) == 1
+
+
 def test_dark_threshold_comes_from_the_policy(policy: Policy) -> None:
     photo = _photo("bad_input/exposure/underexposed_building.jpg", policy)
     lenient = policy.replace(quality=dataclasses.replace(policy.quality, dark_max_highlight=100.0))

@@ -147,7 +147,8 @@ def _exposure_findings(e: Exposure, q: QualityPolicy) -> list[Finding]:
                 {"highlight": e.highlight, "max_highlight": q.dark_max_highlight},
             )
         )
-    if e.shadow > q.bright_min_shadow or e.bright_fraction > q.bright_max_clipped:
+    elif e.shadow > q.bright_min_shadow or e.bright_fraction > q.bright_max_clipped:
+        # elif: a near-uniform mid-grey frame meets both tests; one reason is enough
         findings.append(
             Finding(
                 ReasonCode.TOO_BRIGHT,
