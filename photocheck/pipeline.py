@@ -16,7 +16,7 @@ from .decode import DecodedPhoto, decode
 from .errors import DecodeError
 from .fingerprints import Fingerprint, fingerprint
 from .metadata import Metadata, read_metadata
-from .model import ContentModel
+from .model import ContentModel, ContentScores
 from .policy import Policy
 from .reasons import ReasonCode
 from .verdict import Finding, Reason, Verdict, decide, explain
@@ -34,6 +34,7 @@ class Report:
     policy_version: str
     model_version: str
     photo: DecodedPhoto | None = field(default=None, repr=False)  # for callers that index it
+    scores: ContentScores | None = field(default=None, repr=False)  # incl. the embedding
 
     @property
     def codes(self) -> set[ReasonCode]:
@@ -99,6 +100,7 @@ def check_photo(
         policy_version=policy.version,
         model_version=model.version,
         photo=photo,
+        scores=scores,
     )
 
 

@@ -106,7 +106,7 @@ def _process(
         report=report,
         blob=None if practice else parsed.blob,
         capture=capture.model_dump(mode="json") if capture else None,
-        embedding=_embedding(report, state),
+        embedding=_embedding(report),
         practice=practice,
     )
 
@@ -160,13 +160,6 @@ def photo_context(
     return PhotoContext(**{k: v for k, v in values.items() if k in known})
 
 
-def _embedding(report: Report, state: State) -> tuple[float, ...] | None:
-    """The content model's pooled features (for same-scene candidates).
-
-    ``Report`` does not carry the model scores yet, so the model runs a second time on
-    the shared working image (~12 ms); once it does, that copy is used instead.
-    """
-    scores = getattr(report, "scores", None)
-    if scores is None and report.photo is not None:
-        scores = state.model.scores(report.photo)
-    return getattr(scores, "embedding", None)
+def _embedding(report: Report) -> tuple[float, ...] | None:
+    """The content model's pooled features (for same-scene candidates)."""
+    return report.scores.embedding if report.scores is not None else None
