@@ -224,7 +224,8 @@ def _village(session: Session, scope: Any, village_id: int) -> Village:
     return village
 
 
-@router.api_route("/villages/{village_id}/drone-package", methods=["GET", "HEAD"])
+@router.head("/villages/{village_id}/drone-package", include_in_schema=False)
+@router.get("/villages/{village_id}/drone-package")
 def drone_package(
     state: State,
     scope: VillageScope,
