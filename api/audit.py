@@ -1,33 +1,63 @@
-"""The audit over the running service: keep findings fresh, cache previews, scope.
+"""The audit over the running service: findings kept fresh in the background, scope,
+cached previews.
 
-Findings are recomputed only when photos arrived since the last run (every photo gets
-an ``audit_photo_checks`` row in a run, so "a photo without one" means "stale"). The
-computation reads outside the write lock; only the upsert takes it. One refresh runs
-at a time per process.
+One ``AuditWorker`` thread per process recomputes a county's findings when photos
+arrived: woken by uploads (debounced: a burst of uploads gives one refresh, at most
+``MAX_DELAY_S`` late) and by a timer (uploads made by other processes, the CLI). A
+request never computes: the pages show the stored findings with "computed at HH:MM,
+N new photos pending". ``run_now`` is the handle for a county user's "refresh now"
+and for tests: it queues the county and waits for that refresh.
+
+Reading and computing happen outside the write lock; only the save takes it, and the
+save takes a per-county database lock too, so several processes stay correct.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import exists, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from tqdm import tqdm
 
-from photocheck.audit import AuditConfig, SingleThresholds
+from photocheck.audit import AuditConfig, SingleThresholds, compute_findings
 from photocheck.audit.previews import make_preview
-from photocheck.audit.storage import check_new_photos, load_county, refresh_findings
-from photocheck.audit.tables import AuditFindingRow, AuditPhotoCheck
-from photocheck.store import Household, Photo, Role, User
+from photocheck.audit.storage import (
+    RefreshResult,
+    counties_with_pending,
+    fill_legacy_thumbnails,
+    finding_in_town,
+    load_county,
+    save_findings,
+)
+from photocheck.audit.tables import AuditFindingRow
+from photocheck.store import Photo, Role, User
 
 from .errors import ApiError
 from .state import AppState
 
-__all__ = ["PREVIEW_SIZE", "audit_config", "ensure_fresh", "finding_scope", "preview_path"]
+__all__ = [
+    "PREVIEW_SIZE",
+    "AuditWorker",
+    "RefreshTicket",
+    "audit_config",
+    "finding_scope",
+    "preview_path",
+    "refresh_county",
+]
+
+log = logging.getLogger("api.audit")
 
 PREVIEW_SIZE = 480
-_refresh_lock = threading.Lock()
+DEBOUNCE_S = 3.0  # quiet time after the last upload before a refresh
+MAX_DELAY_S = 30.0  # ... but never later than this after the first one
+POLL_S = 60.0  # look for photos from other processes this often
 
 
 def audit_config(state: AppState) -> AuditConfig:
@@ -36,34 +66,199 @@ def audit_config(state: AppState) -> AuditConfig:
     return AuditConfig(single=SingleThresholds(m.campaign_start, m.campaign_end, radius))
 
 
-def _stale(session: Session, county_id: int) -> bool:
-    unchecked = (
-        select(Photo.id)
-        .join(Household, Photo.household_id == Household.id)
-        .where(Household.county_id == county_id)
-        .where(~exists().where(AuditPhotoCheck.photo_id == Photo.id))
+def refresh_county(
+    state: AppState, county_id: int, *, show_progress: bool = False
+) -> RefreshResult:
+    """Load, compute and save one county's findings (synchronously)."""
+    started = time.perf_counter()
+    with state.db.session() as session:
+        data = load_county(session, county_id)
+
+    def progress(ids: list[str]) -> Iterable[str]:
+        return tqdm(ids, desc="thumbnails", unit="photo", disable=not show_progress)
+
+    fill_legacy_thumbnails(
+        data,
+        lambda rel: _read_blob(state, rel),
+        max_pixels=state.policy.quality.max_pixels,
+        progress=progress,
     )
-    return session.scalar(select(exists(unchecked))) or False
+    findings = compute_findings(data.photos, data.villages, data.matches, audit_config(state))
+    with state.db.write() as session:
+        return save_findings(
+            session, county_id, data, findings, seconds=time.perf_counter() - started
+        )
 
 
-def ensure_fresh(state: AppState, county_id: int, *, force: bool = False) -> bool:
-    """Recompute the county's findings if photos arrived; True when it ran."""
-    with _refresh_lock:
-        with state.db.session() as session:
-            if not force and not _stale(session, county_id):
-                return False
-        with state.db.write() as session:
-            check_new_photos(session, county_id, lambda rel: _read_blob(state, rel),
-                             max_pixels=state.policy.quality.max_pixels)  # fmt: skip
-        with state.db.session() as session:
-            data = load_county(session, county_id)
-        from photocheck.audit import compute_findings
+@dataclass
+class RefreshTicket:
+    """A queued refresh of one county; ``wait()`` until it ran."""
 
-        config = audit_config(state)
-        findings = compute_findings(data.photos, data.villages, data.matches, config)
-        with state.db.write() as session:
-            refresh_findings(session, county_id, data, config, findings)
-        return True
+    county_id: int
+    done: threading.Event = field(default_factory=threading.Event)
+    result: RefreshResult | None = None
+    error: str | None = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+
+class AuditWorker:
+    """The single background thread that keeps findings fresh (see the module doc)."""
+
+    def __init__(
+        self,
+        state: AppState,
+        *,
+        debounce_s: float = DEBOUNCE_S,
+        max_delay_s: float = MAX_DELAY_S,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.state = state
+        self.debounce_s, self.max_delay_s, self.poll_s = debounce_s, max_delay_s, poll_s
+        self._cv = threading.Condition()
+        self._run_lock = threading.Lock()  # one refresh at a time, thread or inline
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._first_poke: float | None = None
+        self._last_poke = 0.0
+        self._next_poll = 0.0  # the first loop looks at once
+        self._tickets: list[RefreshTicket] = []
+        self.running: int | None = None  # the county being refreshed now
+        self.last_error: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="audit-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the refresh under way (if any); queued tickets are released."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._release(self._take_tickets(), "the audit worker stopped")
+
+    def poke(self) -> None:
+        """Photos arrived: refresh soon (debounced)."""
+        now = time.monotonic()
+        with self._cv:
+            self._first_poke = self._first_poke or now
+            self._last_poke = now
+            self._cv.notify_all()
+
+    def request(self, county_id: int) -> RefreshTicket:
+        """Queue a refresh of the county now (no debounce)."""
+        ticket = RefreshTicket(county_id)
+        with self._cv:
+            self._tickets.append(ticket)
+            self._cv.notify_all()
+        return ticket
+
+    def run_now(self, county_id: int, timeout: float = 600.0) -> RefreshTicket:
+        """Refresh the county and wait for it: through the thread when it runs (so it
+        never overlaps another refresh), inline otherwise (no lifespan, e.g. scripts)."""
+        if not self.alive:
+            ticket = RefreshTicket(county_id)
+            with self._run_lock:
+                self._refresh(ticket)
+            return ticket
+        ticket = self.request(county_id)
+        if not ticket.wait(timeout):
+            ticket.error = f"the refresh did not finish within {timeout:.0f} s"
+        return ticket
+
+    # the thread
+
+    def _loop(self) -> None:
+        try:
+            while (job := self._next_job()) is not None:
+                counties, tickets = job
+                self._run(counties, tickets)
+        finally:
+            self._release(self._take_tickets(), "the audit worker stopped")
+
+    def _next_job(self) -> tuple[list[int] | None, list[RefreshTicket]] | None:
+        """Wait for work: (counties or None for 'every county with pending photos',
+        tickets to answer), or None to stop."""
+        with self._cv:
+            while not self._stopping:
+                now = time.monotonic()
+                if self._tickets:  # a waiting caller goes first; pending pokes ride along
+                    tickets, self._tickets = self._tickets, []
+                    poked, self._first_poke = self._first_poke is not None, None
+                    return (None if poked else []), tickets
+                if self._first_poke is not None:
+                    quiet = self._last_poke + self.debounce_s
+                    due = min(quiet, self._first_poke + self.max_delay_s)
+                    if now >= due:
+                        self._first_poke = None
+                        return None, []
+                    self._cv.wait(due - now)
+                    continue
+                if now >= self._next_poll:
+                    self._next_poll = now + self.poll_s
+                    return None, []
+                self._cv.wait(self._next_poll - now)
+            return None
+
+    def _take_tickets(self) -> list[RefreshTicket]:
+        with self._cv:
+            tickets, self._tickets = self._tickets, []
+        return tickets
+
+    def _run(self, counties: list[int] | None, tickets: list[RefreshTicket]) -> None:
+        with self._run_lock:
+            if counties is None:
+                try:
+                    with self.state.db.session() as session:
+                        counties = counties_with_pending(session)
+                except SQLAlchemyError as exc:
+                    self._failed(None, exc)
+                    counties = []
+            wanted = {t.county_id for t in tickets}
+            for county_id in sorted(set(counties) - wanted):
+                self._refresh(RefreshTicket(county_id))
+            for county_id in sorted(wanted):
+                ticket = RefreshTicket(county_id)
+                self._refresh(ticket)
+                for t in tickets:
+                    if t.county_id == county_id:
+                        t.result, t.error = ticket.result, ticket.error
+                        t.done.set()
+
+    def _refresh(self, ticket: RefreshTicket) -> None:
+        """One county; a database or disk error is logged and retried on the next wake."""
+        self.running = ticket.county_id
+        try:
+            ticket.result = refresh_county(self.state, ticket.county_id)
+            self.last_error = None
+        except (SQLAlchemyError, OSError) as exc:
+            ticket.error = self._failed(ticket.county_id, exc)
+        finally:
+            self.running = None
+            ticket.done.set()
+
+    def _failed(self, county_id: int | None, exc: Exception) -> str:
+        message = f"audit refresh of county {county_id}: {type(exc).__name__}: {exc}"
+        log.warning("%s", message, exc_info=exc)
+        self.last_error = message
+        return message
+
+    @staticmethod
+    def _release(tickets: list[RefreshTicket], reason: str) -> None:
+        for t in tickets:
+            t.error = t.error or reason
+            t.done.set()
 
 
 def _read_blob(state: AppState, relpath: str) -> bytes | None:
@@ -83,9 +278,12 @@ def finding_scope(user: User) -> tuple[int, int | None]:
     raise ApiError(403, "FORBIDDEN", "the audit is for county and town accounts")
 
 
-def visible(row: AuditFindingRow, user: User) -> bool:
+def visible(session: Session, row: AuditFindingRow, user: User) -> bool:
+    """Same county; a town account sees a finding when any of its photos is in its town."""
     county, town = finding_scope(user)
-    return row.county_id == county and (town is None or row.town_id == town)
+    if row.county_id != county:
+        return False
+    return town is None or finding_in_town(session, row.id, town)
 
 
 def photo_visible(session: Session, photo_id: int, user: User) -> Photo:

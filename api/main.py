@@ -13,6 +13,7 @@ from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.scenes import OrbSceneMatcher
 
+from .audit import AuditWorker
 from .errors import install_error_handlers
 from .migrate import upgrade
 from .routes import audit as audit_routes
@@ -47,10 +48,13 @@ def build_state(settings: Settings) -> AppState:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     state = build_state(settings)
+    state.audit = worker = AuditWorker(state)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker.start()  # issue 5: findings refreshed in the background
         yield
+        worker.stop()
         state.db.dispose()
 
     app = FastAPI(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +54,9 @@ class Capture(BaseModel):
     mock_location: bool = False
     device_time: dt.datetime | None = None
     device_id: str | None = Field(default=None, max_length=200)
+    # who took the picture: the entry app's own camera screen, or picked from the
+    # phone's gallery; absent = unknown (the audit then assumes nothing)
+    source: Literal["app_camera", "gallery"] | None = None
 
     @field_validator("lat", "lon", "accuracy_m")
     @classmethod

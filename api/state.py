@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
@@ -10,6 +11,9 @@ from photocheck.store.intake import Intake
 
 from .security import LoginLimiter
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .audit import AuditWorker
 
 __all__ = ["AppState"]
 
@@ -24,3 +28,4 @@ class AppState:
     intake: Intake
     limiter: LoginLimiter
     reconcile: ReconcileReport
+    audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)

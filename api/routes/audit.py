@@ -18,13 +18,22 @@ from photocheck.audit import (
     progress_csv,
     progress_xlsx,
 )
-from photocheck.audit.storage import DecisionError, decide_finding, load_progress, query_findings
+from photocheck.audit.storage import (
+    DecisionError,
+    decide_finding,
+    earlier_findings,
+    load_progress,
+    pending_photos,
+    query_findings,
+    refresh_state,
+)
 from photocheck.audit.tables import AuditEvent, AuditFindingRow, FindingStatus
-from photocheck.store import Town, User, Village
+from photocheck.store import Role, Town, User, Village
 
-from ..audit import ensure_fresh, finding_scope, visible
+from ..audit import finding_scope, visible
 from ..deps import CurrentUser, SessionDep, State
 from ..errors import ApiError
+from ..state import AppState
 
 router = APIRouter(tags=["audit"])
 
@@ -77,12 +86,43 @@ def finding_json(row: AuditFindingRow, lang: str = "zh") -> dict[str, Any]:
         "household_ids": row.household_codes,
         "village_ids": row.village_ids,
         "town_id": row.town_id,
+        "earlier_ids": row.earlier_ids or [],
         "evidence": row.evidence,
         "note": row.note,
         "decided_by": row.decided_by,
         "decided_at": row.decided_at.isoformat() if row.decided_at else None,
         "first_seen": row.first_seen.isoformat(),
     }
+
+
+def status_json(state: AppState, session: Session, county_id: int) -> dict[str, Any]:
+    """When the stored findings were computed and how many photos they do not include."""
+    refresh = refresh_state(session, county_id)
+    worker = state.audit
+    return {
+        "computed_at": refresh.computed_at.isoformat() if refresh else None,
+        "seconds": refresh.seconds if refresh else None,
+        "pending_photos": pending_photos(session, county_id),
+        "refreshing": worker is not None and worker.running == county_id,
+        "last_error": worker.last_error if worker is not None else None,
+    }
+
+
+def earlier_json(session: Session, row: AuditFindingRow) -> list[dict[str, Any]]:
+    """The decided findings this one grew from, with their trails."""
+    return [
+        {
+            "id": e.id,
+            "status": e.status,
+            "note": e.note,
+            "decided_at": e.decided_at.isoformat() if e.decided_at else None,
+            "photo_ids": e.photo_ids,
+            "household_ids": e.household_codes,
+            "new_household_ids": [h for h in row.household_codes if h not in e.household_codes],
+            "events": events_json(session, e.id),
+        }
+        for e in earlier_findings(session, row)
+    ]
 
 
 def events_json(session: Session, finding_id: str) -> list[dict[str, Any]]:
@@ -119,10 +159,10 @@ def list_findings(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Findings in the caller's county (or town), newest computation; filters combine."""
+    """Findings in the caller's county (or town) as last computed (``status`` says when
+    and how many photos are not included yet); filters combine. A town filter matches
+    a finding when any of its photos is in the town."""
     county_id, own_town = finding_scope(user)
-    ensure_fresh(state, county_id)
-    session.expire_all()
     town_id, village_id = resolve_area(session, county_id, town, village)
     if own_town is not None:
         if town_id not in (None, own_town):
@@ -140,21 +180,58 @@ def list_findings(
         limit=limit,
         offset=offset,
     )
-    return {"total": total, "findings": [finding_json(r) for r in rows]}
+    return {
+        "total": total,
+        "status": status_json(state, session, county_id),
+        "findings": [finding_json(r) for r in rows],
+    }
+
+
+@router.get("/audit/status")
+def audit_status(state: State, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """When the findings were computed, photos pending, whether a refresh is running."""
+    county_id, _ = finding_scope(user)
+    return status_json(state, session, county_id)
+
+
+@router.post("/audit/refresh", responses={202: {"description": "queued"}})
+def audit_refresh(
+    state: State, session: SessionDep, user: CurrentUser, response: Response, wait: bool = False
+) -> dict[str, Any]:
+    """Recompute the county's findings now (county accounts). ``wait=true`` answers
+    after the refresh (200); otherwise it is queued (202)."""
+    county_id, _ = finding_scope(user)
+    if user.role != Role.COUNTY:
+        raise ApiError(403, "FORBIDDEN", "a refresh is started by a county account")
+    if state.audit is None:
+        raise ApiError(503, "AUDIT_UNAVAILABLE", "the audit worker is not running")
+    if not wait:
+        state.audit.request(county_id)
+        response.status_code = 202
+        return status_json(state, session, county_id)
+    ticket = state.audit.run_now(county_id)
+    if ticket.error:
+        raise ApiError(503, "AUDIT_REFRESH_FAILED", ticket.error)
+    session.expire_all()
+    return {**status_json(state, session, county_id), "result": vars(ticket.result)}
 
 
 def _visible_finding(session: Session, finding_id: str, user: User) -> AuditFindingRow:
     row = session.get(AuditFindingRow, finding_id)
-    if row is None or not visible(row, user):
+    if row is None or not visible(session, row, user):
         raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
     return row
 
 
 @router.get("/audit/findings/{finding_id}")
 def get_finding(session: SessionDep, user: CurrentUser, finding_id: str) -> dict[str, Any]:
-    """One finding with its audit trail."""
+    """One finding with its audit trail, and the decided findings it grew from."""
     row = _visible_finding(session, finding_id, user)
-    return {**finding_json(row), "events": events_json(session, row.id)}
+    return {
+        **finding_json(row),
+        "events": events_json(session, row.id),
+        "earlier": earlier_json(session, row),
+    }
 
 
 @router.post("/audit/findings/{finding_id}/decision")

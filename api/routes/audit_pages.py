@@ -26,16 +26,21 @@ from sqlalchemy.orm import Session
 
 from photocheck.audit import CHINA_TZ, KIND_LABELS, FindingKind, progress_csv, progress_xlsx
 from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
-from photocheck.audit.storage import DecisionError, decide_finding, query_findings
+from photocheck.audit.storage import (
+    DecisionError,
+    decide_finding,
+    earlier_findings,
+    query_findings,
+)
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
-from photocheck.store import Household, Photo, Town, User, Village
+from photocheck.store import Household, Photo, Role, Town, User, Village
 
-from ..audit import ensure_fresh, finding_scope, photo_visible, preview_path, visible
+from ..audit import finding_scope, photo_visible, preview_path, visible
 from ..deps import SessionDep, State
 from ..errors import ApiError
 from ..security import decode_token
 from . import auth
-from .audit import XLSX, county_progress, events_json
+from .audit import XLSX, county_progress, events_json, status_json
 
 router = APIRouter(prefix="/audit", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
@@ -113,6 +118,27 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_gps": ("照片均无定位信息", "none of the photos has a GPS position"),
     "household_code": ("农户编号", "Household ID"),
     "beijing": ("北京时间", "Beijing time"),
+    "computed_at": ("问题清单计算于 {when}（北京时间）",
+                    "Findings computed at {when} (Beijing time)"),
+    "not_computed": ("问题清单尚未计算", "The findings have not been computed yet"),
+    "pending": ("，另有 {n} 张新照片待计入", ", {n} new photos pending"),
+    "up_to_date": ("，已包含全部照片", ", all photos included"),
+    "refreshing": ("（正在更新…）", " (updating…)"),
+    "auto_refresh": ("新照片会在后台自动计入，几分钟内生效。",
+                     "New photos are included automatically in the background within minutes."),
+    "refresh": ("立即更新", "Update now"),
+    "refresh_queued": ("已安排更新，稍后刷新本页查看。",
+                       "Update queued; reload this page shortly."),
+    "earlier": ("此前的处理", "Earlier decision"),
+    "earlier_note": (
+        "这组照片中的 {n} 张（{households}）此前作为另一条问题处理过，结果如下。"
+        "之后又加入了新照片（{new}），新照片尚未处理，所以本条状态为“待处理”；"
+        "请查看新照片后确认或排除。",
+        "{n} of these photos ({households}) were decided earlier as another finding, shown "
+        "below. New photos joined since ({new}); they have not been decided, so this finding "
+        "is open: look at the new photos, then confirm or dismiss."),
+    "earlier_mark": ("此前：{status}", "earlier: {status}"),
+    "decided_by": ("处理人", "decided by"),
 }  # fmt: skip
 
 
@@ -225,8 +251,6 @@ def findings_page(
 ) -> HTMLResponse:
     user = _page_user(request, state, session)
     county_id, own_town = finding_scope(user)
-    ensure_fresh(state, county_id)
-    session.expire_all()
     started = time.perf_counter()
     total, rows = query_findings(
         session,
@@ -242,6 +266,9 @@ def findings_page(
     towns, villages = _areas(session, county_id, own_town)
     vnames = {v.id: v.name for v in villages}
     tnames = {t.id: t.name for t in towns}
+    if own_town is not None:  # a cross-town finding names the other town's villages too
+        vnames = {v.id: v.name for v in _areas(session, county_id, None)[1]}
+    earlier = _earlier_statuses(session, rows)
     params = {k: v for k, v in request.query_params.items() if k not in ("offset", "lang")}
     response = _render(
         request,
@@ -253,6 +280,10 @@ def findings_page(
         villages=villages,
         vnames=vnames,
         tnames=tnames,
+        earlier=earlier,
+        status=_status_view(state, session, county_id),
+        can_refresh=user.role == Role.COUNTY,
+        queued=request.query_params.get("queued") == "1",
         kinds=[(k.value, KIND_LABELS[k]) for k in FindingKind],
         kind_label={k.value: KIND_LABELS[k] for k in FindingKind},
         statuses=[s.value for s in FindingStatus],
@@ -265,6 +296,46 @@ def findings_page(
     )  # fmt: skip
     response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
+
+
+def _earlier_statuses(session: Session, rows: list[AuditFindingRow]) -> dict[str, str]:
+    """finding ID -> the status of the earlier decided finding it grew from."""
+    ids = {i for r in rows for i in (r.earlier_ids or ())}
+    if not ids:
+        return {}
+    status = dict(
+        session.execute(
+            select(AuditFindingRow.id, AuditFindingRow.status).where(AuditFindingRow.id.in_(ids))
+        ).all()
+    )
+    return {
+        r.id: status[r.earlier_ids[0]] for r in rows if r.earlier_ids and r.earlier_ids[0] in status
+    }
+
+
+def _status_view(state: State, session: Session, county_id: int) -> dict[str, Any]:
+    s = status_json(state, session, county_id)
+    when = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
+    if when is not None:  # HH:MM today, with the date on other days
+        when = when.astimezone(CHINA_TZ)
+        today = dt.datetime.now(CHINA_TZ).date() == when.date()
+        when = when.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
+    return {**s, "when": when}
+
+
+@router.post("/refresh", response_model=None)
+def refresh_submit(
+    request: Request, state: State, session: SessionDep, csrf: Annotated[str, Form()]
+) -> Response:
+    """A county official's "update now": queued for the worker; the page never waits."""
+    user = _page_user(request, state, session)
+    if not hmac.compare_digest(csrf, _csrf(request.cookies.get(COOKIE, ""))):
+        raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
+    if user.role != Role.COUNTY:
+        raise ApiError(403, "FORBIDDEN", "an update is started by a county account")
+    if state.audit is not None:
+        state.audit.request(user.county_id)
+    return RedirectResponse("/audit?queued=1", status_code=303)
 
 
 def _beijing(iso: str) -> str:
@@ -304,7 +375,7 @@ def _photo_view(session: Session, photo: Photo, lang: str) -> dict[str, Any]:
 def finding_page(request: Request, state: State, session: SessionDep, finding_id: str):
     user = _page_user(request, state, session)
     row = session.get(AuditFindingRow, finding_id)
-    if row is None or not visible(row, user):
+    if row is None or not visible(session, row, user):
         raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
     lang = _lang(request)
     photos = [p for p in (session.get(Photo, pid) for pid in row.photo_ids[:12]) if p]
@@ -328,10 +399,24 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
         sketch=Markup(sketch) if points or centre else None,
         has_points=bool(points),
         events=[{**e, "at": _beijing(e["at"])} for e in events_json(session, row.id)],
+        earlier=[_earlier_view(session, row, e) for e in earlier_findings(session, row)],
         evidence=_evidence_lines(
             row.evidence, lang, {p.id: p.household.household_code for p in photos}
         ),
     )
+
+
+def _earlier_view(session: Session, row: AuditFindingRow, e: AuditFindingRow) -> dict[str, Any]:
+    new = [h for h in row.household_codes if h not in e.household_codes]
+    return {
+        "id": e.id,
+        "status": e.status,
+        "note": e.note,
+        "n": len(e.photo_ids),
+        "households": ", ".join(e.household_codes),
+        "new": ", ".join(new) or "—",
+        "events": [{**x, "at": _beijing(x["at"])} for x in events_json(session, e.id)],
+    }
 
 
 EVIDENCE: dict[str, tuple[str, str]] = {
@@ -418,7 +503,7 @@ def decision_submit(
         raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
     with state.db.write() as write:
         row = write.get(AuditFindingRow, finding_id)
-        if row is None or not visible(row, user):
+        if row is None or not visible(write, row, user):
             raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
         try:
             decide_finding(write, row, user.id, action, note)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from photocheck import PhotoContext, Policy, Report, check_photo
+from photocheck.audit.thumbnail import thumbnail_metrics
 from photocheck.store import Household
 from photocheck.store.intake import IntakeResult, Upload
 
@@ -100,6 +101,10 @@ def _process(
     report = check_photo(
         parsed.blob.read(), policy=state.policy, model=state.model, context=context
     )
+    thumbnail = report.metadata.thumbnail if report.metadata else None  # for the audit
+    report = dataclasses.replace(
+        report, metrics={**report.metrics, **thumbnail_metrics(report.photo, thumbnail)}
+    )
     upload = Upload(
         household_id=household.id,
         user_id=user_id,
@@ -114,7 +119,10 @@ def _process(
         if claim is not None and claim.key_id is not None:
             idempotency.finish(session, claim.key_id, 201, _body(result, practice))
 
-    return state.intake.submit(upload, on_commit=on_commit)
+    result = state.intake.submit(upload, on_commit=on_commit)
+    if state.audit is not None and not practice:
+        state.audit.poke()  # the audit's findings are refreshed soon, in the background
+    return result
 
 
 def _body(result: IntakeResult, practice: bool) -> dict[str, Any]:

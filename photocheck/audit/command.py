@@ -7,12 +7,14 @@ import datetime as dt
 from pathlib import Path
 
 from sqlalchemy import select
+from tqdm import tqdm
 
 from ..policy import Policy
 from .engine import AuditConfig, compute_findings
 from .progress import compute_progress
 from .report import build_report
 from .single import SingleThresholds
+from .storage import CountyData, fill_legacy_thumbnails
 
 __all__ = ["write_report"]
 
@@ -21,6 +23,24 @@ def _config(policy: Policy) -> AuditConfig:
     m = policy.metadata
     return AuditConfig(
         single=SingleThresholds(m.campaign_start, m.campaign_end, policy.area.gps_radius_m)
+    )
+
+
+def _compare_legacy_thumbnails(
+    data: CountyData, blob_dir: Path, policy: Policy, show_progress: bool
+) -> None:
+    """Photos stored before uploads compared their EXIF thumbnail: compare them here
+    (synchronously, with a progress bar); the service keeps such results, a report not."""
+
+    def read(rel: str) -> bytes | None:
+        path = blob_dir / rel
+        return path.read_bytes() if path.is_file() else None
+
+    fill_legacy_thumbnails(
+        data,
+        read,
+        max_pixels=policy.quality.max_pixels,
+        progress=lambda ids: tqdm(ids, desc="thumbnails", unit="photo", disable=not show_progress),
     )
 
 
@@ -64,6 +84,7 @@ def write_report(
                 raise ValueError(msg)
             data = load_county(session, row.id)
         db.dispose()
+        _compare_legacy_thumbnails(data, blob_dir, policy, show_progress)
         config = _config(policy)
         photos, villages, households, matches = (
             data.photos, data.villages, data.households, data.matches

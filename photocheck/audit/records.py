@@ -27,11 +27,12 @@ __all__ = [
 class AppCapture:
     """What the entry app said about the capture (the upload's ``capture`` JSON)."""
 
-    in_app: bool = True  # the app's own camera took it (not picked from the gallery)
+    in_app: bool = True  # the app's own camera took it (capture ``source: "app_camera"``)
     lat: float | None = None
     lon: float | None = None
     captured_at: dt.datetime | None = None  # naive local China time
     device_id: str | None = None
+    source: str | None = None  # the capture JSON's source: app_camera | gallery | None
 
 
 @dataclass(frozen=True)

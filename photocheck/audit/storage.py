@@ -2,18 +2,23 @@
 
 Functions take a SQLAlchemy session and never commit: the caller owns the transaction
 (the API writes inside ``Database.write()``). Reading and computing happen outside the
-write lock; only the final upsert takes it.
+write lock; only the final save takes it. Every query is scoped to one county: a
+multi-county deployment never mixes one county's households into another's findings.
+
+A refresh is ``load_county`` -> ``fill_legacy_thumbnails`` -> ``compute_findings`` ->
+``save_findings``. The save marks every photo it covered (``audit_photo_checks``), so
+"a county photo without a mark" is exactly "a photo the findings do not include yet".
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, exists, func, insert, select, text
+from sqlalchemy.orm import Session, aliased
 
 from ..decode import decode
 from ..errors import DecodeError
@@ -30,20 +35,33 @@ from .records import (
     ThumbnailCheck,
     VillageRecord,
 )
-from .tables import AuditEvent, AuditFindingRow, AuditPhotoCheck, FindingStatus
-from .thumbnail import compare_thumbnail
+from .tables import (
+    AuditEvent,
+    AuditFindingArea,
+    AuditFindingRow,
+    AuditPhotoCheck,
+    AuditRefresh,
+    FindingStatus,
+)
+from .thumbnail import compare_thumbnail, thumbnail_check_from_metrics
 
 __all__ = [
     "ACTIONS",
     "CountyData",
     "DecisionError",
     "RefreshResult",
-    "check_new_photos",
+    "counties_with_pending",
     "decide_finding",
+    "earlier_findings",
+    "fill_legacy_thumbnails",
+    "finding_in_town",
     "load_county",
     "load_progress",
+    "pending_photos",
     "query_findings",
     "refresh_findings",
+    "refresh_state",
+    "save_findings",
 ]
 
 ACTIONS = {
@@ -51,6 +69,7 @@ ACTIONS = {
     "dismiss": FindingStatus.DISMISSED,
     "reopen": FindingStatus.OPEN,
 }
+APP_CAMERA = "app_camera"  # the capture JSON's ``source`` when the app's camera took it
 
 
 class DecisionError(ValueError):
@@ -65,6 +84,10 @@ class CountyData:
     matches: list[MatchRecord] = field(default_factory=list)
     town_ids: dict[str, int] = field(default_factory=dict)  # village_id -> town id
     blob_paths: dict[str, str] = field(default_factory=dict)  # photo_id -> blob path
+    # photos no refresh has covered yet -> their legacy thumbnail result (None if none)
+    unchecked: dict[str, ThumbnailCheck | None] = field(default_factory=dict)
+    # photos stored before uploads compared thumbnails and never compared since
+    legacy: list[str] = field(default_factory=list)
 
 
 def _local(value: Any) -> dt.datetime | None:
@@ -91,16 +114,18 @@ def _camera(exif: dict[str, Any] | None) -> tuple[float | None, float | None, An
 
 
 def _app(capture: dict[str, Any] | None) -> AppCapture | None:
-    """The app's capture JSON. It is sent by the entry app's own camera screen; a
-    client may say ``"in_app": false`` (picked from the gallery)."""
+    """The app's capture JSON. Only ``"source": "app_camera"`` says the app's own camera
+    took the photo; without a source (older apps) the audit does not assume it."""
     if not capture:
         return None
+    source = capture.get("source")
     return AppCapture(
-        in_app=bool(capture.get("in_app", True)),
+        in_app=source == APP_CAMERA,
         lat=capture.get("lat"),
         lon=capture.get("lon"),
         captured_at=_local(capture.get("device_time")),
         device_id=capture.get("device_id"),
+        source=source if isinstance(source, str) else None,
     )
 
 
@@ -113,9 +138,7 @@ def _codes(reasons: Iterable[Any] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def load_county(session: Session, county_id: int) -> CountyData:
-    """Everything the audit needs about one county, as plain records."""
-    data = CountyData()
+def _villages(session: Session, county_id: int, data: CountyData) -> None:
     for v, t in session.execute(
         select(Village, Town)
         .join(Town, Village.town_id == Town.id)
@@ -123,62 +146,154 @@ def load_county(session: Session, county_id: int) -> CountyData:
     ):
         data.villages.append(VillageRecord(str(v.id), v.name, t.name, v.centre_lat, v.centre_lon))
         data.town_ids[str(v.id)] = t.id
+
+
+def _thumbnail(
+    data: CountyData, pid: str, metrics: Any, exif: Any, check: tuple[Any, ...]
+) -> ThumbnailCheck | None:
+    """Upload-time comparison from the metrics; else an earlier audit's; else legacy."""
+    compared, result = thumbnail_check_from_metrics(metrics if isinstance(metrics, dict) else None)
+    checked, corr, mad, matches = check
+    if compared:
+        return result
+    if checked is not None:
+        return ThumbnailCheck(corr or 0.0, mad or 0.0, matches) if matches is not None else None
+    if (exif or {}).get("has_thumbnail"):
+        data.legacy.append(pid)
+    return None
+
+
+def load_county(session: Session, county_id: int) -> CountyData:
+    """Everything the audit needs about one county, as plain records (only its columns:
+    scene features and embeddings stay in the database)."""
+    data = CountyData()
+    _villages(session, county_id, data)
     vmap = {v.village_id: v for v in data.villages}
+    columns = (
+        Photo.id, Photo.blob_path, Photo.uploaded_at, Photo.verdict, Photo.reasons,
+        Photo.metrics, Photo.exif, Photo.capture, Photo.gps_lat, Photo.gps_lon,
+        Photo.is_current, Household.id, Household.household_code, Household.head_name,
+        Household.village_id, User.username, Photo.sha256, Photo.pixel_sha256,
+        AuditPhotoCheck.photo_id,
+        AuditPhotoCheck.thumbnail_correlation, AuditPhotoCheck.thumbnail_mad,
+        AuditPhotoCheck.thumbnail_matches,
+    )  # fmt: skip
     rows = session.execute(
-        select(Photo, Household, User.username, AuditPhotoCheck)
+        select(*columns)
         .join(Household, Photo.household_id == Household.id)
         .join(User, Photo.uploaded_by == User.id)
         .outerjoin(AuditPhotoCheck, AuditPhotoCheck.photo_id == Photo.id)
         .where(Household.county_id == county_id)
+        .order_by(Photo.id)
     )
     uploads: dict[int, list[tuple[dt.datetime, str]]] = {}
-    for photo, hh, username, check in rows:
-        lat, lon, taken, has_camera = _camera(photo.exif)
-        if lat is None and photo.gps_lat is not None and not photo.capture:
-            lat, lon = photo.gps_lat, photo.gps_lon
-        village = vmap.get(str(hh.village_id))
-        thumb = None
-        if check is not None and check.thumbnail_matches is not None:
-            thumb = ThumbnailCheck(
-                check.thumbnail_correlation or 0.0,
-                check.thumbnail_mad or 0.0,
-                check.thumbnail_matches,
-            )
+    copies: dict[str, list[str]] = {}  # sha256 / pixel hash -> photos
+    for (photo_id, blob_path, uploaded_at, verdict, reasons, metrics, exif, capture, gps_lat,
+         gps_lon, is_current, hh_id, code, head, village_id, username, sha, pixel_sha,
+         *check) in rows:  # fmt: skip
+        pid = str(photo_id)
+        lat, lon, taken, has_camera = _camera(exif)
+        if lat is None and gps_lat is not None and not capture:
+            lat, lon = gps_lat, gps_lon
+        village = vmap.get(str(village_id))
         data.photos.append(
             PhotoRecord(
-                photo_id=str(photo.id),
-                household_id=hh.household_code,
-                village_id=str(hh.village_id),
+                photo_id=pid,
+                household_id=code,
+                village_id=str(village_id),
                 town=village.town if village else "",
                 verifier=username,
                 lat=lat,
                 lon=lon,
                 captured_at=taken,
-                uploaded_at=photo.uploaded_at,
-                verdict=photo.verdict,
-                reasons=_codes(photo.reasons),
+                uploaded_at=uploaded_at,
+                verdict=verdict,
+                reasons=_codes(reasons),
                 has_camera_metadata=has_camera,
-                app=_app(photo.capture),
-                thumbnail=thumb,
-                is_current=photo.is_current,
-                head_name=hh.head_name,
+                app=_app(capture),
+                thumbnail=_thumbnail(data, pid, metrics, exif, tuple(check)),
+                is_current=is_current,
+                head_name=head,
                 village_name=village.name if village else "",
             )
         )
-        data.blob_paths[str(photo.id)] = photo.blob_path
-        uploads.setdefault(hh.id, []).append((photo.uploaded_at, photo.verdict))
-    for hh in session.scalars(select(Household).where(Household.county_id == county_id)):
-        data.households.append(
-            HouseholdRecord(hh.household_code, str(hh.village_id), tuple(uploads.get(hh.id, ())))
+        for key in {sha, pixel_sha} - {None}:
+            copies.setdefault(key, []).append(pid)
+        if check[0] is None:
+            data.unchecked[pid] = None
+        data.blob_paths[pid] = blob_path
+        uploads.setdefault(hh_id, []).append((uploaded_at, verdict))
+    for hid, code, vid in session.execute(
+        select(Household.id, Household.household_code, Household.village_id).where(
+            Household.county_id == county_id
         )
-    ids = set(data.blob_paths)
-    for m in session.scalars(select(PhotoMatch)):
-        if str(m.photo_id) in ids:
-            data.matches.append(
-                MatchRecord(str(m.photo_id), str(m.other_photo_id), m.relation, m.distance,
-                            m.evidence)
-            )  # fmt: skip
+    ):
+        data.households.append(HouseholdRecord(code, str(vid), tuple(uploads.get(hid, ()))))
+    data.matches = list(_county_matches(session, county_id))
+    data.matches.extend(_identical_pairs(copies, data.matches))
     return data
+
+
+def _identical_pairs(
+    copies: dict[str, list[str]], matches: list[MatchRecord]
+) -> Iterator[MatchRecord]:
+    """Byte- or pixel-identical photos of the county not linked by a stored match: the
+    index records a copy against its first holder only, which may be another county's
+    photo (or a rejected one), so two copies inside this county can lack a pair."""
+    linked = {(m.photo_id, m.other_photo_id) for m in matches}
+    linked |= {(b, a) for a, b in linked}
+    for group in copies.values():
+        first = group[0]
+        for other in group[1:]:
+            if (other, first) not in linked:
+                linked |= {(other, first), (first, other)}
+                yield MatchRecord(other, first, "same_photo", 0.0, {"via": "identical"})
+
+
+def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
+    """Match rows whose two photos both belong to the county (a copy of another
+    county's photo is that county's business, and its households are not shown here)."""
+    a, b = aliased(Photo), aliased(Photo)
+    ha, hb = aliased(Household), aliased(Household)
+    m = PhotoMatch
+    for pid, other, relation, distance, evidence in session.execute(
+        select(m.photo_id, m.other_photo_id, m.relation, m.distance, m.evidence)
+        .join(a, PhotoMatch.photo_id == a.id)
+        .join(ha, a.household_id == ha.id)
+        .join(b, PhotoMatch.other_photo_id == b.id)
+        .join(hb, b.household_id == hb.id)
+        .where(ha.county_id == county_id, hb.county_id == county_id)
+    ):
+        yield MatchRecord(str(pid), str(other), relation, distance, evidence)
+
+
+def fill_legacy_thumbnails(
+    data: CountyData,
+    read_blob: Callable[[str], bytes | None],
+    *,
+    max_pixels: int,
+    progress: Callable[[list[str]], Iterable[str]] = lambda ids: ids,
+) -> int:
+    """Compare the EXIF thumbnail of photos stored before uploads did it (decoding each
+    once, ever: the result is kept with the photo's audit mark); returns how many."""
+    if not data.legacy:
+        return 0
+    index = {p.photo_id: i for i, p in enumerate(data.photos)}
+    for pid in progress(list(data.legacy)):
+        blob = read_blob(data.blob_paths[pid])
+        thumb = read_metadata(blob).thumbnail if blob else None
+        result = None
+        if blob and thumb:
+            try:
+                result = compare_thumbnail(thumb, decode(blob, max_pixels=max_pixels))
+            except DecodeError:
+                result = None
+        i = index[pid]
+        data.photos[i] = replace(data.photos[i], thumbnail=result)
+        data.unchecked[pid] = result
+    n = len(data.legacy)
+    data.legacy = []
+    return n
 
 
 def load_progress(session: Session, county_id: int) -> CountyData:
@@ -207,71 +322,125 @@ def load_progress(session: Session, county_id: int) -> CountyData:
     return data
 
 
-def check_new_photos(
-    session: Session,
-    county_id: int,
-    read_blob: Callable[[str], bytes | None],
-    *,
-    max_pixels: int = 120_000_000,
-) -> int:
-    """Compare the EXIF thumbnail of every photo not checked yet; returns how many."""
-    new = session.scalars(
-        select(Photo)
-        .join(Household, Photo.household_id == Household.id)
-        .outerjoin(AuditPhotoCheck, AuditPhotoCheck.photo_id == Photo.id)
-        .where(Household.county_id == county_id, AuditPhotoCheck.photo_id.is_(None))
-    ).all()
-    for photo in new:
-        result = None
-        if (photo.exif or {}).get("has_thumbnail"):
-            data = read_blob(photo.blob_path)
-            thumb = read_metadata(data).thumbnail if data else None
-            if data and thumb:
-                try:
-                    result = compare_thumbnail(thumb, decode(data, max_pixels=max_pixels))
-                except DecodeError:
-                    result = None
-        session.add(
-            AuditPhotoCheck(
-                photo_id=photo.id,
-                thumbnail_correlation=result.correlation if result else None,
-                thumbnail_mad=result.mean_abs_diff if result else None,
-                thumbnail_matches=result.matches if result else None,
-            )
-        )
-    return len(new)
-
-
 @dataclass(frozen=True)
 class RefreshResult:
     added: int
     updated: int
     deactivated: int
     total_active: int
+    linked: int = 0  # new findings linked to earlier decided ones
 
 
-def refresh_findings(
+def _lock_county(session: Session, county_id: int) -> None:
+    """Serialise saves of one county across processes: a PostgreSQL advisory lock, or
+    SQLite's write lock taken by a first (no-op) write before anything is read."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(5, :c)"), {"c": county_id})
+    else:
+        session.execute(
+            text("UPDATE audit_refreshes SET seconds = seconds WHERE county_id = :c"),
+            {"c": county_id},
+        )
+
+
+def _mark_covered(session: Session, county_id: int, data: CountyData) -> None:
+    if not data.unchecked:
+        return
+    done = set(
+        session.scalars(
+            select(AuditPhotoCheck.photo_id)
+            .join(Photo, AuditPhotoCheck.photo_id == Photo.id)
+            .join(Household, Photo.household_id == Household.id)
+            .where(Household.county_id == county_id)
+        )
+    )
+    now = utcnow()
+    rows = [
+        {
+            "photo_id": int(pid),
+            "thumbnail_correlation": r.correlation if r else None,
+            "thumbnail_mad": r.mean_abs_diff if r else None,
+            "thumbnail_matches": r.matches if r else None,
+            "checked_at": now,
+        }
+        for pid, r in data.unchecked.items()
+        if int(pid) not in done
+    ]
+    for i in range(0, len(rows), 5000):
+        session.execute(insert(AuditPhotoCheck), rows[i : i + 5000])
+
+
+def _earlier_decided(
+    decided: Sequence[AuditFindingRow], f: AuditFinding, by_photo: dict[int, list[AuditFindingRow]]
+) -> list[str]:
+    """Decided findings of the same kind whose photos are all in ``f``."""
+    photos = {int(p) for p in f.photo_ids}
+    out: dict[str, None] = {}
+    for p in photos:
+        for row in by_photo.get(p, ()):
+            if row.kind == f.kind.value and row.id != f.id and set(row.photo_ids) <= photos:
+                out[row.id] = None
+    return sorted(out)
+
+
+def _save_areas(
+    session: Session, county_id: int, data: CountyData, findings: Sequence[AuditFinding]
+) -> None:
+    """Keep ``audit_finding_areas`` equal to the villages each finding touches."""
+    have: dict[str, set[int]] = {}
+    for fid, vid in session.execute(
+        select(AuditFindingArea.finding_id, AuditFindingArea.village_id)
+        .join(AuditFindingRow, AuditFindingArea.finding_id == AuditFindingRow.id)
+        .where(AuditFindingRow.county_id == county_id)
+    ):
+        have.setdefault(fid, set()).add(vid)
+    add: list[dict[str, Any]] = []
+    for f in findings:
+        want = {int(v) for v in f.village_ids if v in data.town_ids}
+        old = have.get(f.id)
+        if old == want:
+            continue
+        if old is not None:
+            session.execute(delete(AuditFindingArea).where(AuditFindingArea.finding_id == f.id))
+        add.extend(
+            {"finding_id": f.id, "village_id": v, "town_id": data.town_ids[str(v)]} for v in want
+        )
+    for i in range(0, len(add), 5000):
+        session.execute(insert(AuditFindingArea), add[i : i + 5000])
+
+
+def save_findings(
     session: Session,
     county_id: int,
     data: CountyData,
-    config: AuditConfig,
-    findings: Sequence[AuditFinding] | None = None,
+    findings: Sequence[AuditFinding],
+    *,
+    seconds: float = 0.0,
 ) -> RefreshResult:
-    """Upsert the county's findings by their stable IDs; decisions are never touched."""
-    if findings is None:
-        findings = compute_findings(data.photos, data.villages, data.matches, config)
+    """Upsert the county's findings by their stable IDs, their areas, the photos they
+    cover and the refresh time. Decisions are never touched; a new finding that
+    contains every photo of a decided one is linked to it (``earlier_ids``)."""
+    _lock_county(session, county_id)
     existing = {
         r.id: r
         for r in session.scalars(
             select(AuditFindingRow).where(AuditFindingRow.county_id == county_id)
         )
     }
-    now, added, updated = utcnow(), 0, 0
+    decided = [r for r in existing.values() if r.status != FindingStatus.OPEN]
+    by_photo: dict[int, list[AuditFindingRow]] = {}
+    for r in decided:
+        for p in r.photo_ids:
+            by_photo.setdefault(int(p), []).append(r)
+    now, added, updated, linked = utcnow(), 0, 0, 0
     for f in findings:
         row = existing.pop(f.id, None)
         if row is None:
             row = AuditFindingRow(id=f.id, county_id=county_id, first_seen=now,
                                   status=FindingStatus.OPEN)  # fmt: skip
+            earlier = _earlier_decided(decided, f, by_photo)
+            row.earlier_ids = earlier or None
+            linked += bool(earlier)
             session.add(row)
             added += 1
         else:
@@ -287,7 +456,88 @@ def refresh_findings(
         row.evidence, row.active, row.last_seen = f.evidence, True, now
     for row in existing.values():
         row.active = False
-    return RefreshResult(added, updated, len(existing), len(findings))
+    session.flush()
+    _save_areas(session, county_id, data, findings)
+    _mark_covered(session, county_id, data)
+    state = session.get(AuditRefresh, county_id)
+    if state is None:
+        state = AuditRefresh(county_id=county_id)
+        session.add(state)
+    state.computed_at, state.photos = now, len(data.photos)
+    state.findings, state.seconds = len(findings), round(seconds, 3)
+    return RefreshResult(added, updated, len(existing), len(findings), linked)
+
+
+def refresh_findings(
+    session: Session,
+    county_id: int,
+    data: CountyData,
+    config: AuditConfig,
+    findings: Sequence[AuditFinding] | None = None,
+) -> RefreshResult:
+    """``save_findings`` of ``findings`` (computed from ``data`` when not given)."""
+    if findings is None:
+        findings = compute_findings(data.photos, data.villages, data.matches, config)
+    return save_findings(session, county_id, data, findings)
+
+
+def pending_photos(session: Session, county_id: int) -> int:
+    """Photos of the county that the stored findings do not include yet."""
+    q = (
+        select(func.count(Photo.id))
+        .join(Household, Photo.household_id == Household.id)
+        .where(Household.county_id == county_id)
+        .where(~exists().where(AuditPhotoCheck.photo_id == Photo.id))
+    )
+    return session.scalar(q) or 0
+
+
+def counties_with_pending(session: Session) -> list[int]:
+    """Counties with photos the findings do not include yet."""
+    q = (
+        select(Household.county_id)
+        .join(Photo, Photo.household_id == Household.id)
+        .where(~exists().where(AuditPhotoCheck.photo_id == Photo.id))
+        .distinct()
+    )
+    return sorted(session.scalars(q))
+
+
+def refresh_state(session: Session, county_id: int) -> AuditRefresh | None:
+    return session.get(AuditRefresh, county_id)
+
+
+def finding_in_town(session: Session, finding_id: str, town_id: int) -> bool:
+    """Does any photo of the finding lie in the town?"""
+    q = select(AuditFindingArea.finding_id).where(
+        AuditFindingArea.finding_id == finding_id, AuditFindingArea.town_id == town_id
+    )
+    return bool(session.scalar(select(exists(q))))
+
+
+def earlier_findings(
+    session: Session, row: AuditFindingRow, *, depth: int = 5
+) -> list[AuditFindingRow]:
+    """The decided findings this one grew from, nearest first (followed ``depth`` links)."""
+    out: list[AuditFindingRow] = []
+    seen = {row.id}
+    frontier = list(row.earlier_ids or ())
+    for _ in range(depth):
+        rows = [
+            r
+            for r in session.scalars(
+                select(AuditFindingRow).where(
+                    AuditFindingRow.id.in_([i for i in frontier if i not in seen]),
+                    AuditFindingRow.county_id == row.county_id,
+                )
+            )
+        ]
+        if not rows:
+            break
+        out.extend(sorted(rows, key=lambda r: r.decided_at or r.first_seen, reverse=True))
+        seen.update(r.id for r in rows)
+        frontier = [i for r in rows for i in (r.earlier_ids or ())]
+    return out
 
 
 def query_findings(
@@ -303,15 +553,22 @@ def query_findings(
     limit: int = 200,
     offset: int = 0,
 ) -> tuple[int, list[AuditFindingRow]]:
-    """(total matching, one page), high severity first, then newest day."""
-    from sqlalchemy import case, func
+    """(total matching, one page), high severity first, then newest day.
+
+    ``town_id`` / ``village_id`` match a finding when any of its photos is there."""
+    from sqlalchemy import case
 
     q = select(AuditFindingRow).where(AuditFindingRow.county_id == county_id)
     if active_only:
         q = q.where(AuditFindingRow.active.is_(True))
     for column, value in (
-        (AuditFindingRow.town_id, town_id),
-        (AuditFindingRow.village_id, village_id),
+        (AuditFindingArea.town_id, town_id),
+        (AuditFindingArea.village_id, village_id),
+    ):
+        if value is not None:  # any photo of the finding in the town / village
+            q = q.where(AuditFindingRow.id.in_(select(AuditFindingArea.finding_id).where(
+                column == value)))  # fmt: skip
+    for column, value in (
         (AuditFindingRow.kind, kind),
         (AuditFindingRow.status, status),
         (AuditFindingRow.day, day),

@@ -5,9 +5,16 @@
   every refresh. A finding that is no longer produced (the photo was retaken) stays,
   inactive, with its history.
 * ``audit_events``: the audit trail, append-only: who decided what, when, with what note.
-* ``audit_photo_checks``: per-photo facts that need the original bytes (the EXIF
-  thumbnail comparison), computed once per photo; also marks which photos the last
-  refresh covered.
+* ``audit_finding_areas``: every (village, town) a finding touches, so a finding
+  spanning two towns is listed, filtered and visible in both (migration 0004).
+* ``audit_photo_checks``: marks which photos a refresh covered ("pending" = a photo
+  without a row); for photos stored before the upload computed the EXIF thumbnail
+  comparison, it also holds that comparison, made once from the original bytes.
+* ``audit_refreshes``: per county, when the findings were last computed and how long
+  it took, for "computed at HH:MM, N new photos pending".
+
+``earlier_ids`` links a finding to decided findings whose photos it contains (a batch
+that grew by one photo gets a new ID): their decisions and trail are shown with it.
 """
 
 from __future__ import annotations
@@ -16,12 +23,19 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..store.models import Base, utcnow
 
-__all__ = ["AuditEvent", "AuditFindingRow", "AuditPhotoCheck", "FindingStatus"]
+__all__ = [
+    "AuditEvent",
+    "AuditFindingArea",
+    "AuditFindingRow",
+    "AuditPhotoCheck",
+    "AuditRefresh",
+    "FindingStatus",
+]
 
 
 class FindingStatus(enum.StrEnum):
@@ -37,7 +51,8 @@ class AuditFindingRow(Base):
     county_id: Mapped[int] = mapped_column(ForeignKey("counties.id"))
     kind: Mapped[str] = mapped_column(String(24))
     severity: Mapped[str] = mapped_column(String(8))
-    town_id: Mapped[int | None] = mapped_column(ForeignKey("towns.id"), index=True)  # first
+    # the first photo's town and village (display, old rows); filters use audit_finding_areas
+    town_id: Mapped[int | None] = mapped_column(ForeignKey("towns.id"), index=True)
     village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"), index=True)
     day: Mapped[dt.date | None] = mapped_column(Date, index=True)
     photo_ids: Mapped[list[Any]]
@@ -53,6 +68,14 @@ class AuditFindingRow(Base):
     decided_at: Mapped[dt.datetime | None]
     first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    earlier_ids: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class AuditFindingArea(Base):
+    __tablename__ = "audit_finding_areas"
+    finding_id: Mapped[str] = mapped_column(ForeignKey("audit_findings.id"), primary_key=True)
+    village_id: Mapped[int] = mapped_column(ForeignKey("villages.id"), primary_key=True, index=True)
+    town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), index=True)
 
 
 class AuditEvent(Base):
@@ -74,3 +97,12 @@ class AuditPhotoCheck(Base):
     thumbnail_mad: Mapped[float | None] = mapped_column(Float)
     thumbnail_matches: Mapped[bool | None] = mapped_column(Boolean)
     checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditRefresh(Base):
+    __tablename__ = "audit_refreshes"
+    county_id: Mapped[int] = mapped_column(ForeignKey("counties.id"), primary_key=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    photos: Mapped[int] = mapped_column(Integer, default=0)  # photos the findings cover
+    findings: Mapped[int] = mapped_column(Integer, default=0)  # active findings
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # load + compute + save

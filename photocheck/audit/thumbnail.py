@@ -16,6 +16,8 @@ aspect ratio.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -23,7 +25,19 @@ from PIL import Image
 from ..decode import DecodedPhoto
 from .records import ThumbnailCheck
 
-__all__ = ["MIN_CORRELATION", "compare_thumbnail", "thumbnail_signature"]
+__all__ = [
+    "DIFFERENCE_METRIC",
+    "MIN_CORRELATION",
+    "SIMILARITY_METRIC",
+    "compare_thumbnail",
+    "thumbnail_check_from_metrics",
+    "thumbnail_metrics",
+    "thumbnail_signature",
+]
+
+# Keys in a stored photo's ``metrics``; present (even as None) = compared at upload.
+SIMILARITY_METRIC = "thumbnail_similarity"
+DIFFERENCE_METRIC = "thumbnail_difference"
 
 # Calibrated on the developer set (65 JPEGs with an EXIF thumbnail; 5 of them broken
 # or flat -> None): the 60 genuine thumbnails correlate 0.901-1.000 with their own
@@ -114,3 +128,31 @@ def compare_thumbnail(
     # mean abs diff on the normalised images, rescaled to a 0..255-like range
     mad = float(np.abs(a - b).mean() * 255.0 / 4.0)
     return ThumbnailCheck(correlation=corr, mean_abs_diff=mad, matches=corr >= min_correlation)
+
+
+def thumbnail_metrics(photo: DecodedPhoto | None, thumbnail: bytes | None) -> dict[str, Any]:
+    """The comparison as photo metrics, from what the upload check already decoded.
+
+    The upload calls this with ``Report.photo`` and ``Report.metadata.thumbnail`` so the
+    audit never decodes the photo a second time. Both keys are always set; None means
+    there was nothing to compare (no, broken or flat thumbnail; unreadable photo).
+    """
+    result = compare_thumbnail(thumbnail, photo) if photo is not None and thumbnail else None
+    return {
+        SIMILARITY_METRIC: round(result.correlation, 4) if result else None,
+        DIFFERENCE_METRIC: round(result.mean_abs_diff, 2) if result else None,
+    }
+
+
+def thumbnail_check_from_metrics(
+    metrics: Mapping[str, Any] | None, *, min_correlation: float = MIN_CORRELATION
+) -> tuple[bool, ThumbnailCheck | None]:
+    """(compared at upload?, the result): the audit's reading of ``thumbnail_metrics``."""
+    if not metrics or SIMILARITY_METRIC not in metrics:
+        return False, None
+    corr = metrics.get(SIMILARITY_METRIC)
+    if not isinstance(corr, int | float):
+        return True, None
+    mad = metrics.get(DIFFERENCE_METRIC)
+    mad = float(mad) if isinstance(mad, int | float) else 0.0
+    return True, ThumbnailCheck(float(corr), mad, float(corr) >= min_correlation)

@@ -5,15 +5,31 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import httpx
 import openpyxl
 from sqlalchemy import func, select
 
+from photocheck.audit.tables import AuditPhotoCheck
 from photocheck.store import Household, Photo
 
 from .conftest import ADMIN, LiveServer, login
 from .test_session import GOOD, GOOD_2, ORIENT_A, ORIENT_B, setup_campaign, upload
+
+
+def refresh(client: httpx.Client, headers: dict) -> dict:
+    """Recompute the findings now and wait for it (the worker's test handle)."""
+    r = client.post("/audit/refresh", params={"wait": "true"}, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["pending_photos"] == 0
+    return r.json()
+
+
+def findings(client: httpx.Client, headers: dict, **params: str) -> list[dict]:
+    r = client.get("/audit/findings", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["findings"]
 
 
 def duplicate_campaign(client: httpx.Client) -> tuple[dict, dict[str, dict]]:
@@ -27,6 +43,7 @@ def duplicate_campaign(client: httpx.Client) -> tuple[dict, dict[str, dict]]:
 
 def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) -> None:
     admin, v = duplicate_campaign(client)
+    refresh(client, admin)
     r = client.get("/audit/findings", params={"kind": "duplicate_cluster"}, headers=admin)
     assert r.status_code == 200, r.text
     clusters = {tuple(sorted(f["household_ids"])): f for f in r.json()["findings"]}
@@ -62,6 +79,7 @@ def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) 
 
     # new uploads recompute the findings; the decision stays with the same ID
     assert upload(client, v["东村"], "A2", GOOD_2).status_code == 201
+    refresh(client, admin)
     again = client.get(f"/audit/findings/{dup['id']}", headers=admin).json()
     assert again["status"] == "dismissed" and len(again["events"]) == 1
 
@@ -140,11 +158,27 @@ def test_swapped_picture_with_kept_exif_becomes_a_finding(
             headers=village,
         )
         assert r.status_code == 201, r.text
-    found = client.get(
-        "/audit/findings", params={"kind": "thumbnail_mismatch"}, headers=admin
-    ).json()["findings"]
+    # the upload compared the thumbnail with the pixels it had decoded anyway
+    with server.app_state.db.session() as session:
+        stored = dict(session.execute(select(Household.household_code, Photo.metrics).join(
+            Photo, Photo.household_id == Household.id)).all())  # fmt: skip
+    assert stored["A1"]["thumbnail_similarity"] >= 0.85 > stored["B1"]["thumbnail_similarity"]
+    refresh(client, admin)
+    found = findings(client, admin, kind="thumbnail_mismatch")
     assert [f["household_ids"] for f in found] == [["B1"]]
-    assert found[0]["evidence"]["correlation"] < 0.85
+    assert found[0]["evidence"]["correlation"] == round(stored["B1"]["thumbnail_similarity"], 3)
+
+    # photos stored before uploads did this: the refresh decodes them, once
+    with server.app_state.db.write() as session:
+        for photo in session.scalars(select(Photo)):
+            photo.metrics = {k: v for k, v in photo.metrics.items() if "thumbnail" not in k}
+            session.delete(session.get(AuditPhotoCheck, photo.id))
+    refresh(client, admin)
+    again = findings(client, admin, kind="thumbnail_mismatch")
+    assert [f["id"] for f in again] == [found[0]["id"]]
+    with server.app_state.db.session() as session:
+        checks = session.scalars(select(AuditPhotoCheck)).all()
+    assert sorted(c.thumbnail_matches for c in checks) == [False, True]
 
 
 BATCH_HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
@@ -191,6 +225,7 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
             "lat": 33.7010 + 0.00002 * i,  # the village office, give or take 2 m
             "lon": 110.3010,
             "device_time": f"2026-08-03T19:{5 + i:02d}:00+08:00",
+            "source": "app_camera" if i % 2 == 0 else "gallery",
         }
         path = data_file(rel)
         r = client.post(
@@ -200,11 +235,23 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
             headers=village,
         )
         assert r.status_code == 201, r.text
-    found = client.get("/audit/findings", params={"kind": "desk_batch"}, headers=admin).json()
-    (batch,) = found["findings"]
+    refresh(client, admin)
+    (batch,) = findings(client, admin, kind="desk_batch")
     assert sorted(batch["household_ids"]) == ["N1", "N2", "N3", "N4", "N5", "N6"]
     assert batch["evidence"]["radius_m"] < 10 and batch["evidence"]["minutes"] == 5.0
     assert batch["day"] == "2026-08-03"  # the app's local day, not the UTC one
+    # "taken in the app, yet no camera data" only where the app says its camera took it:
+    # N5 (a PPM, app camera) is one; N4 (a PPM picked from the gallery) is not
+    missing = {h for f in findings(client, admin, kind="metadata_missing")
+               for h in f["household_ids"]}  # fmt: skip
+    assert "N5" in missing and missing <= {"N1", "N3", "N5"}
+    bad = client.post(
+        "/households/N1/photos",
+        files={"file": ("x.jpg", data_file(BATCH_FILES[0]).read_bytes(), "image/jpeg")},
+        data={"capture": json.dumps({"source": "camera_roll"})},
+        headers=village,
+    )
+    assert bad.status_code == 422 and "capture" in bad.json()["error"]["message"]
 
 
 def test_offline_report_from_the_service_database(
@@ -226,3 +273,141 @@ def test_offline_report_from_the_service_database(
     html = out.read_text("utf-8")
     assert n >= 2 and html.count('src="data:image/jpeg;base64,') >= 4  # 2 clusters x 2
     assert "重复照片（跨户）" in html and "龙驹寨镇" in html
+
+
+def test_findings_refresh_in_the_background(server: LiveServer, client: httpx.Client) -> None:
+    """Uploads wake the worker; the list answers at once with what is stored and says
+    when it was computed and how many photos are pending, until the refresh is done."""
+    admin, _ = duplicate_campaign(client)
+    body = client.get("/audit/findings", headers=admin).json()
+    assert set(body["status"]) >= {"computed_at", "pending_photos", "refreshing"}
+    deadline = time.monotonic() + 120  # the debounced refresh comes within seconds
+    while client.get("/audit/status", headers=admin).json()["pending_photos"]:
+        assert time.monotonic() < deadline, "the worker never included the uploads"
+        time.sleep(0.2)
+    body = client.get("/audit/findings", params={"kind": "duplicate_cluster"}, headers=admin)
+    assert body.json()["status"]["computed_at"] and len(body.json()["findings"]) == 2
+    page = httpx.get(server.url + "/audit", cookies=_cookie(client), timeout=60)
+    assert (
+        page.status_code == 200 and "问题清单计算于" in page.text and "已包含全部照片" in page.text
+    )
+
+
+def _cookie(client: httpx.Client) -> dict[str, str]:
+    r = client.post("/auth/token", data={"username": ADMIN[0], "password": ADMIN[1]})
+    return {"photocheck_token": r.json()["access_token"]}
+
+
+def test_a_cross_town_cluster_shows_in_both_towns(server: LiveServer, client: httpx.Client) -> None:
+    admin, v = setup_campaign(client)
+    assert upload(client, v["东村"], "A1", GOOD).status_code == 201  # 龙驹寨镇
+    assert upload(client, v["南村"], "C1", GOOD).status_code == 201  # 棣花镇
+    refresh(client, admin)
+    (dup,) = findings(client, admin, kind="duplicate_cluster")
+    for town in ("龙驹寨镇", "棣花镇"):
+        assert [f["id"] for f in findings(client, admin, town=town, kind="duplicate_cluster")] == [
+            dup["id"]
+        ]
+    assert dup["id"] in {f["id"] for f in findings(client, admin, village="南村")}
+    assert dup["id"] in {f["id"] for f in findings(client, admin, village="东村")}
+    r = client.post("/users/town", json={"username": "town-dh", "town": "棣花镇"}, headers=admin)
+    slip = r.json()
+    first = login(client, slip["username"], slip["password"])
+    client.post(
+        "/auth/change-password",
+        json={"old_password": slip["password"], "new_password": "town-dh-pass-1"},
+        headers=first,
+    )
+    town_user = login(client, "town-dh", "town-dh-pass-1")
+    assert dup["id"] in {f["id"] for f in findings(client, town_user)}
+    assert client.get(f"/audit/findings/{dup['id']}", headers=town_user).status_code == 200
+
+
+def test_a_grown_cluster_carries_the_earlier_decision(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """A1 and B1 share a photo and it is dismissed; then C3 uploads it too: the new,
+    bigger cluster is open (C3 was never looked at) and shows the earlier decision."""
+    admin, v = setup_campaign(client)
+    assert upload(client, v["东村"], "A1", GOOD).status_code == 201
+    assert upload(client, v["西村"], "B1", GOOD).status_code == 201
+    refresh(client, admin)
+    (old,) = findings(client, admin, kind="duplicate_cluster")
+    r = client.post(
+        f"/audit/findings/{old['id']}/decision",
+        json={"action": "dismiss", "note": "同一安置点"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    assert upload(client, v["南村"], "C3", GOOD).status_code == 201
+    refresh(client, admin)
+    (new,) = findings(client, admin, kind="duplicate_cluster")
+    assert sorted(new["household_ids"]) == ["A1", "B1", "C3"] and new["id"] != old["id"]
+    assert new["status"] == "open" and new["earlier_ids"] == [old["id"]]
+    detail = client.get(f"/audit/findings/{new['id']}", headers=admin).json()
+    (earlier,) = detail["earlier"]
+    assert earlier["status"] == "dismissed" and earlier["note"] == "同一安置点"
+    assert earlier["new_household_ids"] == ["C3"]
+    assert [e["status_after"] for e in earlier["events"]] == ["dismissed"]
+    gone = client.get(f"/audit/findings/{old['id']}", headers=admin).json()
+    assert gone["active"] is False and gone["status"] == "dismissed"
+    page = httpx.get(
+        server.url + f"/audit/findings/{new['id']}", cookies=_cookie(client), timeout=60
+    )
+    assert "此前的处理" in page.text and "同一安置点" in page.text
+
+
+OTHER_COUNTY = ("admin-sn", "other-county-secret-1")
+OTHER_HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
+X1,冯一,富水镇,河村,appraised,,33.50,110.90
+X2,冯二,富水镇,河村,appraised,,33.501,110.901
+"""
+
+
+def test_two_counties_never_see_each_other(server: LiveServer, client: httpx.Client) -> None:
+    """The same photo in two counties: each county's audit shows its own households only."""
+    from api.accounts import add_user
+    from photocheck.store import Role
+
+    admin, _ = duplicate_campaign(client)
+    add_user(server.app_state.settings, *OTHER_COUNTY, role=Role.COUNTY, county="商南县")
+    other = login(client, *OTHER_COUNTY)
+    r = client.post(
+        "/households/import",
+        content=OTHER_HOUSEHOLDS.encode(),
+        headers={**other, "content-type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    account = r.json()["accounts"][0]
+    first = login(client, account["username"], account["password"])
+    client.post(
+        "/auth/change-password",
+        json={"old_password": account["password"], "new_password": "river-pass-123"},
+        headers=first,
+    )
+    river = login(client, account["username"], "river-pass-123")
+    assert upload(client, river, "X1", GOOD).status_code == 201  # A1's and B1's photo
+    assert upload(client, river, "X2", GOOD).status_code == 201
+    refresh(client, admin)
+    refresh(client, other)
+    mine = findings(client, admin)
+    theirs = findings(client, other)
+    households = {h for f in mine for h in f["household_ids"]}
+    other_households = {h for f in theirs for h in f["household_ids"]}
+    assert {"A1", "B1"} <= households and not households & {"X1", "X2"}
+    assert other_households and other_households <= {"X1", "X2"}
+    (cluster,) = [f for f in theirs if f["kind"] == "duplicate_cluster"]
+    assert sorted(cluster["household_ids"]) == ["X1", "X2"]
+    assert all(p["a"] and p["b"] for p in cluster["evidence"]["pairs"])
+    own_photos = {p for f in theirs for p in f["photo_ids"]}
+    for pair in cluster["evidence"]["pairs"]:
+        assert {int(pair["a"]), int(pair["b"])} <= own_photos
+    # no probing across the border: findings and photos of the other county are 404
+    assert client.get(f"/audit/findings/{cluster['id']}", headers=admin).status_code == 404
+    assert client.get(f"/audit/findings/{mine[0]['id']}", headers=other).status_code == 404
+    r = client.post(
+        f"/audit/findings/{cluster['id']}/decision", json={"action": "confirm"}, headers=admin
+    )
+    assert r.status_code == 404
+    progress = client.get("/progress", headers=other).json()
+    assert progress["total"]["total"] == 2

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .conftest import ADMIN, LiveServer
-from .test_audit import duplicate_campaign
+from .test_audit import duplicate_campaign, refresh
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -51,7 +51,8 @@ def browser() -> Iterator[object]:
 def test_dismiss_a_duplicate_in_the_browser(
     server: LiveServer, client: httpx.Client, browser, tmp_path: Path
 ) -> None:
-    duplicate_campaign(client)
+    admin, _ = duplicate_campaign(client)
+    refresh(client, admin)  # the page shows what the worker computed; wait for it
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(server.url + "/audit")
     assert "/audit/login" in page.url  # not logged in: the form
