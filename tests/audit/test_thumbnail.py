@@ -85,3 +85,24 @@ def test_swapped_picture_with_kept_exif_is_caught() -> None:
 def test_broken_thumbnail_is_no_evidence() -> None:
     photo = decode(load(GENUINE[0]), max_pixels=200_000_000)
     assert compare_thumbnail(b"\xff\xd8 not a jpeg", photo) is None
+
+
+def test_upload_metrics_from_the_checks_own_decode(policy, model) -> None:
+    """What the upload stores: the comparison from ``Report.photo`` (no second decode),
+    read back by the audit exactly as it would have computed it."""
+    from photocheck import check_photo
+    from photocheck.audit.thumbnail import thumbnail_check_from_metrics, thumbnail_metrics
+
+    def metrics_of(data: bytes) -> dict:
+        report = check_photo(data, policy=policy, model=model)
+        return thumbnail_metrics(report.photo, report.metadata.thumbnail)
+
+    for rel in GENUINE:
+        compared, check = thumbnail_check_from_metrics(metrics_of(load(rel)))
+        assert compared and check is not None and check.matches, (rel, check)
+    swapped = _with_exif_of(load(GENUINE[0]), load(GENUINE[1]))
+    compared, check = thumbnail_check_from_metrics(metrics_of(swapped))
+    assert compared and check is not None and not check.matches
+    none = thumbnail_metrics(None, None)  # unreadable photo: compared, nothing found
+    assert thumbnail_check_from_metrics(none) == (True, None)
+    assert thumbnail_check_from_metrics({"width": 10}) == (False, None)  # stored before
