@@ -150,6 +150,12 @@ class _Loaded:
             msg = f"class names {names_path} has {len(names)} lines, expected 1000"
             raise ModelError(msg)
         opts = ort.SessionOptions()
+        # ENABLE_ALL (the default, pinned here) adds the NCHWc layout transforms: 9.1 ms
+        # per photo on one thread, against 23 ms with EXTENDED. One intra-op thread by
+        # default: two take 4.9 ms alone, but their spinning pool costs a server that
+        # checks photos in parallel on 2 cores a quarter of its throughput (measured
+        # with scripts/bench_checks.py); the pipeline overlaps the model instead.
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
@@ -237,6 +243,6 @@ class ContentModel:
             building=float(probs[loaded.building_idx].sum()),
             screen=float(probs[loaded.screen_idx].sum()),
             top=tuple((loaded.names[i], round(float(probs[i]), 4)) for i in top),
-            embedding=tuple(float(v) for v in features),
+            embedding=tuple(features.tolist()),  # Python floats, in one C call
             street=float(probs[loaded.street_idx].sum()),
         )

@@ -1,6 +1,7 @@
 """Benchmark the whole photo check against a pHash baseline; prints ratios, not verdicts.
 
 Usage: python scripts/bench_checks.py [--data ../shared/data] [--reps 5] [--no-memory]
+       [--throughput-rounds 4]
 
 All in one run, interleaved (the machine is shared, so only ratios within a run mean
 anything), median of ``--reps`` repetitions per photo, on the >= 7 MP JPEGs of the
@@ -11,9 +12,14 @@ developer set:
     decode -> grey -> 32x32 -> DCT;
 (c) the bare DCT-scaled decode of the same bytes (Pillow ``draft`` to ~1/4, then load).
 
-Targets: full / pHash <= 0.75 and full / bare decode <= 2.0. A per-stage table says
-which part of the pipeline costs what. Then (d): peak memory (ru_maxrss of a child
-process, RUSAGE_CHILDREN) checking a synthetic 50-megapixel JPEG; target < 600 MB.
+Targets: full / pHash <= 0.75 and full / bare decode <= 2.0. ``check_photo`` overlaps
+its GIL-free steps on helper threads (see ``photocheck/pipeline.py``), so the table also
+prints the CPU time of (a) (all threads of the process); on an idle 2-core machine the
+wall time is below it. A per-stage table (each stage alone, serially) says which part
+of the pipeline costs what. Then (d): peak memory (ru_maxrss of a child process,
+RUSAGE_CHILDREN) checking a synthetic 50-megapixel JPEG; target < 600 MB. And (e):
+throughput, photos/s of ``check_photo`` on one thread and in a 2-thread pool (a server
+checks several uploads at once), against the bare decode in the same pool.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import imagehash
@@ -97,10 +104,11 @@ def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall ms, process CPU ms, all threads) of one call."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    return (time.perf_counter() - t) * 1000
+    return (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
 
 
 def bench_speed(photos: list[Path], reps: int) -> None:
@@ -116,20 +124,23 @@ def bench_speed(photos: list[Path], reps: int) -> None:
         for fn in runs.values():
             fn(data)
     samples: dict[tuple[Path, str], list[float]] = {}
+    cpu_samples: dict[Path, list[float]] = {}
     stage_samples: dict[str, list[float]] = {}
     names = list(runs)
     for rep in range(reps):
         for path, data in blobs.items():
             order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate order
             for name in order:
-                ms = _timed(lambda n=name, d=data: runs[n](d))
+                ms, cpu_ms = _timed(lambda n=name, d=data: runs[n](d))
                 samples.setdefault((path, name), []).append(ms)
+                if name == "full":
+                    cpu_samples.setdefault(path, []).append(cpu_ms)
             for stage, ms in _stages(data, policy, model).items():
                 stage_samples.setdefault(stage, []).append(ms)
 
     print(f"{len(photos)} photos >= 7 MP, {reps} interleaved repetitions, median ms")
     print(
-        f"{'photo':44s} {'MP':>5s} {'full':>7s} {'pHash':>7s} {'decode':>7s} "
+        f"{'photo':40s} {'MP':>5s} {'full':>6s} {'(cpu)':>6s} {'pHash':>6s} {'decode':>6s} "
         f"{'full/pHash':>10s} {'full/dec':>8s}"
     )
     ratios_p, ratios_d = [], []
@@ -137,10 +148,11 @@ def bench_speed(photos: list[Path], reps: int) -> None:
         with Image.open(path) as im:
             mp = im.size[0] * im.size[1] / 1e6
         full, ph, dec = (statistics.median(samples[(path, n)]) for n in names)
+        cpu = statistics.median(cpu_samples[path])
         ratios_p.append(full / ph)
         ratios_d.append(full / dec)
         print(
-            f"{path.name[:44]:44s} {mp:5.1f} {full:7.1f} {ph:7.1f} {dec:7.1f} "
+            f"{path.name[:40]:40s} {mp:5.1f} {full:6.1f} {cpu:6.1f} {ph:6.1f} {dec:6.1f} "
             f"{full / ph:10.2f} {full / dec:8.2f}"
         )
     rp, rd = statistics.median(ratios_p), statistics.median(ratios_d)
@@ -153,6 +165,35 @@ def bench_speed(photos: list[Path], reps: int) -> None:
     for stage, values in stage_samples.items():
         ms = statistics.median(values)
         print(f"  {stage:22s} {ms:7.1f}  {100 * ms / total:5.1f} %")
+
+
+def bench_throughput(photos: list[Path], rounds: int) -> None:
+    """Photos/s of check_photo serially and in a 2-thread pool, and of the bare decode."""
+    policy = default_policy()
+    model = ContentModel().load()
+    work = [p.read_bytes() for p in photos] * rounds
+
+    def rate(fn: Callable[[bytes], object], threads: int) -> float:
+        t = time.perf_counter()
+        if threads == 1:
+            for data in work:
+                fn(data)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(fn, work))
+        return len(work) / (time.perf_counter() - t)
+
+    def full(data: bytes) -> object:
+        return check_photo(data, policy=policy, model=model)
+
+    rate(full, 2)  # warm
+    serial, pooled = rate(full, 1), rate(full, 2)
+    dec_serial, dec_pooled = rate(_bare_decode, 1), rate(_bare_decode, 2)
+    print(
+        f"\n(e) throughput over {len(work)} checks: check_photo {serial:.1f} photos/s on one "
+        f"thread, {pooled:.1f} in a 2-thread pool; bare decode {dec_serial:.1f} and "
+        f"{dec_pooled:.1f}; pool full/decode time ratio {dec_pooled / pooled:.2f}"
+    )
 
 
 _CHILD = """
@@ -228,6 +269,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--throughput-rounds", type=int, default=4, help="0: skip (e)")
     args = ap.parse_args()
     if not args.no_memory:
         bench_memory()
@@ -235,6 +277,8 @@ def main() -> None:
     if not photos:
         sys.exit(f"no >= 7 MP JPEGs under {args.data}")
     bench_speed(photos, args.reps)
+    if args.throughput_rounds:
+        bench_throughput(photos, args.throughput_rounds)
 
 
 if __name__ == "__main__":
