@@ -2,50 +2,90 @@
 
 It holds, for every stored photo (a rejected one too: a photo reused for another
 household is reuse whatever its quality) except copies already found to be another
-household's photo, the PDQ hash, the content embedding, the GPS point and who owns it.
-It is built from the database at start and extended only after the photo's row is
-committed. It is not thread-safe on its own: callers query and extend it inside
-``Database.write()``, which makes "query, decide, insert, add" one atomic step.
+household's photo, what the two duplicate questions need, as row-aligned arrays:
+
+* same photo (all counties): the 256-bit PDQ hash in an exact 16-chunk multi-index
+  (Norouzi et al.; 32 B hash + 16 x 3 B row ids per photo), and the photo id;
+* same scene (one county): county and household ids in memory; the GPS point and a
+  reduced content embedding (the 1280-d pooled features through a fixed, seeded random
+  orthogonal projection to 128-d, int8) in a file-backed map when a directory is
+  given, so a million photos cost ~91 B of RAM each (``bench_service_index.py``).
+
+Exact byte and pixel digests are not here: the database answers them through its
+indexed ``sha256`` / ``pixel_sha256`` columns (``Intake`` asks).
+
+Writes and same-photo queries happen inside ``Database.write()`` (the caller's lock
+makes "query, decide, insert, add" atomic); the index also has its own lock, and rows
+are only ever appended, so ``scene_candidates`` reads a snapshot of the first n rows
+without blocking writers for the whole scan.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from ..similarity.index import PackedPDQIndex
+from ..similarity.index import PDQ_BYTES, popcount64
 
-__all__ = ["DupEntry", "DuplicateIndex", "HashHit", "embedding_from_bytes", "embedding_to_bytes"]
+__all__ = [
+    "EMBEDDING_DIMS",
+    "DupEntry",
+    "DuplicateIndex",
+    "HashHit",
+    "SceneCandidate",
+    "embedding_from_bytes",
+    "embedding_to_bytes",
+    "reduce_embeddings",
+]
 
-_CHUNK = 8192
+EMBEDDING_DIMS = 128  # projected dimensions (bench_service_index.py --separation)
+_PROJECTION_SEED = 20240611  # fixed: stored vectors and queries must share the basis
+_CHUNKS = 16  # 16-bit chunks of the 256-bit hash
+_MIN_TABLE_ROWS = 65536  # below this a full scan is as fast as probing
+_SCAN_BLOCK = 1 << 16
+_HAS_PDQ, _HAS_EMB, _HAS_GPS = 1, 2, 4
 
 
 @dataclass(frozen=True)
 class DupEntry:
+    """One stored photo as the database gives it (``repo.dup_entries``)."""
+
     photo_id: int
     household_id: int
     county_id: int
-    site_code: str | None
+    site_code: str | None  # not indexed: links change, the database is asked instead
     pdq: bytes | None
-    embedding: np.ndarray | None  # float32, unit length
+    embedding: np.ndarray | None  # float32 content features (any length the model gives)
     lat: float | None
     lon: float | None
-    sha256: str
+    sha256: str  # not indexed: the database's indexed column answers exact copies
     pixel_sha256: str | None
 
 
 @dataclass(frozen=True)
 class HashHit:
-    entry: DupEntry
+    photo_id: int
     distance: int  # PDQ bits (0 for an exact byte or pixel match)
     via: str  # "sha256" | "pixel_sha256" | "pdq"
 
 
+@dataclass(frozen=True)
+class SceneCandidate:
+    photo_id: int
+    household_id: int
+    similarity: float | None  # cosine of the reduced embeddings
+    metres: float | None  # between the two photos' GPS points
+
+
 def embedding_to_bytes(embedding: Sequence[float] | np.ndarray) -> bytes:
-    """Unit-normalised float16 (1280-d -> 2.5 kB per photo)."""
+    """Unit-normalised float16 (1280-d -> 2.5 kB per photo), the database copy."""
     vec = np.asarray(embedding, dtype=np.float32)
     norm = float(np.linalg.norm(vec))
     if norm > 0:
@@ -57,151 +97,394 @@ def embedding_from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float16).astype(np.float32)
 
 
-class DuplicateIndex:
-    """PDQ hashes in a ``PackedPDQIndex`` (keyed by photo id), exact digests, embeddings
-    and GPS points in row-aligned arrays."""
+_projections: dict[int, np.ndarray] = {}
+_projection_lock = threading.Lock()
+
+
+def _projection(dims_in: int) -> np.ndarray:
+    """(dims_in, EMBEDDING_DIMS) orthonormal columns, the same in every process."""
+    with _projection_lock:
+        if dims_in not in _projections:
+            rng = np.random.default_rng(_PROJECTION_SEED + dims_in)
+            gauss = rng.standard_normal((dims_in, max(EMBEDDING_DIMS, 1)))
+            q, _ = np.linalg.qr(gauss)
+            _projections[dims_in] = q[:, :EMBEDDING_DIMS].astype(np.float32)
+        return _projections[dims_in]
+
+
+def reduce_embeddings(embeddings: np.ndarray) -> np.ndarray:
+    """(n, d) features -> (n, 128) int8: projected, unit length, scaled to +-127.
+
+    Cosine is preserved up to a small error (a random projection; int8 rounding adds
+    little); ``bench_service_index.py --separation`` measures it on the developer set.
+    """
+    x = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+    if x.shape[1] > EMBEDDING_DIMS:
+        x = x @ _projection(x.shape[1])
+    peak = np.abs(x).max(axis=1, keepdims=True)
+    return np.round(x / np.maximum(peak, 1e-12) * 127).astype(np.int8)
+
+
+def _cosines(stored: np.ndarray, query: np.ndarray) -> np.ndarray:
+    s = np.asarray(stored).astype(np.float32)  # a plain array: memmap ops are slow
+    q = query.astype(np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", s, s)) * max(float(np.linalg.norm(q)), 1e-12)
+    return (s @ q) / np.maximum(norms, 1e-12)
+
+
+class _Column:
+    """An append-only array that grows geometrically, in RAM or in an unlinked file."""
+
+    def __init__(self, dtype: np.dtype | type, width: int, directory: Path | None) -> None:
+        self.dtype, self.width = np.dtype(dtype), width
+        self._file: IO[bytes] | None = None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - kept open
+        self.data = self._alloc(0)
+
+    def _alloc(self, capacity: int) -> np.ndarray:
+        shape = (capacity, self.width) if self.width > 1 else (capacity,)
+        if self._file is None or capacity == 0:
+            return np.zeros(shape, dtype=self.dtype)
+        self._file.truncate(capacity * self.width * self.dtype.itemsize)
+        return np.memmap(self._file, dtype=self.dtype, mode="r+", shape=shape)
+
+    def reserve(self, n: int) -> None:
+        if n <= len(self.data):
+            return
+        old = self.data
+        self.data = self._alloc(max(n, 1024, len(old) * 3 // 2))
+        if self._file is None:
+            self.data[: len(old)] = old  # a file-backed column already holds its rows
+
+    @property
+    def resident_bytes(self) -> int:
+        return 0 if self._file is not None else self.data.nbytes
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+
+class _PdqTable:
+    """Exact Hamming search over packed PDQ rows: a 16-chunk multi-index (a probe of
+    each 16-bit chunk and its 16 one-bit neighbours finds every row within 31 bits),
+    plus a full scan of rows added since the last table build.
+
+    Row ids are 3 bytes (4 past 16M rows); bucket starts are int32.
+    """
 
     def __init__(self) -> None:
-        self._entries: list[DupEntry] = []
-        self._by_photo: dict[int, int] = {}
-        self._pdq = PackedPDQIndex()
-        self._exact: dict[str, list[int]] = {}
-        self._emb: np.ndarray | None = None
-        self._has_emb = np.zeros(0, dtype=bool)
-        self._county = np.zeros(0, dtype=np.int64)
-        self._latlon = np.zeros((0, 2), dtype=np.float64)
+        self.rows = np.zeros((0, 4), dtype=np.uint64)
+        self.n = 0
+        self._built = 0
+        self._starts = np.zeros((_CHUNKS, 65537), dtype=np.int32)
+        self._table = np.zeros(0, dtype=np.uint8)
+        self._id_bytes = 3
+
+    def reserve(self, n: int) -> None:
+        if n > len(self.rows):
+            grown = np.zeros((max(n, 1024, len(self.rows) * 3 // 2), 4), dtype=np.uint64)
+            grown[: self.n] = self.rows[: self.n]
+            self.rows = grown
+
+    def append(self, packed: np.ndarray) -> None:
+        self.reserve(self.n + len(packed))
+        self.rows[self.n : self.n + len(packed)] = packed
+        self.n += len(packed)
+        if self.n >= _MIN_TABLE_ROWS and self.n - self._built > 4096 + self._built // 32:
+            self.build()
+
+    def trim(self) -> None:
+        """Drop spare capacity (after a bulk load)."""
+        self.rows = self.rows[: self.n].copy()
+
+    def build(self) -> None:
+        n = self.n
+        self._id_bytes = 3 if n < 1 << 24 else 4
+        chunks = self.rows[:n].view(np.uint16).reshape(n, _CHUNKS)
+        starts = np.zeros((_CHUNKS, 65537), dtype=np.int64)
+        table = np.empty((_CHUNKS * n, self._id_bytes), dtype=np.uint8)
+        for c in range(_CHUNKS):
+            col = chunks[:, c]
+            order = np.argsort(col, kind="stable").astype(np.uint32)
+            starts[c, 0] = c * n
+            np.cumsum(np.bincount(col, minlength=65536), out=starts[c, 1:])
+            starts[c, 1:] += c * n
+            table[c * n : (c + 1) * n] = order.view(np.uint8).reshape(n, 4)[:, : self._id_bytes]
+        self._starts = starts.astype(np.int32 if _CHUNKS * n < 2**31 else np.int64)
+        self._table = table.reshape(-1)
+        self._built = n
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows.nbytes + self._starts.nbytes + self._table.nbytes
+
+    def query(self, qs: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, distance) within ``r`` bits of any query row of ``qs`` (k, 4); a row may
+        repeat (several variants hit it)."""
+        flips = r // _CHUNKS
+        if flips > 1 or self._built < _MIN_TABLE_ROWS:
+            return self._scan(qs, 0, self.n, r)
+        rows, dists = self._probe(qs, r)
+        if self.n > self._built:
+            tail_rows, tail_d = self._scan(qs, self._built, self.n, r)
+            rows, dists = np.concatenate((rows, tail_rows)), np.concatenate((dists, tail_d))
+        return rows, dists
+
+    def _scan(self, qs: np.ndarray, lo: int, hi: int, r: int) -> tuple[np.ndarray, np.ndarray]:
+        out_rows, out_d = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
+        for start in range(lo, hi, _SCAN_BLOCK):
+            part = self.rows[start : min(hi, start + _SCAN_BLOCK)]
+            for q in qs:
+                d = _distances(part, q)
+                hit = np.flatnonzero(d <= r)
+                out_rows.append(hit + start)
+                out_d.append(d[hit])
+        return np.concatenate(out_rows), np.concatenate(out_d)
+
+    def _probe(self, qs: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+        values = qs.view(np.uint16).reshape(-1, _CHUNKS).astype(np.int64)[:, :, None] ^ _ONE_FLIP
+        chunk_ix = np.arange(_CHUNKS)[None, :, None]
+        lo = self._starts[chunk_ix, values].ravel().astype(np.int64)
+        lengths = self._starts[chunk_ix, values + 1].ravel() - lo
+        total = int(lengths.sum())
+        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
+        positions = (offsets + np.arange(total)) * self._id_bytes
+        rows = np.take(self._table, positions).astype(np.int64)
+        for i in range(1, self._id_bytes):
+            rows |= np.take(self._table, positions + i).astype(np.int64) << (8 * i)
+        per_variant = lengths.reshape(len(qs), -1).sum(axis=1)
+        bounds = np.concatenate(([0], np.cumsum(per_variant)))
+        dists = np.empty(total, dtype=np.int32)
+        cand = np.take(self.rows, rows, axis=0)
+        for v, q in enumerate(qs):
+            dists[bounds[v] : bounds[v + 1]] = _distances(cand[bounds[v] : bounds[v + 1]], q)
+        hit = dists <= r
+        return rows[hit], dists[hit]
+
+
+_ONE_FLIP = np.array([0] + [1 << b for b in range(16)], dtype=np.int64)  # r <= 31: 1 flip
+
+
+def _distances(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    pc = popcount64(rows ^ q)
+    return pc[:, 0].astype(np.int32) + pc[:, 1] + pc[:, 2] + pc[:, 3]
+
+
+def _pack(hashes: Sequence[bytes]) -> np.ndarray:
+    for h in hashes:
+        if len(h) != PDQ_BYTES:
+            msg = f"a PDQ hash is {PDQ_BYTES} bytes, got {len(h)}"
+            raise ValueError(msg)
+    return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, 4).copy()
+
+
+class DuplicateIndex:
+    """Row-aligned arrays: photo, household, county ids and flags in RAM; GPS points
+    and reduced embeddings in RAM, or file-backed when ``spill_dir`` is given."""
+
+    def __init__(self, spill_dir: Path | None = None) -> None:
+        self._lock = threading.RLock()
+        self._spill_dir = spill_dir
+        self._reset()
+
+    def _reset(self) -> None:
+        self._n = 0
+        self._row_of: dict[int, int] | None = None  # photo id -> row, made on demand
+        self._pdq = _PdqTable()
+        self._photo = np.zeros(0, dtype=np.int32)
+        self._sorted = True  # photo ids arrive in increasing order (inserts are serialised)
+        self._household = np.zeros(0, dtype=np.int32)
+        self._county = np.zeros(0, dtype=np.int32)
+        self._flags = np.zeros(0, dtype=np.uint8)
+        self._latlon = _Column(np.float32, 2, self._spill_dir)
+        self._emb = _Column(np.int8, EMBEDDING_DIMS, self._spill_dir)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._n
 
     def __contains__(self, photo_id: int) -> bool:
-        return photo_id in self._by_photo
+        with self._lock:
+            rows = self._photo[: self._n]
+            if self._sorted:
+                i = int(np.searchsorted(rows, photo_id))
+                return i < self._n and int(rows[i]) == photo_id
+            return bool((rows == photo_id).any())
 
-    def build(self, entries: Iterable[DupEntry]) -> None:
-        """Replace the contents (start-up rebuild from the database)."""
-        self.__init__()  # type: ignore[misc]
-        keys: list[int] = []
-        hashes: list[bytes] = []
-        for entry in entries:
-            if self._add_rows(entry) and entry.pdq is not None:
-                keys.append(entry.photo_id)
-                hashes.append(entry.pdq)
-        self._pdq.add_many(keys, hashes)
+    # -- writes ----------------------------------------------------------------------
+
+    def build(self, entries: Iterable[DupEntry], batch: int = 8192) -> None:
+        """Replace the contents (start-up rebuild from the database), a batch at a time."""
+        with self._lock:
+            self._reset()
+            chunk: list[DupEntry] = []
+            for entry in entries:
+                chunk.append(entry)
+                if len(chunk) >= batch:
+                    self._append(chunk, build_tables=False)
+                    chunk = []
+            self._append(chunk, build_tables=False)
+            self._trim()
+            if self._n >= _MIN_TABLE_ROWS:
+                self._pdq.build()
 
     def add(self, entry: DupEntry) -> None:
-        if self._add_rows(entry) and entry.pdq is not None:
-            self._pdq.add(entry.photo_id, entry.pdq)
+        with self._lock:
+            if entry.photo_id in self:
+                return
+            self._append([entry], build_tables=True)
 
-    def _add_rows(self, entry: DupEntry) -> bool:
-        if entry.photo_id in self._by_photo:
-            return False
-        row = len(self._entries)
-        self._entries.append(entry)
-        self._by_photo[entry.photo_id] = row
-        for key in (entry.sha256, entry.pixel_sha256):
-            if key:
-                self._exact.setdefault(key, []).append(row)
-        self._county = _append(self._county, np.asarray(entry.county_id, dtype=np.int64))
-        lat = entry.lat if entry.lat is not None else math.nan
-        lon = entry.lon if entry.lon is not None else math.nan
-        self._latlon = _append(self._latlon, np.array([lat, lon]))
-        if entry.embedding is not None:
-            if self._emb is None:
-                self._emb = np.zeros((row, entry.embedding.shape[0]), dtype=np.float16)
-            self._emb = _append(self._emb, entry.embedding.astype(np.float16))
-        elif self._emb is not None:
-            self._emb = _append(self._emb, np.zeros(self._emb.shape[1], dtype=np.float16))
-        self._has_emb = _append(self._has_emb, np.asarray(entry.embedding is not None))
-        return True
+    def add_many(self, entries: Sequence[DupEntry]) -> None:
+        """Append a batch (ids new to the index, increasing)."""
+        with self._lock:
+            self._append(list(entries), build_tables=True)
 
-    def same_photo(
-        self,
-        *,
-        sha256: str,
-        pixel_sha256: str | None,
-        pdq_variants: Sequence[bytes],
-        max_distance: int,
-    ) -> list[HashHit]:
-        """Stored photos that are this photo: same bytes, same pixels, or PDQ within reach.
+    def _append(self, entries: list[DupEntry], *, build_tables: bool) -> None:
+        if not entries:
+            return
+        k, n = len(entries), self._n
+        need = n + k
+        for name in ("_photo", "_household", "_county", "_flags"):
+            setattr(self, name, _grown(getattr(self, name), n, need))
+        self._latlon.reserve(need)
+        self._emb.reserve(need)
+        self._pdq.reserve(need)
+        flags = np.zeros(k, dtype=np.uint8)
+        packed = np.zeros((k, 4), dtype=np.uint64)
+        with_pdq = [i for i, e in enumerate(entries) if e.pdq is not None]
+        if with_pdq:
+            packed[with_pdq] = _pack([entries[i].pdq for i in with_pdq])  # type: ignore[misc]
+            flags[with_pdq] |= _HAS_PDQ
+        with_emb = [i for i, e in enumerate(entries) if e.embedding is not None]
+        if with_emb:
+            vectors = np.stack([np.asarray(entries[i].embedding) for i in with_emb])
+            self._emb.data[n + np.asarray(with_emb)] = reduce_embeddings(vectors)
+            flags[with_emb] |= _HAS_EMB
+        for i, e in enumerate(entries):
+            if e.lat is not None and e.lon is not None:
+                self._latlon.data[n + i] = (e.lat, e.lon)
+                flags[i] |= _HAS_GPS
+        ids = np.array([e.photo_id for e in entries], dtype=np.int64)
+        if ids.max() >= 2**31:
+            msg = "photo ids past 2**31 need a wider id column in DuplicateIndex"
+            raise OverflowError(msg)
+        previous = int(self._photo[n - 1]) if n else -1
+        self._sorted = self._sorted and bool(np.all(np.diff(ids) > 0)) and ids[0] > previous
+        self._photo[n:need] = ids
+        self._household[n:need] = [e.household_id for e in entries]
+        self._county[n:need] = [e.county_id for e in entries]
+        self._flags[n:need] = flags
+        self._row_of = None
+        if build_tables:
+            self._pdq.append(packed)
+        else:
+            self._pdq.reserve(need)
+            self._pdq.rows[n:need] = packed
+            self._pdq.n = need
+        self._n = need
 
-        ``pdq_variants`` are the query's dihedral hashes, so flips and rotations match.
-        Sorted by distance; one hit per stored photo.
+    def _trim(self) -> None:
+        for name in ("_photo", "_household", "_county", "_flags"):
+            setattr(self, name, getattr(self, name)[: self._n].copy())
+        self._pdq.trim()
+
+    # -- queries ---------------------------------------------------------------------
+
+    def same_photo(self, *, pdq_variants: Sequence[bytes], max_distance: int) -> list[HashHit]:
+        """Stored photos whose PDQ is within ``max_distance`` bits of any of the query's
+        dihedral variants (so flips and rotations match); one hit per photo, nearest first.
         """
-        hits: dict[int, HashHit] = {}
-        for key, via in ((sha256, "sha256"), (pixel_sha256, "pixel_sha256")):
-            for row in self._exact.get(key or "", []):
-                hits.setdefault(row, HashHit(self._entries[row], 0, via))
-        if pdq_variants and len(self._pdq):
-            for match in self._pdq.query(list(pdq_variants), max_distance):
-                row = self._by_photo[int(match.key)]  # type: ignore[call-overload]
-                hits.setdefault(row, HashHit(self._entries[row], match.distance, "pdq"))
-        return sorted(hits.values(), key=lambda h: (h.distance, h.entry.photo_id))
+        if not pdq_variants:
+            return []
+        qs = _pack(list(pdq_variants))
+        with self._lock:
+            rows, dists = self._pdq.query(qs, max_distance)
+            keep = (self._flags[rows] & _HAS_PDQ) != 0
+            rows, dists = rows[keep], dists[keep]
+            photos = self._photo[rows]
+        best: dict[int, int] = {}
+        for photo, d in zip(photos.tolist(), dists.tolist(), strict=True):
+            if d < best.get(photo, 257):
+                best[photo] = d
+        return [HashHit(p, d, "pdq") for p, d in sorted(best.items(), key=lambda x: (x[1], x[0]))]
 
     def scene_candidates(
         self,
         *,
         county_id: int,
+        exclude_household: int,
         embedding: np.ndarray | None,
         lat: float | None,
         lon: float | None,
         min_similarity: float,
         max_metres: float,
         limit: int,
-        since: int = 0,
-    ) -> list[tuple[DupEntry, float | None, float | None]]:
-        """Photos of the same county that may show the same scene: (entry, cosine, metres).
+    ) -> list[SceneCandidate]:
+        """Photos of the county, not of ``exclude_household``, that may show the same
+        scene: similar in content or taken within ``max_metres``.
 
-        A candidate is similar in content (cosine of unit embeddings) or taken nearby;
-        the most similar come first. Only a geometric check can confirm one. ``since``
-        skips the first rows (those already examined in an earlier snapshot).
+        Ranked by cosine plus a proximity bonus (up to 0.1 at 0 m, none at
+        ``max_metres``), so a near photo with a middling embedding outranks a far one
+        with the same embedding. Only a geometric check can confirm one.
         """
-        n = len(self._entries)
-        if n <= since:
+        with self._lock:  # a snapshot: rows below n are never rewritten
+            n = self._n
+            county, household, flags = self._county[:n], self._household[:n], self._flags[:n]
+            latlon, emb = np.asarray(self._latlon.data), np.asarray(self._emb.data)
+            photo = self._photo[:n]
+        rows = np.flatnonzero((county == county_id) & (household != exclude_household))
+        if len(rows) == 0:
             return []
-        mask = self._county[:n] == county_id
-        mask[:since] = False
-        sims = np.full(n, np.nan, dtype=np.float32)
-        if embedding is not None and self._emb is not None:
-            query = embedding.astype(np.float32)
-            query = query / max(float(np.linalg.norm(query)), 1e-12)
-            rows = np.flatnonzero(mask & self._has_emb[:n])
-            for start in range(0, len(rows), _CHUNK):  # float16 -> float32 a chunk at a time
-                part = rows[start : start + _CHUNK]
-                sims[part] = self._emb[part].astype(np.float32) @ query
-        metres = np.full(n, np.nan)
+        sims = np.full(len(rows), np.nan, dtype=np.float32)
+        if embedding is not None:
+            query = reduce_embeddings(np.asarray(embedding))[0]
+            has = (flags[rows] & _HAS_EMB) != 0
+            sims[has] = _cosines(emb[rows[has]], query)
+        metres = np.full(len(rows), np.nan, dtype=np.float64)
         if lat is not None and lon is not None:
-            metres = _haversine_m(lat, lon, self._latlon[:n, 0], self._latlon[:n, 1])
+            has = (flags[rows] & _HAS_GPS) != 0
+            pts = latlon[rows[has]].astype(np.float64)
+            metres[has] = _haversine_m(lat, lon, pts[:, 0], pts[:, 1])
         with np.errstate(invalid="ignore"):
-            near = (sims >= min_similarity) | (metres <= max_metres)
-        rows = np.flatnonzero(mask & near)
-        order = sorted(rows, key=lambda r: -(0.0 if np.isnan(sims[r]) else float(sims[r])))
+            near = metres <= max_metres
+            keep = (sims >= min_similarity) | near
+            bonus = np.where(near, 0.1 * (1 - metres / max_metres), 0.0)
+        score = np.nan_to_num(sims, nan=0.0) + bonus
+        picked = np.flatnonzero(keep)
+        picked = picked[np.argsort(-score[picked], kind="stable")[:limit]]
         return [
-            (
-                self._entries[r],
-                None if np.isnan(sims[r]) else float(sims[r]),
-                None if np.isnan(metres[r]) else float(metres[r]),
+            SceneCandidate(
+                int(photo[rows[i]]),
+                int(household[rows[i]]),
+                None if np.isnan(sims[i]) else round(float(sims[i]), 4),
+                None if np.isnan(metres[i]) else round(float(metres[i]), 1),
             )
-            for r in order[:limit]
+            for i in picked
         ]
 
+    def memory(self) -> dict[str, int]:
+        """Bytes by part: ``resident`` (anonymous RAM) and ``file_backed`` (page cache)."""
+        with self._lock:
+            ram = [self._photo, self._household, self._county, self._flags]
+            resident = self._pdq.nbytes + sum(a.nbytes for a in ram)
+            resident += self._latlon.resident_bytes + self._emb.resident_bytes
+            total = self._latlon.nbytes + self._emb.nbytes
+            spilled = total - self._latlon.resident_bytes - self._emb.resident_bytes
+            return {"resident": resident, "file_backed": spilled}
+
     def memory_bytes(self) -> int:
-        arrays = [self._county, self._latlon, self._has_emb]
-        if self._emb is not None:
-            arrays.append(self._emb)
-        return self._pdq.nbytes + sum(a.nbytes for a in arrays)
+        """Resident bytes (what the RAM budget counts)."""
+        return self.memory()["resident"]
 
 
-def _append(matrix: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Amortised O(1) append: grows a hidden capacity, returns a view of the used rows."""
-    base = matrix.base if matrix.base is not None else matrix
-    n = matrix.shape[0]
-    if base.shape[0] <= n or base.shape[1:] != row.shape:
-        capacity = max(16, 2 * n)
-        grown = np.zeros((capacity, *row.shape), dtype=matrix.dtype)
-        grown[:n] = matrix
-        base = grown
-    base[n] = row
-    return base[: n + 1]
+def _grown(array: np.ndarray, used: int, need: int) -> np.ndarray:
+    if need <= len(array):
+        return array
+    grown = np.zeros(max(need, 1024, len(array) * 3 // 2), dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown
 
 
 def _haversine_m(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:

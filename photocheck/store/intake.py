@@ -4,15 +4,26 @@ The photo checks (``check_photo``) have already run; here the report is extended
 DUPLICATE_PHOTO / SAME_SCENE found against other households' photos, the original is
 made durable, and the row is committed. The order is what makes it safe:
 
-1. outside any lock: geometric verification of same-scene candidates (features are
-   made only when there is a candidate: see ``store.scenes``);
-2. inside ``Database.write()``: the same-photo query over the whole index, the
-   verdict, the insert and the commit; then the index is extended, still inside the
-   lock. So of two identical photos uploaded at once, the second always sees the first.
+1. outside any lock: the same-photo query (a copy needs no scene work), then the
+   same-scene candidates (embedding cosine + GPS proximity in the county, other
+   households only) verified geometrically against their stored features, at most
+   ``SCENE_MAX_CANDIDATES`` of them; then the upload's own features, made once from
+   the already-decoded working image, so every stored photo has them and no original
+   is decoded again on the request path (older photos get theirs in a background
+   backfill at start-up);
+2. inside ``Database.write()``: the same-photo query again (exact digests from the
+   database's indexed columns, PDQ from the index), the verdict, the insert and the
+   commit; then the index is extended, still inside the lock. So of two identical
+   photos uploaded at once, the second always sees the first.
 
-Same-scene checks (25 ms per candidate) stay outside the lock on purpose: two
-households shooting the same house within the same second can miss each other's
-SAME_SCENE (a review flag, not a reject); the county audit's batch dedup finds them.
+Same-scene checks stay outside the lock on purpose: two households shooting the same
+house within the same second can miss each other's SAME_SCENE (a review flag, not a
+reject); the county audit's batch dedup finds them.
+
+Shared sites follow one rule (``shares_site``): a site's photo may be used by exactly
+the households linked to that site. Such a household's upload of its site's drone
+photo is allowed, named in ``site_photo``, and its place is judged against the
+site's point (a relocated household no longer lives at its registered point).
 
 The blob is committed (fsync + rename) before the row, so a crash never leaves a row
 without its file.
@@ -22,14 +33,19 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from ..metadata.gps import haversine_m
 from ..pipeline import Report
 from ..policy import Policy
 from ..reasons import ReasonCode
@@ -39,9 +55,18 @@ from .db import Database
 from .dupindex import DupEntry, DuplicateIndex, HashHit, embedding_to_bytes
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
-from .sites import site_photo_duplicates
+from .sites import DUPLICATE_SITE_PHOTO, SharedSite, _matching_site_photos, find_site
 
-__all__ = ["Intake", "IntakeResult", "MatchInfo", "SceneMatcher", "Upload"]
+__all__ = [
+    "Intake",
+    "IntakeResult",
+    "MatchInfo",
+    "SceneMatcher",
+    "SitePhotoUse",
+    "StageTimings",
+    "Upload",
+    "shares_site",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +130,14 @@ class IntakeResult:
     reasons: list[Reason]
     matches: list[MatchInfo] = field(default_factory=list)
     photo_id: int | None = None  # None when nothing was stored (practice)
+    site_photo: dict[str, str] | None = None  # a linked household used its site's photo
 
     @property
     def retake_required(self) -> bool:
         return self.verdict is Verdict.REJECT
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "photo_id": self.photo_id,
             "household_id": self.household_code,
             "verdict": self.verdict.value,
@@ -119,6 +145,9 @@ class IntakeResult:
             "matches": [m.to_json() for m in self.matches],
             "retake_required": self.retake_required,
         }
+        if self.site_photo is not None:
+            out["site_photo"] = self.site_photo
+        return out
 
 
 class Intake:
@@ -130,15 +159,55 @@ class Intake:
         blobs: BlobStore,
         policy: Policy,
         scene: SceneMatcher | None = None,
+        *,
+        index_dir: Path | None = None,
     ) -> None:
         self.db, self.blobs, self.policy, self.scene = db, blobs, policy, scene
-        self.index = DuplicateIndex()
+        # GPS points and reduced embeddings live in an unlinked file there (page cache)
+        spill = index_dir if index_dir is not None else blobs.root.parent / "dupindex"
+        self.index = DuplicateIndex(spill_dir=spill)
+        self.timings = StageTimings()
+        self._backfill: threading.Thread | None = None
 
-    def rebuild_index(self) -> int:
-        """Load every stored photo into the index; returns how many."""
+    def rebuild_index(self, *, backfill: bool = True) -> int:
+        """Load every stored photo into the index; returns how many. With ``backfill``,
+        photos stored without scene features get them in a background thread."""
         with self.db.write_lock, self.db.session() as session:
             self.index.build(dup_entries(session))
+        if backfill and self.scene is not None:
+            self._backfill = threading.Thread(
+                target=self.backfill_scene_features, name="scene-backfill", daemon=True
+            )
+            self._backfill.start()
         return len(self.index)
+
+    def backfill_scene_features(self, batch: int = 32) -> int:
+        """Make the features of stored photos that have none (stored before features were
+        made at upload), decoding each original once; returns how many rows it filled.
+
+        Runs off the request path (a thread started by ``rebuild_index``). A photo
+        whose original cannot be decoded gets empty features, so it is tried once.
+        """
+        if self.scene is None:
+            return 0
+        done, after = 0, 0
+        while True:
+            with self.db.session() as session:
+                todo = session.execute(
+                    select(Photo.id, Photo.sha256)
+                    .where(Photo.scene.is_(None), Photo.id > after)
+                    .order_by(Photo.id)
+                    .limit(batch)
+                ).all()
+            if not todo:
+                return done
+            made = {pid: self.scene.features_of_blob(sha) or b"" for pid, sha in todo}
+            after = todo[-1][0]
+            with self.db.write() as session:
+                for row in session.scalars(select(Photo).where(Photo.id.in_(list(made)))):
+                    if row.scene is None:  # derived data only; the record is unchanged
+                        row.scene = made[row.id]
+                        done += 1
 
     def submit(
         self,
@@ -147,29 +216,42 @@ class Intake:
     ) -> IntakeResult:
         """Find duplicates, decide, store (unless practice). ``on_commit`` runs inside
         the storing transaction (the idempotency record is written there)."""
-        report = upload.report
+        report, clock = upload.report, self.timings.clock()
         with self.db.session() as session:
             household = _load_household(session, upload.household_id)
+            site = _linked_site(session, household)
         lat, lon = _photo_point(report, upload.capture)
-        embedding = _unit(upload.embedding)
         own = _OwnFeatures(self.scene, report)
-        with self.db.write_lock, self.db.session() as session:  # a copy needs no scene check
+        with self.db.session() as session:  # a copy needs no scene check
             copied = self._same_photo_matches(session, household, report)
-        scene_hits = [] if copied else self._scene_matches(household, embedding, lat, lon, own)
+        clock.lap("same_photo")
+        scene_hits = [] if copied else self._scene_matches(household, upload, lat, lon, own, clock)
+        if not upload.practice and self.scene is not None:
+            own.get()  # every stored photo carries its features: no decode later
+            clock.lap("features")
 
         blob_path = None
         if not upload.practice and upload.blob is not None:
             blob_path = self.blobs.commit(upload.blob)  # durable before its row; no lock needed
+            clock.lap("blob_write")
         with self.db.write() as session:
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             same = self._same_photo_matches(session, household, report)
             matches = same or scene_hits
             findings = _duplicate_findings(same, scene_hits)
-            if not same:  # a shared site's drone photo, used by a household not linked to it
-                findings = self._site_photo_findings(session, household, report) or findings
+            site_use: SitePhotoUse | None = None
+            if not same:  # a shared site's drone photo: only its linked households may use it
+                site_findings, site_use = self._site_photo_check(session, household, report)
+                findings = site_findings or findings
             reasons = _merge(report.reasons, findings, self.policy)
+            if site is not None:
+                reasons = _judge_location_by_site(reasons, site, lat, lon, self.policy)
             result = IntakeResult(
-                household.household_code, decide(reasons), reasons, matches=matches
+                household.household_code,
+                decide(reasons),
+                reasons,
+                matches=matches,
+                site_photo=site_use.to_json() if site_use else None,
             )
             if blob_path is None:
                 return result
@@ -180,92 +262,170 @@ class Intake:
                 [_match_row(m) for m in matches],
             )
             photo.gps_lat, photo.gps_lon = lat, lon
-            photo.scene = own.computed
-            photo.embedding = embedding_to_bytes(embedding) if embedding is not None else None
+            photo.scene = own.computed if own.computed is not None else b""
+            if upload.embedding is not None:
+                photo.embedding = embedding_to_bytes(upload.embedding)
             session.flush()
             result.photo_id = photo.id
             if on_commit is not None:
                 on_commit(session, result)
+            clock.lap("db_write")
             session.commit()
+            clock.lap("db_commit")
             if not same:  # a copy of another household's photo stays out (see dup_entries)
-                self.index.add(_entry(photo, household, embedding))
+                self.index.add(_entry(photo, household, upload.embedding))
+        clock.done()
         return result
 
     def _same_photo_matches(
         self, session: Session, household: Household, report: Report
     ) -> list[MatchInfo]:
+        """Exact bytes or pixels (the database's indexed digests), then PDQ (the index)."""
         fp = report.fingerprint
-        hits = self.index.same_photo(
-            sha256=fp.sha256,
-            pixel_sha256=fp.pixel_sha256,
-            pdq_variants=fp.pdq_dihedral or ((fp.pdq,) if fp.pdq else ()),
-            max_distance=self.policy.similarity.same_photo_max_distance,
-        )
+        hits = _exact_hits(session, fp.sha256, fp.pixel_sha256)
+        known = {h.photo_id for h in hits}
+        hits += [
+            h
+            for h in self.index.same_photo(
+                pdq_variants=fp.pdq_dihedral or ((fp.pdq,) if fp.pdq else ()),
+                max_distance=self.policy.similarity.same_photo_max_distance,
+            )
+            if h.photo_id not in known
+        ]
         return _describe(session, household, hits)
 
-    def _site_photo_findings(
+    def _site_photo_check(
         self, session: Session, household: Household, report: Report
-    ) -> list[Finding]:
+    ) -> tuple[list[Finding], SitePhotoUse | None]:
+        """DUPLICATE_PHOTO for a site's drone photo used by a household not linked to that
+        site; for a linked household, which site photo it used."""
         max_distance = self.policy.similarity.same_photo_max_distance
-        return site_photo_duplicates(session, household, report.fingerprint, max_distance)
+        matches = _matching_site_photos(
+            session, household.county_id, report.fingerprint, max_distance
+        )
+        for match in matches:
+            site = match.photo.site
+            if shares_site(household, site.site_code):
+                continue
+            evidence = {
+                "via": DUPLICATE_SITE_PHOTO,
+                "hash": match.via,
+                "distance": match.distance,
+                "site_id": site.site_code,
+                "site_name": site.name,
+                "site_photo": match.photo.canonical_name,
+                "household_site_id": household.site_code,
+                "household_category": household.category,
+            }
+            return [Finding(ReasonCode.DUPLICATE_PHOTO, evidence)], None
+        if matches:
+            first = matches[0]
+            return [], SitePhotoUse(first.photo.site.site_code, first.photo.canonical_name)
+        return [], None
 
     def _scene_matches(
         self,
         household: Household,
-        embedding: np.ndarray | None,
+        upload: Upload,
         lat: float | None,
         lon: float | None,
         own: _OwnFeatures,
+        clock: _Clock,
     ) -> list[MatchInfo]:
-        if self.scene is None or (embedding is None and lat is None):
+        if self.scene is None or (upload.embedding is None and lat is None):
             return []
-        with self.db.write_lock:
-            candidates = self.index.scene_candidates(
-                county_id=household.county_id,
-                embedding=embedding,
-                lat=lat,
-                lon=lon,
-                min_similarity=SCENE_MIN_SIMILARITY,
-                max_metres=SCENE_MAX_METRES,
-                limit=SCENE_MAX_CANDIDATES * 4,
-            )
-        out: list[MatchInfo] = []
+        candidates = self.index.scene_candidates(
+            county_id=household.county_id,
+            exclude_household=household.id,
+            embedding=np.asarray(upload.embedding) if upload.embedding is not None else None,
+            lat=lat,
+            lon=lon,
+            min_similarity=SCENE_MIN_SIMILARITY,
+            max_metres=SCENE_MAX_METRES,
+            limit=SCENE_MAX_CANDIDATES * 4,
+        )
+        clock.lap("scene_candidates")
+        if not candidates:
+            return []
         with self.db.session() as session:
-            others = _households(session, {c[0].household_id for c in candidates})
-        checked = 0
-        for entry, similarity, metres in candidates:
-            other = others.get(entry.household_id)
-            if other is None or not _counts_against(household, other):
-                continue
-            if checked >= SCENE_MAX_CANDIDATES:
-                break
-            checked += 1
-            mine, theirs = own.get(), self._stored_features(entry)
+            others = _households(session, {c.household_id for c in candidates})
+            eligible = [
+                c
+                for c in candidates
+                if c.household_id in others and _counts_against(household, others[c.household_id])
+            ][:SCENE_MAX_CANDIDATES]
+            stored = _stored_features(session, [c.photo_id for c in eligible])
+        out: list[MatchInfo] = []
+        for cand in eligible:
+            theirs = stored.get(cand.photo_id)  # None: not backfilled yet, never decoded here
+            mine = own.get() if theirs else None
             evidence = self.scene.verify(mine, theirs) if mine and theirs else None
             if evidence is None:
                 continue
-            evidence = {**evidence, "embedding_similarity": similarity, "metres": metres}
-            out.append(_info("same_scene", entry.photo_id, other, None, evidence))
+            evidence = {
+                **evidence,
+                "embedding_similarity": cand.similarity,
+                "metres": cand.metres,
+            }
+            out.append(
+                _info("same_scene", cand.photo_id, others[cand.household_id], None, evidence)
+            )
+        clock.lap("verification")
         return out
 
-    def _stored_features(self, entry: DupEntry) -> bytes | None:
-        """A stored photo's features: from its row, else made from its original and kept."""
-        assert self.scene is not None
-        with self.db.session() as session:
-            cached = session.scalar(select(Photo.scene).where(Photo.id == entry.photo_id))
-        if cached:
-            return cached
-        made = self.scene.features_of_blob(entry.sha256)
-        if made is not None:
-            with self.db.write() as session:
-                row = session.get(Photo, entry.photo_id)
-                if row is not None and row.scene is None:
-                    row.scene = made  # derived data only; the record itself is unchanged
-        return made
+
+@dataclass(frozen=True)
+class SitePhotoUse:
+    """A linked household's upload is its site's registered drone photo (allowed)."""
+
+    site_id: str
+    site_photo: str  # canonical name
+
+    def to_json(self) -> dict[str, str]:
+        return {"site_id": self.site_id, "site_photo": self.site_photo}
+
+
+class StageTimings:
+    """Seconds spent per intake stage, summed over uploads (for ``bench_upload.py``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def clock(self) -> _Clock:
+        return _Clock(self)
+
+    def add(self, laps: dict[str, float]) -> None:
+        with self._lock:
+            for stage, secs in laps.items():
+                self.seconds[stage] += secs
+                self.counts[stage] += 1
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {
+                k: {"total_s": round(v, 4), "count": self.counts[k]}
+                for k, v in self.seconds.items()
+            }
+
+
+class _Clock:
+    def __init__(self, owner: StageTimings) -> None:
+        self._owner, self._laps = owner, {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._laps[stage] = self._laps.get(stage, 0.0) + now - self._t
+        self._t = now
+
+    def done(self) -> None:
+        self._owner.add(self._laps)
 
 
 class _OwnFeatures:
-    """The upload's scene features, made on first use (most uploads never need them)."""
+    """The upload's scene features, made once from the already-decoded working image."""
 
     def __init__(self, scene: SceneMatcher | None, report: Report) -> None:
         self._scene, self._report = scene, report
@@ -275,6 +435,56 @@ class _OwnFeatures:
         if self.computed is None and self._scene is not None and self._report.photo is not None:
             self.computed = self._scene.features(self._report.photo.grey)
         return self.computed
+
+
+def shares_site(household: Household, site_code: str | None) -> bool:
+    """The one shared-site rule (DESIGN §2.3): a photo of a shared site may be used by
+    exactly the households linked to that site, whatever their category."""
+    return bool(site_code) and household.site_code == site_code
+
+
+def _stored_features(session: Session, photo_ids: list[int]) -> dict[int, bytes]:
+    if not photo_ids:
+        return {}
+    rows = session.execute(select(Photo.id, Photo.scene).where(Photo.id.in_(photo_ids)))
+    return {pid: scene for pid, scene in rows if scene}
+
+
+def _exact_hits(session: Session, sha256: str, pixel_sha256: str | None) -> list[HashHit]:
+    """Stored photos with the same bytes or pixels (indexed columns), except copies
+    already found to be another household's photo (as the index leaves them out)."""
+    copies = select(PhotoMatch.id).where(
+        PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
+    )
+    same = Photo.sha256 == sha256
+    if pixel_sha256:
+        same = or_(same, Photo.pixel_sha256 == pixel_sha256)
+    rows = session.execute(
+        select(Photo.id, Photo.sha256).where(same, ~copies.exists()).order_by(Photo.id)
+    )
+    return [HashHit(pid, 0, "sha256" if sha == sha256 else "pixel_sha256") for pid, sha in rows]
+
+
+def _linked_site(session: Session, household: Household) -> SharedSite | None:
+    if not household.site_code:
+        return None
+    return find_site(session, household.county_id, household.site_code)
+
+
+def _judge_location_by_site(
+    reasons: list[Reason],
+    site: SharedSite,
+    lat: float | None,
+    lon: float | None,
+    policy: Policy,
+) -> list[Reason]:
+    """A household linked to a site lives there: a photo within the site's radius of the
+    site's point is in place, however far the household's old registered point is."""
+    if lat is None or lon is None or site.lat is None or site.lon is None:
+        return reasons
+    if haversine_m(lat, lon, site.lat, site.lon) > policy.area.site_radius_m:
+        return reasons
+    return [r for r in reasons if r.code is not ReasonCode.GPS_OUTSIDE_AREA]
 
 
 def _load_household(session: Session, household_id: int) -> Household:
@@ -302,21 +512,29 @@ def _households(session: Session, ids: set[int]) -> dict[int, Household]:
 
 def _counts_against(household: Household, other: Household) -> bool:
     """A match with ``other`` is a problem unless it is the same household (a retake)
-    or both are linked to the same shared site (its drone photo is meant to be shared)."""
+    or ``other`` is linked to the site this household is linked to (``shares_site``)."""
     if other.id == household.id:
         return False
-    return not (household.site_code and household.site_code == other.site_code)
+    return not shares_site(household, other.site_code)
 
 
 def _describe(session: Session, household: Household, hits: list[HashHit]) -> list[MatchInfo]:
-    others = _households(session, {h.entry.household_id for h in hits})
+    """The hits that count against ``household``, with the other household named."""
+    if not hits:
+        return []
+    owners = dict(
+        session.execute(
+            select(Photo.id, Photo.household_id).where(Photo.id.in_([h.photo_id for h in hits]))
+        ).all()
+    )
+    others = _households(session, set(owners.values()))
     out = []
     for hit in hits:
-        other = others.get(hit.entry.household_id)
+        other = others.get(owners.get(hit.photo_id, -1))
         if other is None or not _counts_against(household, other):
             continue
         evidence = {"via": hit.via, "pdq_distance": hit.distance}
-        out.append(_info("same_photo", hit.entry.photo_id, other, float(hit.distance), evidence))
+        out.append(_info("same_photo", hit.photo_id, other, float(hit.distance), evidence))
     return out
 
 
@@ -381,14 +599,6 @@ def _photo_point(
     return None, None
 
 
-def _unit(embedding: Sequence[float] | None) -> np.ndarray | None:
-    if embedding is None:
-        return None
-    vec = np.asarray(embedding, dtype=np.float32)
-    norm = float(np.linalg.norm(vec))
-    return vec / norm if norm > 0 else None
-
-
 def _fmt(report: Report) -> str | None:
     return report.photo.format if report.photo else report.metrics.get("format")
 
@@ -442,14 +652,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _entry(photo: Photo, household: Household, embedding: np.ndarray | None) -> DupEntry:
+def _entry(photo: Photo, household: Household, embedding: Sequence[float] | None) -> DupEntry:
     return DupEntry(
         photo_id=photo.id,
         household_id=household.id,
         county_id=household.county_id,
         site_code=household.site_code,
         pdq=bytes.fromhex(photo.pdq) if photo.pdq else None,
-        embedding=embedding,
+        embedding=np.asarray(embedding, dtype=np.float32) if embedding is not None else None,
         lat=photo.gps_lat,
         lon=photo.gps_lon,
         sha256=photo.sha256,

@@ -1,9 +1,10 @@
-"""Same-scene verification for the intake: ORB features (``similarity.scene``), computed
-only when an upload has candidates, and cached in ``photos.scene``.
+"""Same-scene verification for the intake: ORB features (``similarity.scene``), made
+once per photo and kept in ``photos.scene``.
 
-Features cost ~16 ms and ~54 kB per photo; most uploads have no same-scene candidate,
-so they are made lazily: for the new photo from its decoded pixels, for a stored photo
-from its original in the blob store (decoded again once, then kept in its row).
+Features cost ~16 ms and ~54 kB per photo. They are made when a photo is stored, from
+the working image the checks already decoded, so a candidate's features are always a
+row away and the request path never decodes a stored original. ``features_of_blob``
+decodes an original again: only the start-up backfill of photos stored before uses it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class OrbSceneMatcher:
         return extract_scene_features(grey).to_bytes()
 
     def features_of_blob(self, sha256: str) -> bytes | None:
-        """Features of a stored original; None if it is gone or cannot be decoded."""
+        """Features of a stored original (backfill only); None if it is gone or cannot be
+        decoded."""
         try:
             data = self.blobs.path(sha256).read_bytes()
             photo = decode(
