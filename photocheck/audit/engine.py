@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .batches import BatchThresholds, find_desk_batches, find_fast_movers
 from .clusters import find_duplicate_clusters
+from .columns import photo_columns
 from .findings import AuditFinding
 from .records import MatchRecord, PhotoRecord, VillageRecord
 from .single import SingleThresholds, single_photo_findings
@@ -26,15 +27,21 @@ def compute_findings(
     matches: Iterable[MatchRecord] = (),
     config: AuditConfig = AuditConfig(),
 ) -> list[AuditFinding]:
-    """Every finding, deduplicated by ID, in a stable order (severity, kind, ID)."""
-    by_id = {p.photo_id: p for p in photos}
+    """Every finding, deduplicated by ID, in a stable order (severity, kind, ID).
+
+    The records are read once into columns shared by every detector (see
+    ``columns.py``: at county scale each pass over the records is the costly part).
+    """
+    cols = photo_columns(photos)
+    matches = list(matches)
+    by_id = dict(zip(cols.photo_ids, cols.photos, strict=True)) if matches else {}
     village_map = {v.village_id: v for v in villages}
     found: dict[str, AuditFinding] = {}
     for f in (
         *find_duplicate_clusters(by_id, matches),
-        *find_desk_batches(photos, config.batches),
-        *find_fast_movers(photos, config.batches),
-        *single_photo_findings(photos, village_map, config.single),
+        *find_desk_batches(cols.photos, config.batches, columns=cols),
+        *find_fast_movers(cols.photos, config.batches, columns=cols),
+        *single_photo_findings(cols.photos, village_map, config.single, columns=cols),
     ):
         found.setdefault(f.id, f)
     order = {"high": 0, "medium": 1, "low": 2}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 __all__ = ["EARTH_RADIUS_M", "Grid", "haversine_m"]
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -39,6 +41,13 @@ class Grid:
         return (
             math.floor(lat * _M_PER_DEG_LAT / self.cell_m),
             math.floor(lon * self._mx / self.cell_m),
+        )
+
+    def cells(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``cell`` of many points at once: (rows, columns) as int64 arrays."""
+        return (
+            np.floor(lat * _M_PER_DEG_LAT / self.cell_m).astype(np.int64),
+            np.floor(lon * self._mx / self.cell_m).astype(np.int64),
         )
 
     @staticmethod

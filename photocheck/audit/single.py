@@ -7,6 +7,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
+from .columns import EPOCH, PhotoColumns, haversine_m_np, photo_columns
 from .findings import AuditFinding, FindingKind, FindingSeverity, build_finding
 from .geo import haversine_m
 from .records import PhotoRecord, VillageRecord
@@ -50,17 +53,62 @@ def single_photo_findings(
     photos: Iterable[PhotoRecord],
     villages: Mapping[str, VillageRecord],
     th: SingleThresholds = SingleThresholds(),
+    *,
+    columns: PhotoColumns | None = None,
 ) -> list[AuditFinding]:
+    """Findings per photo, in photo order (then reasons, campaign, thumbnail, metadata,
+    GPS). Numpy picks the candidates on the columns with a margin; each candidate is
+    decided by the scalar rule below, so the two never disagree."""
+    cols = columns if columns is not None else photo_columns(photos)
+
+    def gps_far(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
+        return _gps_far(p, villages.get(p.village_id), th)
+
+    rules = (
+        (np.flatnonzero(cols.reason_flagged), _reasons),
+        (np.flatnonzero(_campaign_candidates(cols, th)), _campaign),
+        (np.flatnonzero(cols.thumbnail_mismatch), _thumbnail),
+        (np.flatnonzero(cols.in_app_without_camera), _metadata_missing),
+        (_far_candidates(cols, villages, th), gps_far),
+    )
+    todo = sorted((k, r) for r, (idx, _) in enumerate(rules) for k in idx.tolist())
     out: list[AuditFinding] = []
-    for p in photos:
-        for fn in (_reasons, _campaign, _thumbnail, _metadata_missing):
-            f = fn(p, th)
-            if f is not None:
-                out.append(f)
-        f = _gps_far(p, villages.get(p.village_id), th)
+    for k, r in todo:
+        f = rules[r][1](cols.photos[k], th)
         if f is not None:
             out.append(f)
     return out
+
+
+def _campaign_candidates(cols: PhotoColumns, th: SingleThresholds) -> np.ndarray:
+    """Photos taken (with a second of margin) before the first or after the last day."""
+    out = np.zeros(len(cols), dtype=bool)
+    if th.campaign_start is not None:
+        first = (dt.datetime.combine(th.campaign_start, dt.time()) - EPOCH).total_seconds()
+        out |= cols.t < first + 1.0
+    if th.campaign_end is not None:
+        after = dt.datetime.combine(th.campaign_end + dt.timedelta(days=1), dt.time())
+        out |= cols.t >= (after - EPOCH).total_seconds() - 1.0
+    return out & cols.timed
+
+
+def _far_candidates(
+    cols: PhotoColumns, villages: Mapping[str, VillageRecord], th: SingleThresholds
+) -> np.ndarray:
+    """Located photos whose village has a centre and that are not surely within the
+    radius (a NaN distance counts as far, as in ``_gps_far``)."""
+    n_codes = len(cols.village_ids)
+    clat, clon = np.full(n_codes, np.nan), np.full(n_codes, np.nan)
+    known = np.zeros(n_codes, dtype=bool)
+    for code, vid in enumerate(cols.village_ids):
+        v = villages.get(vid)
+        if v is not None and v.centre_lat is not None and v.centre_lon is not None:
+            clat[code], clon[code], known[code] = v.centre_lat, v.centre_lon, True
+    cand = np.flatnonzero(cols.located & known[cols.village])
+    code = cols.village[cand]
+    dist = haversine_m_np(cols.lat[cand], cols.lon[cand], clat[code], clon[code])
+    r = th.gps_radius_m
+    return cand[~(dist <= r * (1 - 1e-9) - 1e-9)]
 
 
 def _reasons(p: PhotoRecord, th: SingleThresholds) -> AuditFinding | None:
