@@ -34,10 +34,8 @@ from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relations
 
 from ..drone import PackagePhoto, Site, SiteKind, allocate_name
 from ..fingerprints import Fingerprint
-from ..reasons import ReasonCode
-from ..verdict import Finding
 from .blobs import BlobStore
-from .models import Base, Category, County, Household, Town, User, Village, utcnow
+from .models import Base, County, Household, Town, User, Village, utcnow
 
 __all__ = [
     "DUPLICATE_SITE_PHOTO",
@@ -51,7 +49,6 @@ __all__ = [
     "list_sites",
     "new_site_photo_name",
     "site_households",
-    "site_photo_duplicates",
     "site_photos",
     "to_site",
     "village_package_photos",
@@ -345,32 +342,3 @@ def _matching_site_photos(
             if best <= max_distance:
                 out.append(SitePhotoMatch(row, best, "pdq"))
     return sorted(out, key=lambda m: m.distance)
-
-
-def site_photo_duplicates(
-    session: Session, household: Household, fp: Fingerprint, max_distance: int
-) -> list[Finding]:
-    """DUPLICATE_PHOTO when a household's upload is a site's drone photo it may not use.
-
-    A 保障安全 (secured) household linked to the site may use the site's photo; any
-    other household may not: its upload is somebody else's photo.
-    """
-    for match in _matching_site_photos(session, household.county_id, fp, max_distance):
-        site = match.photo.site
-        allowed = (
-            household.category == Category.SECURED.value and household.site_code == site.site_code
-        )
-        if allowed:
-            continue
-        evidence = {
-            "via": DUPLICATE_SITE_PHOTO,
-            "hash": match.via,
-            "distance": match.distance,
-            "site_id": site.site_code,
-            "site_name": site.name,
-            "site_photo": match.photo.canonical_name,
-            "household_site_id": household.site_code,
-            "household_category": household.category,
-        }
-        return [Finding(ReasonCode.DUPLICATE_PHOTO, evidence)]
-    return []
