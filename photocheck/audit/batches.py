@@ -22,7 +22,7 @@ normal pace; a ball does not.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +76,7 @@ def find_desk_batches(
     if not len(pts):
         return []
     i, j = _ball_pairs(cols.lat[pts], cols.lon[pts], cols.t[pts], th)
-    i, j = _in_batches(i, j, cols.household[pts], th.min_households)
+    i, j = _in_batches(i, j, lambda k: cols.household_codes(pts[k]), th.min_households)
     out = []
     for members in _components(i, j):
         group = [
@@ -149,15 +149,25 @@ def _expand(src: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
 
 
 def _in_batches(
-    i: np.ndarray, j: np.ndarray, household: np.ndarray, min_households: int
+    i: np.ndarray,
+    j: np.ndarray,
+    households_of: Callable[[np.ndarray], np.ndarray],
+    min_households: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs whose ball (all pairs of one i) holds ``min_households`` households."""
-    size = np.bincount(i, minlength=len(household))
+    """The pairs whose ball (all pairs of one i) holds ``min_households`` households.
+
+    Households are looked up only for balls with enough photos to hold that many.
+    """
+    size = np.bincount(i)
     big = size[i] >= min_households  # fewer photos than that: surely too few households
     i, j = i[big], j[big]
+    if not len(i):
+        return i, j
+    points, at = np.unique(j, return_inverse=True)
+    household = households_of(points)[at]
     stride = int(household.max()) + 1
-    distinct = np.unique(i * stride + household[j]) // stride
-    per_ball = np.bincount(distinct, minlength=len(household))
+    distinct = np.unique(i * stride + household) // stride
+    per_ball = np.bincount(distinct, minlength=int(i.max()) + 1)
     keep = per_ball[i] >= min_households
     return i[keep], j[keep]
 
@@ -239,11 +249,16 @@ def _verifier_sequence(cols: PhotoColumns) -> tuple[np.ndarray, np.ndarray]:
     photo's verifier by its first timed photo."""
     timed = np.flatnonzero(cols.timed)
     v = cols.verifier[timed]
-    codes, first = np.unique(v, return_index=True)
-    rank_of_code = np.zeros(int(cols.verifier.max()) + 1 if len(v) else 0, dtype=np.int64)
-    rank_of_code[codes[np.argsort(first, kind="stable")]] = np.arange(len(codes))
+    n_codes = int(cols.verifier.max()) + 1 if len(v) else 0
+    first = np.full(n_codes, len(v), dtype=np.int64)
+    np.minimum.at(first, v, np.arange(len(v)))
+    rank_of_code = np.empty(n_codes, dtype=np.int64)
+    rank_of_code[np.argsort(first, kind="stable")] = np.arange(n_codes)
     vrank = rank_of_code[v]
-    order = np.lexsort((cols.t[timed], vrank))
+    # by time, then (stable) by verifier: a radix sort when the ranks fit 16 bits
+    by_time = np.argsort(cols.t[timed])
+    small = np.int16 if n_codes <= np.iinfo(np.int16).max else np.int64
+    order = by_time[np.argsort(vrank[by_time].astype(small), kind="stable")]
     seq, vr, t = timed[order], vrank[order], cols.t[timed][order]
     tie = np.flatnonzero((vr[1:] == vr[:-1]) & (t[1:] == t[:-1]))
     if len(tie):  # equal times: photo ID decides, as in a sort by (time, photo ID)
@@ -264,7 +279,7 @@ def _jumps(
         return []
     loc, vr = seq[at], vrank[at]
     a, b = loc[:-1], loc[1:]
-    pair = (vr[1:] == vr[:-1]) & (cols.household[a] != cols.household[b])
+    pair = vr[1:] == vr[:-1]  # same household: decided in _jump
     dist = haversine_m_np(cols.lat[a], cols.lon[a], cols.lat[b], cols.lon[b])
     kmh = dist / np.maximum(cols.t[b] - cols.t[a], 1.0) * 3.6
     tol = 1e-9
@@ -283,6 +298,8 @@ def _jumps(
 def _jump(
     ta: float, a: PhotoRecord, tb: float, b: PhotoRecord, th: BatchThresholds
 ) -> AuditFinding | None:
+    if a.household_id == b.household_id:
+        return None
     pa, pb = a.position, b.position
     assert pa is not None and pb is not None
     dist = haversine_m(pa[0], pa[1], pb[0], pb[1])

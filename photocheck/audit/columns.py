@@ -32,8 +32,9 @@ class PhotoColumns:
         are NaN where it is None.
     timed/t: ``PhotoRecord.taken_at`` as seconds since ``EPOCH`` (the same float as
         ``(taken_at - EPOCH).total_seconds()``); NaN where it is None.
-    household/verifier/village: integer codes, equal code = equal ID, numbered in
-        order of first appearance.
+    verifier/village: integer codes, equal code = equal ID, numbered in order of
+        first appearance. Households are coded on demand (``household_codes``): only
+        candidates need them, and a dict of every household is a cache miss per photo.
     reason_flagged / thumbnail_mismatch / in_app_without_camera: candidates of the
         single-photo findings that depend on record fields only.
     """
@@ -45,7 +46,6 @@ class PhotoColumns:
     lon: np.ndarray
     timed: np.ndarray
     t: np.ndarray
-    household: np.ndarray
     verifier: np.ndarray
     village: np.ndarray
     village_ids: list[str]  # village code -> village_id
@@ -56,6 +56,14 @@ class PhotoColumns:
     def __len__(self) -> int:
         return len(self.photos)
 
+    def household_codes(self, idx: np.ndarray) -> np.ndarray:
+        """Integer codes of the households of ``photos[idx]``; equal code = same
+        household (codes are only comparable within one call)."""
+        codes: dict[str, int] = {}
+        photos = self.photos
+        out = [codes.setdefault(photos[k].household_id, len(codes)) for k in idx.tolist()]
+        return np.array(out, dtype=np.int64)
+
 
 def photo_columns(photos: Iterable[PhotoRecord]) -> PhotoColumns:
     """One pass over the records; each field is read once."""
@@ -65,8 +73,7 @@ def photo_columns(photos: Iterable[PhotoRecord]) -> PhotoColumns:
     epoch = EPOCH
     ids: list[str] = [""] * n
     lats, lons, ts = [nan] * n, [nan] * n, [nan] * n
-    hh, vf, vl = [0] * n, [0] * n, [0] * n
-    hcodes: dict[str, int] = {}
+    vf, vl = [0] * n, [0] * n
     vcodes: dict[str, int] = {}
     lcodes: dict[str, int] = {}
     unlocated, untimed, flagged, thumbs, no_camera = [], [], [], [], []
@@ -92,7 +99,6 @@ def photo_columns(photos: Iterable[PhotoRecord]) -> PhotoColumns:
             if when.tzinfo is not None:
                 when = when.replace(tzinfo=None)
             ts[k] = (when - epoch).total_seconds()
-        hh[k] = hcodes.setdefault(p.household_id, len(hcodes))
         vf[k] = vcodes.setdefault(p.verifier, len(vcodes))
         vl[k] = lcodes.setdefault(p.village_id, len(lcodes))
         if p.verdict != "accept" and p.reasons:
@@ -109,7 +115,6 @@ def photo_columns(photos: Iterable[PhotoRecord]) -> PhotoColumns:
         lon=np.array(lons, dtype=np.float64),
         timed=~_mask(n, untimed),
         t=np.array(ts, dtype=np.float64),
-        household=np.array(hh, dtype=np.int64),
         verifier=np.array(vf, dtype=np.int64),
         village=np.array(vl, dtype=np.int64),
         village_ids=list(lcodes),

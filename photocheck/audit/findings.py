@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,11 @@ KIND_LABELS: dict[FindingKind, tuple[str, str]] = {
 
 def finding_id(kind: FindingKind | str, photo_ids: Iterable[str]) -> str:
     """Stable ID: the same kind over the same photos gives the same ID."""
-    key = str(kind) + "|" + ",".join(sorted(str(p) for p in photo_ids))
+    return _hash_id(kind, sorted(str(p) for p in photo_ids))
+
+
+def _hash_id(kind: FindingKind | str, sorted_ids: Sequence[str]) -> str:
+    key = str(kind) + "|" + ",".join(sorted_ids)
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
@@ -92,8 +96,12 @@ class AuditFinding:
 
 
 def _day(photo: PhotoRecord) -> dt.date | None:
-    if photo.taken_at is not None:
-        return photo.taken_at.date()
+    # ``taken_at`` without building it: dropping a tzinfo never changes the date
+    when = photo.captured_at
+    if when is None and photo.app is not None:
+        when = photo.app.captured_at
+    if when is not None:
+        return when.date()
     if photo.uploaded_at is not None:
         return photo.uploaded_at.astimezone(CHINA_TZ).date()
     return None
@@ -108,7 +116,24 @@ def build_finding(
     evidence: dict[str, Any],
 ) -> AuditFinding:
     """A finding over ``photos``: IDs, households, villages and day filled in from them."""
-    ps = sorted(photos, key=lambda p: p.photo_id)
+    ps = list(photos)
+    if len(ps) == 1:  # most findings: one photo, nothing to sort or deduplicate
+        (p,) = ps
+        day = _day(p)
+        return AuditFinding(
+            id=_hash_id(kind, (str(p.photo_id),)),
+            kind=kind,
+            severity=severity,
+            photo_ids=(p.photo_id,),
+            household_ids=(p.household_id,),
+            village_ids=(p.village_id,),
+            towns=(p.town,),
+            summary_zh=summary_zh,
+            summary_en=summary_en,
+            evidence=evidence,
+            day=day,
+        )
+    ps.sort(key=lambda p: p.photo_id)
     days = [d for d in (_day(p) for p in ps) if d is not None]
     return AuditFinding(
         id=finding_id(kind, (p.photo_id for p in ps)),
