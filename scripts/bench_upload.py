@@ -12,20 +12,24 @@ the field).
    folder (SQLite); --clients concurrent clients upload the same photos, each to its
    own household, through a village account (stream, check, duplicates, scene
    features, blob fsync, commit).
-3. Stages: the server stopped, the same data folder is opened in-process and every
-   photo is taken in once more (new households), timing each stage of an upload:
-   check, same-photo query, scene candidates, verification, features, blob write, DB
-   write and commit.
+3. Stages: the mean wall time of each server-side stage of those same uploads, from
+   the answers' ``Server-Timing`` header (read = multipart streaming to disk, queue =
+   waiting for a worker thread, check, thumbnail, the intake's stages, ...), and
+   ``outside`` = client latency minus those (HTTP parsing, auth dependencies, client).
+
+--profile FILE also records the server with py-spy (a dev tool, not a dependency)
+during the HTTP run, as collapsed stacks.
 
 Timings are noisy on a shared machine; only the ratios within one run mean something.
 
-    python scripts/bench_upload.py [--clients 8] [--rounds 1] [PHOTO_DIR...]
+    python scripts/bench_upload.py [--clients 8] [--rounds 1] [--profile F] [PHOTO_DIR...]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -44,22 +48,14 @@ from photocheck.cli import iter_image_paths
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_DIRS = [DATA / "buildings"]
-STAGES = (
-    "check",
-    "same_photo",
-    "scene_candidates",
-    "verification",
-    "features",
-    "blob_write",
-    "db_write",
-    "db_commit",
-)
 
 
 def large_photos(root: Path, low: float = 8.0, high: float = 10.5) -> list[Path]:
     """JPEGs of ``low``..``high`` megapixels in the data folder (real phone/camera frames)."""
     out = []
     for path in sorted(root.rglob("*.jp*g")):
+        if "bad_input" in path.parts:
+            continue  # corrupt files: not photos from the field
         try:
             with Image.open(path) as im:
                 mp = im.width * im.height / 1e6
@@ -130,6 +126,16 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(msg)
 
 
+def profiler(pid: int, out: Path, *, gil: bool = False) -> subprocess.Popen[bytes]:
+    """py-spy (a dev tool: ``pip install py-spy``) sampling the server, all threads (or
+    with ``gil`` only the thread holding the GIL: what serialises the requests)."""
+    cmd = ["py-spy", "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", "200"]
+    cmd += ["--gil"] if gil else []
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the first upload
+    return spy
+
+
 def village_login(base: str, points: list[tuple[float, float] | None]) -> dict[str, str]:
     with httpx.Client(base_url=base, timeout=60) as c:
         r = c.post("/auth/token", data={"username": "bench-admin", "password": "bench-password"})
@@ -162,69 +168,70 @@ def village_login(base: str, points: list[tuple[float, float] | None]) -> dict[s
 
 
 def http_rate(
-    base: str, headers: dict[str, str], jobs: list[tuple[int, str, bytes]], clients: int
-) -> tuple[float, list[float]]:
-    latencies: list[float] = []
+    base: str,
+    headers: dict[str, str],
+    jobs: list[tuple[int, str, bytes]],
+    clients: int,
+    *,
+    practice: bool = False,
+) -> tuple[float, list[float], list[dict[str, float]]]:
+    """Uploads per second; each upload's latency and server stages (same order)."""
+    results: list[tuple[float, dict[str, float]]] = []
+    params = {"practice": "true"} if practice else {}
 
     def run(chunk: list[tuple[int, str, bytes]]) -> None:
         with httpx.Client(base_url=base, timeout=300, headers=headers) as c:
             for household, name, data in chunk:
                 t = time.perf_counter()
-                r = c.post(f"/households/H{household}/photos", files={"file": (name, data)})
-                latencies.append(time.perf_counter() - t)
+                r = c.post(
+                    f"/households/H{household}/photos",
+                    files={"file": (name, data)},
+                    params=params,
+                )
+                latency = time.perf_counter() - t
                 if r.status_code != 201:
                     msg = f"upload failed: {r.status_code} {r.text[:200]}"
                     raise RuntimeError(msg)
+                results.append((latency, parse_server_timing(r.headers.get("server-timing", ""))))
 
     chunks = [jobs[i::clients] for i in range(clients)]
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(run, chunks))
-    return len(jobs) / (time.perf_counter() - started), latencies
+    rate = len(jobs) / (time.perf_counter() - started)
+    return rate, [lat for lat, _ in results], [t for _, t in results]
 
 
-def stage_breakdown(data_dir: Path, files: list[Path], first_household: int) -> None:
-    """Take every photo in once more, in-process, and print the time of each stage."""
-    from api.main import build_state
-    from api.routes.photos import _embedding, photo_context
-    from api.settings import Settings
-    from photocheck.store import Household
-    from photocheck.store.intake import Upload
+def server_stages(timings: list[dict[str, float]], latencies: list[float]) -> None:
+    """Mean ms per stage from the answers' ``Server-Timing`` headers; ``outside`` is the
+    client's latency minus the handler's stages (HTTP parsing, auth and household
+    dependencies, the client itself)."""
+    n = len(timings)
+    sums: dict[str, float] = {}
+    seen: dict[str, int] = {}
+    for t in timings:
+        for k, v in t.items():
+            sums[k] = sums.get(k, 0.0) + v
+            seen[k] = seen.get(k, 0) + 1
+    sums["outside"] = sum(
+        lat * 1000 - sum(t.values()) for t, lat in zip(timings, latencies, strict=True)
+    )
+    total = sum(sums.values())
+    print(
+        f"server stages over HTTP ({n} uploads; mean wall ms per upload, share of latency, "
+        "uploads that had the stage):"
+    )
+    for name, ms in sums.items():
+        print(f"  {name:17s} {ms / n:7.1f} ms  {ms / total:5.1%}  {seen.get(name, n):4d}")
 
-    state = build_state(Settings(DATA_DIR=data_dir))
-    intake = state.intake
-    if intake._backfill is not None:
-        intake._backfill.join()
-    intake.timings = type(intake.timings)()
-    check_s = 0.0
-    with state.db.session() as session:
-        user_id = 1
-        households = {
-            h.household_code: h for h in session.query(Household).all()
-        }  # village and town are loaded lazily below, inside this session
-        for h in households.values():
-            _ = h.village.town.county
-    for i, path in enumerate(files):
-        household = households[f"H{first_household + i}"]
-        data = path.read_bytes()
-        writer = state.blobs.open_writer(len(data))
-        writer.write(data)
-        blob = writer.finish()
-        t = time.perf_counter()
-        ctx = photo_context(household, None, state.settings, state.policy)
-        report = check_photo(data, policy=state.policy, model=state.model, context=ctx)
-        check_s += time.perf_counter() - t
-        upload = Upload(household.id, user_id, report, blob, embedding=_embedding(report))
-        intake.submit(upload)
-        blob.discard()
-    timings = intake.timings.to_json()
-    n = len(files)
-    total = check_s + sum(v["total_s"] for v in timings.values())
-    print(f"per-upload stages, in-process, 1 thread ({n} photos; mean ms, share):")
-    rows = [("check", check_s)] + [(k, timings.get(k, {}).get("total_s", 0.0)) for k in STAGES[1:]]
-    for name, secs in rows:
-        print(f"  {name:17s} {secs / n * 1000:7.1f} ms  {secs / total:5.1%}")
-    state.db.dispose()
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    out = {}
+    for item in header.split(","):
+        name, _, dur = item.strip().partition(";dur=")
+        if name and dur:
+            out[name] = float(dur)
+    return out
 
 
 def main() -> int:
@@ -232,6 +239,10 @@ def main() -> int:
     parser.add_argument("dirs", nargs="*", type=Path, default=None)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="passes over the photos")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy raw (collapsed) profile of the server's HTTP run"
+    )
+    parser.add_argument("--gil", action="store_true", help="profile only the GIL holder")
     args = parser.parse_args()
 
     files = list(iter_image_paths(args.dirs)) if args.dirs else []
@@ -256,23 +267,25 @@ def main() -> int:
         f"{lib_n:.2f}/s ({cores} threads)"
     )
 
-    n = len(photos)
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         data_dir = Path(tmp) / "data"
         proc = start_server(data_dir, port)
         try:
             base = f"http://127.0.0.1:{port}/api/v1"
-            # households: 0..n-1 HTTP, n..n+clients-1 warm-up, then n more for the stages
-            all_points = points + [None] * args.clients + points
-            headers = village_login(base, all_points)
-            warm = [(n + i, files[0].name, photos[0]) for i in range(args.clients)]
-            http_rate(base, headers, warm, args.clients)
+            headers = village_login(base, points)  # household Hi for photo i
             jobs = [(i, files[i].name, data) for i, data in enumerate(photos)]
-            rate, lat = http_rate(base, headers, jobs, args.clients)
+            # warm-up: practice uploads (checked, nothing stored), one per client
+            http_rate(base, headers, jobs[: args.clients], args.clients, practice=True)
+            spy = profiler(proc.pid, args.profile, gil=args.gil) if args.profile else None
+            rate, lat, stages = http_rate(base, headers, jobs, args.clients)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        server_stages(stages, lat)
         lat.sort()
         p95 = lat[int(0.95 * (len(lat) - 1))]
         print(
@@ -285,7 +298,6 @@ def main() -> int:
             f"ratio HTTP / library: {ratio:.2f} at {args.clients} threads (target >= 0.80) "
             f"{verdict}; {rate / max(lib_c, lib_n):.2f} against the better library figure"
         )
-        stage_breakdown(data_dir, files, n + args.clients)
     return 0
 
 

@@ -131,6 +131,7 @@ class IntakeResult:
     matches: list[MatchInfo] = field(default_factory=list)
     photo_id: int | None = None  # None when nothing was stored (practice)
     site_photo: dict[str, str] | None = None  # a linked household used its site's photo
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, not in JSON
 
     @property
     def retake_required(self) -> bool:
@@ -235,6 +236,7 @@ class Intake:
             blob_path = self.blobs.commit(upload.blob)  # durable before its row; no lock needed
             clock.lap("blob_write")
         with self.db.write() as session:
+            clock.lap("write_lock")  # waiting for the other uploads' writes
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             same = self._same_photo_matches(session, household, report)
             matches = same or scene_hits
@@ -254,6 +256,7 @@ class Intake:
                 site_photo=site_use.to_json() if site_use else None,
             )
             if blob_path is None:
+                result.timings = clock.done()
                 return result
             photo = record_photo(
                 session,
@@ -274,7 +277,7 @@ class Intake:
             clock.lap("db_commit")
             if not same:  # a copy of another household's photo stays out (see dup_entries)
                 self.index.add(_entry(photo, household, upload.embedding))
-        clock.done()
+        result.timings = clock.done()
         return result
 
     def _same_photo_matches(
@@ -412,7 +415,8 @@ class StageTimings:
 
 class _Clock:
     def __init__(self, owner: StageTimings) -> None:
-        self._owner, self._laps = owner, {}
+        self._owner = owner
+        self._laps: dict[str, float] = {}
         self._t = time.perf_counter()
 
     def lap(self, stage: str) -> None:
@@ -420,8 +424,9 @@ class _Clock:
         self._laps[stage] = self._laps.get(stage, 0.0) + now - self._t
         self._t = now
 
-    def done(self) -> None:
+    def done(self) -> dict[str, float]:
         self._owner.add(self._laps)
+        return self._laps
 
 
 class _OwnFeatures:
