@@ -78,7 +78,7 @@ def find_desk_batches(
     i, j = _ball_pairs(cols.lat[pts], cols.lon[pts], cols.t[pts], th)
     i, j = _in_batches(i, j, lambda k: cols.household_codes(pts[k]), th.min_households)
     out = []
-    for members in _components(i, j):
+    for members in _components(len(pts), i, j):
         group = [
             _Point(cols.photos[k], float(cols.lat[k]), float(cols.lon[k]), float(cols.t[k]))
             for k in pts[members].tolist()
@@ -163,22 +163,29 @@ def _in_batches(
     i, j = i[big], j[big]
     if not len(i):
         return i, j
-    points, at = np.unique(j, return_inverse=True)
-    household = households_of(points)[at]
+    n = int(max(i.max(), j.max())) + 1
+    points = np.flatnonzero(np.bincount(j, minlength=n))
+    code = np.zeros(n, dtype=np.int64)
+    code[points] = households_of(points)
+    household = code[j]
     stride = int(household.max()) + 1
-    distinct = np.unique(i * stride + household) // stride
-    per_ball = np.bincount(distinct, minlength=int(i.max()) + 1)
+    key = np.sort(i * stride + household)
+    distinct = key[np.r_[True, key[1:] != key[:-1]]] // stride
+    per_ball = np.bincount(distinct, minlength=n)
     keep = per_ball[i] >= min_households
     return i[keep], j[keep]
 
 
-def _components(i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
-    """The groups of two or more points joined by the pairs, each in point order, by
-    first point."""
-    nodes, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
-    label = connected_components(len(nodes), inverse[: len(i)], inverse[len(i) :])
-    order = np.argsort(label, kind="stable")
-    cuts = np.flatnonzero(np.diff(label[order])) + 1
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
+    """The groups of two or more of the ``n`` points joined by the pairs, each in point
+    order, by first point. No sort of the pairs: a dense spot gives millions."""
+    label = connected_components(n, i, j)
+    involved = np.zeros(n, dtype=bool)
+    involved[i] = True
+    involved[j] = True
+    nodes = np.flatnonzero(involved)
+    order = np.argsort(label[nodes], kind="stable")
+    cuts = np.flatnonzero(np.diff(label[nodes][order])) + 1
     groups = [nodes[g] for g in np.split(order, cuts) if len(g) > 1]
     groups.sort(key=lambda g: int(g[0]))
     return groups
