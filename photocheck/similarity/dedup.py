@@ -17,8 +17,10 @@ each photo's top ``scene_candidates`` are verified with RANSAC.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,24 @@ def _no_progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
     return items
 
 
+def _in_order(
+    work: Callable[[Any], Any],
+    items: Sequence[Any],
+    desc: str,
+    progress: Progress,
+    workers: int | None,
+) -> Iterator[Any]:
+    """``work`` over ``items`` on a thread pool, results in input order as they finish.
+
+    Decoding (libjpeg-turbo, Pillow) and OpenCV release the GIL, so threads overlap
+    the heavy parts; the progress bar advances over the items in order.
+    """
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        for future in progress(futures, desc):
+            yield future.result()
+
+
 def load_entries(
     files: Sequence[Path],
     *,
@@ -76,28 +96,34 @@ def load_entries(
     progress: Progress = _no_progress,
     note: Callable[[str], None] | None = None,
     names: Sequence[str] | None = None,
+    workers: int | None = None,
 ) -> list[PhotoEntry]:
     """Decode each file once; fingerprint it and extract its scene features.
 
-    Unreadable files are skipped; ``note`` hears why.
+    Unreadable files are skipped; ``note`` hears why (in input order). ``workers``
+    threads (default: one per CPU) share the work; the result does not depend on it.
     """
-    entries = []
-    for i, path in enumerate(progress(list(files), "fingerprint")):
-        name = names[i] if names is not None else str(path)
+    paths = list(files)
+    labels = list(names) if names is not None else [str(p) for p in paths]
+
+    def load(i: int) -> PhotoEntry | str:
         try:
-            data = Path(path).read_bytes()
+            data = Path(paths[i]).read_bytes()
             photo = decode(
                 data,
                 max_pixels=policy.quality.max_pixels,
                 working_size=policy.quality.working_size,
             )
         except (OSError, DecodeError) as exc:
-            if note is not None:
-                note(f"skipped {name}: {exc}")
-            continue
-        entries.append(
-            PhotoEntry(name, fingerprint(data, photo), extract_scene_features(photo.grey))
-        )
+            return f"skipped {labels[i]}: {exc}"
+        return PhotoEntry(labels[i], fingerprint(data, photo), extract_scene_features(photo.grey))
+
+    entries = []
+    for result in _in_order(load, range(len(paths)), "fingerprint", progress, workers):
+        if isinstance(result, PhotoEntry):
+            entries.append(result)
+        elif note is not None:
+            note(result)
     return entries
 
 
@@ -188,17 +214,21 @@ def _classify(a: PhotoEntry, b: PhotoEntry, sim: SimilarityPolicy) -> Pair | Non
 
 
 def dedup_entries(
-    entries: Sequence[PhotoEntry], *, policy: Policy, progress: Progress = _no_progress
+    entries: Sequence[PhotoEntry],
+    *,
+    policy: Policy,
+    progress: Progress = _no_progress,
+    workers: int | None = None,
 ) -> list[Pair]:
     """Every same_photo / same_scene pair among already fingerprinted photos."""
     sim = policy.similarity
     candidates = _copy_candidates(entries, sim) | _scene_candidates(entries, sim.scene_candidates)
-    pairs = []
-    for i, j in progress(sorted(candidates), "verify"):
-        pair = _classify(entries[i], entries[j], sim)
-        if pair is not None:
-            pairs.append(pair)
-    return pairs
+
+    def classify(ij: tuple[int, int]) -> Pair | None:
+        return _classify(entries[ij[0]], entries[ij[1]], sim)
+
+    found = _in_order(classify, sorted(candidates), "verify", progress, workers)
+    return [pair for pair in found if pair is not None]
 
 
 def dedup_files(
@@ -207,8 +237,9 @@ def dedup_files(
     policy: Policy,
     progress: Progress = _no_progress,
     note: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """JSON-ready pairs for `photocheck dedup`; unreadable files are skipped (see ``note``)."""
-    entries = load_entries(files, policy=policy, progress=progress, note=note)
-    for pair in dedup_entries(entries, policy=policy, progress=progress):
+    entries = load_entries(files, policy=policy, progress=progress, note=note, workers=workers)
+    for pair in dedup_entries(entries, policy=policy, progress=progress, workers=workers):
         yield pair.to_json()
