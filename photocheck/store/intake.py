@@ -31,8 +31,10 @@ without its file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -43,6 +45,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
 from ..metadata.gps import haversine_m
@@ -58,6 +61,7 @@ from .repo import dup_entries, export_name, record_photo
 from .sites import DUPLICATE_SITE_PHOTO, SharedSite, _matching_site_photos, find_site
 
 __all__ = [
+    "FeatureQueue",
     "Intake",
     "IntakeResult",
     "MatchInfo",
@@ -76,6 +80,10 @@ log = logging.getLogger(__name__)
 SCENE_MIN_SIMILARITY = 0.70  # developer set: same scene 0.72-0.89, unrelated <= 0.59
 SCENE_MAX_METRES = 30.0
 SCENE_MAX_CANDIDATES = 2  # ~25 ms each: the dominant cost of an upload with candidates
+# Stored uploads whose features are still to be made after the answer (working grey
+# images, ~0.5 MB each); past this, an upload makes its own before answering.
+FEATURE_QUEUE_MAX = 64
+FEATURE_BATCH = 16  # features written per transaction by the background thread
 
 
 class SceneMatcher(Protocol):
@@ -169,6 +177,7 @@ class Intake:
         self.index = DuplicateIndex(spill_dir=spill)
         self.timings = StageTimings()
         self._backfill: threading.Thread | None = None
+        self.features = FeatureQueue(scene.features, db) if scene is not None else None
 
     def rebuild_index(self, *, backfill: bool = True) -> int:
         """Load every stored photo into the index; returns how many. With ``backfill``,
@@ -202,8 +211,15 @@ class Intake:
                 ).all()
             if not todo:
                 return done
-            made = {pid: self.scene.features_of_blob(sha) or b"" for pid, sha in todo}
+            queued = self.features.held([pid for pid, _ in todo]) if self.features else {}
+            made = {
+                pid: self.scene.features_of_blob(sha) or b""
+                for pid, sha in todo
+                if pid not in queued  # a fresh upload's: the feature queue makes them
+            }
             after = todo[-1][0]
+            if not made:
+                continue
             with self.db.write() as session:
                 for row in session.scalars(select(Photo).where(Photo.id.in_(list(made)))):
                     if row.scene is None:  # derived data only; the record is unchanged
@@ -227,8 +243,17 @@ class Intake:
             copied = self._same_photo_matches(session, household, report)
         clock.lap("same_photo")
         scene_hits = [] if copied else self._scene_matches(household, upload, lat, lon, own, clock)
-        if not upload.practice and self.scene is not None:
-            own.get()  # every stored photo carries its features: no decode later
+        # every stored photo gets its features (no decode later): made now if they were
+        # needed above or the queue is full, else after the answer (FeatureQueue)
+        defer = (
+            not upload.practice
+            and own.computed is None
+            and report.photo is not None
+            and self.features is not None
+            and not self.features.full()
+        )
+        if not upload.practice and self.scene is not None and not defer:
+            own.get()
             clock.lap("features")
 
         blob_path = None
@@ -265,7 +290,7 @@ class Intake:
                 [_match_row(m) for m in matches],
             )
             photo.gps_lat, photo.gps_lon = lat, lon
-            photo.scene = own.computed if own.computed is not None else b""
+            photo.scene = None if defer else (own.computed or b"")
             if upload.embedding is not None:
                 photo.embedding = embedding_to_bytes(upload.embedding)
             session.flush()
@@ -275,6 +300,9 @@ class Intake:
             clock.lap("db_write")
             session.commit()
             clock.lap("db_commit")
+            if defer:
+                assert self.features is not None and report.photo is not None
+                self.features.put(photo.id, report.photo.grey)
             if not same:  # a copy of another household's photo stays out (see dup_entries)
                 self.index.add(_entry(photo, household, upload.embedding))
         result.timings = clock.done()
@@ -350,6 +378,8 @@ class Intake:
         clock.lap("scene_candidates")
         if not candidates:
             return []
+        # before the rows are read: a photo leaves the queue only once its row has them
+        queued = self.features.held([c.photo_id for c in candidates]) if self.features else {}
         with self.db.session() as session:
             others = _households(session, {c.household_id for c in candidates})
             eligible = [
@@ -361,6 +391,8 @@ class Intake:
         out: list[MatchInfo] = []
         for cand in eligible:
             theirs = stored.get(cand.photo_id)  # None: not backfilled yet, never decoded here
+            if theirs is None and cand.photo_id in queued:
+                theirs = queued[cand.photo_id].get(self.scene.features) or None
             mine = own.get() if theirs else None
             evidence = self.scene.verify(mine, theirs) if mine and theirs else None
             if evidence is None:
@@ -386,6 +418,103 @@ class SitePhotoUse:
 
     def to_json(self) -> dict[str, str]:
         return {"site_id": self.site_id, "site_photo": self.site_photo}
+
+
+class FeatureQueue:
+    """Scene features of stored uploads, made after the answer by a background thread.
+
+    An upload without same-scene candidates needs no features of its own to be
+    answered: they are only there for later uploads to compare against. Making them
+    (~20 ms of CPU) after the answer, on a thread at lower CPU priority, takes them off
+    the request path. Until its features are written, the photo's working grey image
+    waits here, and a later upload that has it as a candidate makes them itself
+    (``held``): no comparison is missed. At a crash the queue is lost; the photos keep
+    ``scene`` NULL and the start-up backfill decodes their originals instead.
+    """
+
+    def __init__(self, make: Callable[[np.ndarray], bytes], db: Database) -> None:
+        self._make, self._db = make, db
+        self._cond = threading.Condition()
+        self._pending: dict[int, _Pending] = {}
+        self._thread: threading.Thread | None = None
+
+    def full(self) -> bool:
+        """Whether the next upload should make its features itself (bounded memory;
+        concurrent uploads may overshoot by a few)."""
+        with self._cond:
+            return len(self._pending) >= FEATURE_QUEUE_MAX
+
+    def put(self, photo_id: int, grey: np.ndarray) -> None:
+        """Queue a committed photo's working image (its row has ``scene`` NULL)."""
+        with self._cond:
+            self._pending[photo_id] = _Pending(np.array(grey, copy=True))
+            self.start()
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        """Start the background thread unless it runs (``put`` does this)."""
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="scene-features", daemon=True
+                )
+                self._thread.start()
+
+    def held(self, photo_ids: Sequence[int]) -> dict[int, _Pending]:
+        """The queued photos among ``photo_ids`` (their features: ``.get(make)``)."""
+        with self._cond:
+            return {pid: self._pending[pid] for pid in photo_ids if pid in self._pending}
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued photo's features are written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending, timeout)
+
+    def _run(self) -> None:
+        _lower_priority()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                batch = list(self._pending.items())[:FEATURE_BATCH]
+            made = {pid: item.get(self._make) for pid, item in batch}
+            try:
+                with self._db.write() as session:
+                    rows = session.scalars(select(Photo).where(Photo.id.in_(list(made))))
+                    for row in rows:
+                        if row.scene is None:  # derived data only; the record is unchanged
+                            row.scene = made[row.id]
+            except SQLAlchemyError:
+                n = len(made)
+                log.exception("scene features of %d photos not stored (backfilled at start)", n)
+            with self._cond:
+                for pid in made:
+                    self._pending.pop(pid, None)
+                self._cond.notify_all()
+
+
+class _Pending:
+    """One queued photo: its grey working image, and its features once made (once)."""
+
+    def __init__(self, grey: np.ndarray) -> None:
+        self.grey = grey
+        self.features: bytes | None = None
+        self._lock = threading.Lock()
+
+    def get(self, make: Callable[[np.ndarray], bytes]) -> bytes:
+        with self._lock:
+            if self.features is None:
+                self.features = make(self.grey)
+            return self.features
+
+
+def _lower_priority() -> None:
+    """Nice the calling thread (Linux: per thread) so request threads come first."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 class StageTimings:
