@@ -237,10 +237,9 @@ class Intake:
         with self.db.session() as session:
             household = _load_household(session, upload.household_id)
             site = _linked_site(session, household)
+            copied = self._same_photo_matches(session, household, report)  # no scene work
         lat, lon = _photo_point(report, upload.capture)
         own = _OwnFeatures(self.scene, report)
-        with self.db.session() as session:  # a copy needs no scene check
-            copied = self._same_photo_matches(session, household, report)
         clock.lap("same_photo")
         scene_hits = [] if copied else self._scene_matches(household, upload, lat, lon, own, clock)
         # every stored photo gets its features (no decode later): made now if they were
