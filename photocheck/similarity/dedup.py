@@ -158,34 +158,50 @@ def _copy_candidates(entries: Sequence[PhotoEntry], sim: SimilarityPolicy) -> se
     return pairs
 
 
-def _scene_candidates(entries: Sequence[PhotoEntry], per_photo: int) -> set[tuple[int, int]]:
-    """Pairs (i < j) whose ORB descriptors vote for each other (FLANN LSH neighbours)."""
-    owners = np.concatenate(
-        [np.full(len(e.features), i) for i, e in enumerate(entries)] or [np.zeros(0, int)]
-    )
-    if len(owners) == 0 or len(entries) < 2:
-        return set()
+def _lsh_matcher(descriptors: list[np.ndarray]) -> cv2.FlannBasedMatcher:
     matcher = cv2.FlannBasedMatcher(
         {"algorithm": 6, "table_number": 4, "key_size": 20, "multi_probe_level": 1},
         {"checks": 16},
     )
-    matcher.add([e.features.descriptors for e in entries if len(e.features)])
+    matcher.add(descriptors)
     matcher.train()
+    return matcher
+
+
+def _scene_candidates(
+    entries: Sequence[PhotoEntry], per_photo: int, workers: int | None = None
+) -> set[tuple[int, int]]:
+    """Pairs (i < j) whose ORB descriptors vote for each other (FLANN LSH neighbours).
+
+    The queries are split over threads, each with its own index (a FLANN matcher is
+    not safe to share; building one takes ~0.1 s); the votes do not depend on the split.
+    """
     nonempty = [i for i, e in enumerate(entries) if len(e.features)]
-    pairs: set[tuple[int, int]] = set()
-    for i in nonempty:
-        votes: Counter[int] = Counter()
-        for nbrs in matcher.knnMatch(entries[i].features.descriptors, k=4):
-            voted = {
-                nonempty[m.imgIdx]
-                for m in nbrs
-                if m.distance <= LSH_MAX_HAMMING and nonempty[m.imgIdx] != i
-            }
-            votes.update(voted)
-        for j, n in votes.most_common(per_photo):
-            if n >= LSH_MIN_VOTES:
-                pairs.add((min(i, j), max(i, j)))
-    return pairs
+    if len(nonempty) < 2:
+        return set()
+    descriptors = [entries[i].features.descriptors for i in nonempty]
+    n_chunks = max(1, min(workers or os.cpu_count() or 1, len(nonempty)))
+    chunks = [nonempty[k::n_chunks] for k in range(n_chunks)]
+
+    def vote(chunk: list[int]) -> set[tuple[int, int]]:
+        matcher = _lsh_matcher(descriptors)
+        found: set[tuple[int, int]] = set()
+        for i in chunk:
+            votes: Counter[int] = Counter()
+            for nbrs in matcher.knnMatch(entries[i].features.descriptors, k=4):
+                voted = {
+                    nonempty[m.imgIdx]
+                    for m in nbrs
+                    if m.distance <= LSH_MAX_HAMMING and nonempty[m.imgIdx] != i
+                }
+                votes.update(voted)
+            for j, n in votes.most_common(per_photo):
+                if n >= LSH_MIN_VOTES:
+                    found.add((min(i, j), max(i, j)))
+        return found
+
+    with ThreadPoolExecutor(max_workers=n_chunks) as pool:
+        return set().union(*pool.map(vote, chunks))
 
 
 def _classify(a: PhotoEntry, b: PhotoEntry, sim: SimilarityPolicy) -> Pair | None:
@@ -222,7 +238,8 @@ def dedup_entries(
 ) -> list[Pair]:
     """Every same_photo / same_scene pair among already fingerprinted photos."""
     sim = policy.similarity
-    candidates = _copy_candidates(entries, sim) | _scene_candidates(entries, sim.scene_candidates)
+    scenes = _scene_candidates(entries, sim.scene_candidates, workers)
+    candidates = _copy_candidates(entries, sim) | scenes
 
     def classify(ij: tuple[int, int]) -> Pair | None:
         return _classify(entries[ij[0]], entries[ij[1]], sim)
