@@ -21,9 +21,9 @@ Verification (``match_scene``), measured with ``scripts/calibrate_scene.py``:
    their orientations are random and few survive.
 
 On the developer set this lifts the Herz-Jesu 0000/0007 pair (a 45° oblique view vs
-the frontal one) from 12-16 raw inliers to ~45 consistent ones, while unrelated
-photos stay at 8 or fewer. The strongest non-matches are Lund frames 7+ apart that
-share the far end of the same street (up to ~24).
+the frontal one) from 7-16 raw inliers to 43 consistent ones, while unrelated photos
+stay at 5 or fewer (13 for Lund frames 01/12). The strongest non-matches are Lund
+frames 7+ apart that share the far end of the same street (up to 24).
 
 ``SceneFeatures`` is what the upload service stores per photo (``to_bytes``, ~55 KB),
 so it can verify candidates later without decoding again.
