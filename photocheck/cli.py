@@ -99,6 +99,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
     policy = _policy(args)
     files = list(iter_image_paths(args.paths))
+
     def note(msg: str) -> None:
         print(f"photocheck dedup: {msg}", file=sys.stderr)
 

@@ -8,8 +8,9 @@ measured (they go into the report's ``metrics``). Checks never raise for a bad p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..decode import DecodedPhoto
 from ..metadata import Metadata
