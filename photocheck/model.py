@@ -227,17 +227,25 @@ class ContentModel:
 
     def probabilities(self, photo: DecodedPhoto) -> tuple[np.ndarray, np.ndarray]:
         """(softmax over the 1000 classes, 1280-d features) for one photo."""
-        loaded = self._get()
-        logits, features = loaded.session.run(None, {"image": model_input(photo.rgb)})
-        return _softmax(logits[0].astype(np.float64)), features[0]
+        return self._run(model_input(photo.rgb))
 
     def scores(self, photo: DecodedPhoto) -> ContentScores:
         """Building and screen mass, the top labels and the embedding.
 
         :exception ModelError: the model cannot be loaded.
         """
+        return self.scores_from_input(model_input(photo.rgb))
+
+    def scores_from_input(self, image: np.ndarray) -> ContentScores:
+        """``scores`` of an image already made by :func:`model_input`.
+
+        Lets a caller resize first and then hand the GIL-free inference to this thread
+        while another one works (see ``pipeline.check_photo``).
+
+        :exception ModelError: the model cannot be loaded.
+        """
         loaded = self._get()
-        probs, features = self.probabilities(photo)
+        probs, features = self._run(image)
         top = np.argsort(probs)[::-1][:TOP_K]
         return ContentScores(
             building=float(probs[loaded.building_idx].sum()),
@@ -246,3 +254,7 @@ class ContentModel:
             embedding=tuple(features.tolist()),  # Python floats, in one C call
             street=float(probs[loaded.street_idx].sum()),
         )
+
+    def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = self._get().session.run(None, {"image": image})
+        return _softmax(logits[0].astype(np.float64)), features[0]

@@ -3,14 +3,20 @@
 The one place where the whole flow reads top to bottom. The photo is decoded once and
 its pixels are shared by every check.
 
-Overlap: the steps that release the GIL run on two helper threads beside the caller,
-so one photo's latency is close to decode + model + checks, not the sum of all steps:
-the byte SHA-256 is hashed while the photo decodes (hashlib and libjpeg-turbo both
-release the GIL), and the model (onnxruntime, one intra-op thread) scores the photo
-while this thread reads the metadata and computes the fingerprints. The work done is
-the same, so a server checking several photos at once loses nothing (measured with a
-2-thread pool in ``scripts/bench_checks.py``); the model keeps one intra-op thread,
-since its own thread pool would compete with those parallel photos.
+Overlap: a helper thread works beside the caller, so one photo's latency is close to
+decode + model + checks rather than the sum of all steps, with the same work done:
+
+- the byte SHA-256 is hashed while the photo decodes (hashlib and libjpeg-turbo both
+  release the GIL);
+- metadata and fingerprints are made while the caller is inside onnxruntime, which
+  releases the GIL for the whole inference. This order matters: a thread that needs
+  the GIL back while another runs Python waits up to the 5 ms switch interval, which
+  ate the whole gain when the model ran on the helper instead;
+- the checks run as two groups, one per thread (their OpenCV calls release the GIL).
+
+A server checking several photos at once keeps its throughput (2-thread pool measured
+in ``scripts/bench_checks.py``). The model keeps one intra-op thread: its own spinning
+thread pool would compete with those parallel photos.
 """
 
 from __future__ import annotations
@@ -18,17 +24,17 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import CHECKS, CheckInput, PhotoContext
+from .checks import CHECKS, Check, CheckInput, CheckOutput, PhotoContext
 from .decode import DecodedPhoto, decode
 from .errors import DecodeError
 from .fingerprints import Fingerprint, byte_digest, fingerprint
 from .metadata import Metadata, read_metadata
-from .model import ContentModel, ContentScores
+from .model import ContentModel, ContentScores, model_input
 from .policy import Policy
 from .reasons import ReasonCode
 from .verdict import Finding, Reason, Verdict, decide, explain
@@ -93,15 +99,21 @@ def check_photo(
             policy_version=policy.version,
             model_version=model.version,
         )
-    pending_scores: Future[ContentScores] = helpers.submit(model.scores, photo)
-    meta = read_metadata(data, exif=photo.exif, xmp=photo.xmp)
-    fp = fingerprint(data, photo, sha256=sha256.result())
-    scores = pending_scores.result()  # re-raises the model's ModelError here
+    # The model input is made first, so the helper starts on metadata and fingerprints
+    # just as this thread enters onnxruntime and releases the GIL: neither then waits
+    # for the other (the helper's exifread and PDQ hold the GIL; see the module doc).
+    image = model_input(photo.rgb)
+    described = helpers.submit(_describe, data, photo, sha256.result())
+    scores = model.scores_from_input(image)
+    meta, fp = described.result()
     inp = CheckInput(photo=photo, meta=meta, scores=scores, policy=policy, context=context)
+    # The first check (quality, the costliest) runs here, the others on the helper; the
+    # outputs are merged in registry order, so the report is as if they ran in a row.
+    others = helpers.submit(_run_checks, CHECKS[1:], inp)
+    outputs = [*_run_checks(CHECKS[:1], inp), *others.result()]
     findings: list[Finding] = []
     metrics: dict[str, Any] = {"width": photo.width, "height": photo.height, "format": photo.format}
-    for check in CHECKS:
-        out = check(inp)
+    for out in outputs:
         findings.extend(out.findings)
         metrics.update(out.metrics)
     reasons = explain(findings, policy)
@@ -117,6 +129,16 @@ def check_photo(
         photo=photo,
         scores=scores,
     )
+
+
+def _describe(data: bytes, photo: DecodedPhoto, sha256: str) -> tuple[Metadata, Fingerprint]:
+    """The steps that need no model scores: metadata and fingerprints."""
+    meta = read_metadata(data, exif=photo.exif, xmp=photo.xmp)
+    return meta, fingerprint(data, photo, sha256=sha256)
+
+
+def _run_checks(checks: tuple[Check, ...], inp: CheckInput) -> list[CheckOutput]:
+    return [check(inp) for check in checks]
 
 
 _HELPERS: ThreadPoolExecutor | None = None

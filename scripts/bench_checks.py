@@ -1,7 +1,7 @@
 """Benchmark the whole photo check against a pHash baseline; prints ratios, not verdicts.
 
 Usage: python scripts/bench_checks.py [--data ../shared/data] [--reps 5] [--no-memory]
-       [--throughput-rounds 4]
+       [--throughput-rounds 2]
 
 All in one run, interleaved (the machine is shared, so only ratios within a run mean
 anything), median of ``--reps`` repetitions per photo, on the >= 7 MP JPEGs of the
@@ -14,12 +14,12 @@ developer set:
 
 Targets: full / pHash <= 0.75 and full / bare decode <= 2.0. ``check_photo`` overlaps
 its GIL-free steps on helper threads (see ``photocheck/pipeline.py``), so the table also
-prints the CPU time of (a) (all threads of the process); on an idle 2-core machine the
-wall time is below it. A per-stage table (each stage alone, serially) says which part
-of the pipeline costs what. Then (d): peak memory (ru_maxrss of a child process,
-RUSAGE_CHILDREN) checking a synthetic 50-megapixel JPEG; target < 600 MB. And (e):
-throughput, photos/s of ``check_photo`` on one thread and in a 2-thread pool (a server
-checks several uploads at once), against the bare decode in the same pool.
+prints the CPU time of (a) (all threads of the process, OpenCV's pool included); on an
+idle 2-core machine the wall time is below it. A per-stage table (each stage alone,
+one after another) says which part of the pipeline costs what. Then (d): peak memory
+(ru_maxrss of a child process, RUSAGE_CHILDREN) checking a synthetic 50-megapixel JPEG;
+target < 600 MB. And (e): throughput, photos/s of ``check_photo`` on one thread and in
+a 2-thread pool (a server checks several uploads at once), against the bare decode.
 """
 
 from __future__ import annotations
@@ -187,12 +187,17 @@ def bench_throughput(photos: list[Path], rounds: int) -> None:
         return check_photo(data, policy=policy, model=model)
 
     rate(full, 2)  # warm
-    serial, pooled = rate(full, 1), rate(full, 2)
-    dec_serial, dec_pooled = rate(_bare_decode, 1), rate(_bare_decode, 2)
+    best: dict[tuple[str, int], float] = {}
+    for _ in range(3):  # interleaved; the best of three is the least disturbed
+        for name, fn in (("full", full), ("decode", _bare_decode)):
+            for threads in (1, 2):
+                key = (name, threads)
+                best[key] = max(best.get(key, 0.0), rate(fn, threads))
     print(
-        f"\n(e) throughput over {len(work)} checks: check_photo {serial:.1f} photos/s on one "
-        f"thread, {pooled:.1f} in a 2-thread pool; bare decode {dec_serial:.1f} and "
-        f"{dec_pooled:.1f}; pool full/decode time ratio {dec_pooled / pooled:.2f}"
+        f"\n(e) throughput, {len(work)} photos, best of 3: check_photo "
+        f"{best[('full', 1)]:.1f} photos/s on one thread, {best[('full', 2)]:.1f} in a "
+        f"2-thread pool; bare decode {best[('decode', 1)]:.1f} and {best[('decode', 2)]:.1f}; "
+        f"in the pool full/decode time {best[('decode', 2)] / best[('full', 2)]:.2f}"
     )
 
 
@@ -269,7 +274,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--throughput-rounds", type=int, default=4, help="0: skip (e)")
+    ap.add_argument("--throughput-rounds", type=int, default=2, help="0: skip (e)")
     args = ap.parse_args()
     if not args.no_memory:
         bench_memory()
