@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from photocheck.decode import decode
@@ -98,3 +100,25 @@ def test_same_scene(a: str, b: str) -> None:
 def test_different_houses_not_matched(a: str, b: str) -> None:
     m = match_scene(_features(a), _features(b))
     assert not m.is_same_scene, m
+
+
+def test_old_format_needs_features_again(tmp_path: Path) -> None:
+    """Version-1 rows are re-extracted like missing ones, not left never matching."""
+    from photocheck.policy import default_policy
+    from photocheck.similarity.scene import is_current_format
+    from photocheck.store.blobs import BlobStore
+    from photocheck.store.scenes import OrbSceneMatcher
+
+    grey = decode(
+        data_file("buildings/opensfm_lund/12.jpg").read_bytes(), max_pixels=120_000_000
+    ).grey
+    matcher = OrbSceneMatcher(default_policy(), BlobStore(tmp_path))
+    current = matcher.features(grey)
+    old = bytearray(current)
+    old[4] = 1  # the version byte
+    assert is_current_format(current) and not is_current_format(bytes(old))
+    assert matcher.needs_features(None)
+    assert matcher.needs_features(bytes(old))
+    assert not matcher.needs_features(current)
+    assert not matcher.needs_features(b"")  # undecodable original: tried once
+    assert matcher.verify(bytes(old), current) is None

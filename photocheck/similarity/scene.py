@@ -39,7 +39,13 @@ import numpy as np
 
 from ..policy import SimilarityPolicy
 
-__all__ = ["SceneFeatures", "SceneMatch", "extract_scene_features", "match_scene"]
+__all__ = [
+    "SceneFeatures",
+    "SceneMatch",
+    "extract_scene_features",
+    "is_current_format",
+    "match_scene",
+]
 
 # (horizontal squeeze, ORB features): the upright view and a simulated 60° tilt.
 # A third view at 0.7 (45°) was measured: it raised far-apart Lund frames more than
@@ -148,6 +154,15 @@ class SceneFeatures:
         )
 
 
+def is_current_format(data: bytes) -> bool:
+    """Whether stored features are of this version (older ones must be extracted again;
+    ``from_bytes`` refuses them). Says nothing about truncation: that is an error."""
+    if len(data) < _HEADER.size:
+        return False
+    magic, version = _HEADER.unpack_from(data)[:2]
+    return magic == _MAGIC and version == _VERSION
+
+
 @dataclass(frozen=True)
 class SceneMatch:
     matches: int  # mutual, ratio-tested descriptor matches
@@ -205,26 +220,51 @@ def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
     )
 
 
-def _knn(a: SceneFeatures, b: SceneFeatures, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hamming distances and indices of each of a's k nearest descriptors in b."""
+def _knn(
+    a: SceneFeatures, b: SceneFeatures, k: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hamming distances and indices of each of a's k nearest descriptors in b (only
+    ``rows`` of a when given: brute force over b is the cost of matching)."""
+    desc = a.descriptors if rows is None else a.descriptors[rows]
     dist, idx = cv2.batchDistance(
-        a.descriptors, b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=min(k, len(b))
+        desc, b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=min(k, len(b))
     )
     return dist, idx
 
 
 def _ratio_matches(
-    a: SceneFeatures, b: SceneFeatures, dist: np.ndarray, idx: np.ndarray
+    a: SceneFeatures,
+    b: SceneFeatures,
+    dist: np.ndarray,
+    idx: np.ndarray,
+    back: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mutual nearest neighbours passing a ratio test against the nearest *elsewhere*."""
+    """Mutual nearest neighbours passing a ratio test against the nearest *elsewhere*.
+
+    ``back``: each of b's nearest neighbour in a, when known (the other direction's
+    nearest neighbours); otherwise found only for the b keypoints that need it.
+    ``rows``: the keypoints of a whose ``dist``/``idx`` rows were computed.
+    """
     nn = idx[:, 0]
-    _, back = _knn(b, a, 1)
-    mutual = back[nn, 0] == np.arange(len(a))
     far = np.linalg.norm(b.points[idx] - b.points[nn][:, None, :], axis=2) > SECOND_NN_MIN_PX
     far[:, -1] = True  # none elsewhere among the k: the k-th is a lower bound
-    second = dist[np.arange(len(a)), far.argmax(1)]
-    ia = np.nonzero(mutual & (dist[:, 0] < RATIO * second))[0]
-    return ia, nn[ia]
+    second = dist[np.arange(len(idx)), far.argmax(1)]
+    passed = dist[:, 0] < RATIO * second
+    if rows is not None:
+        passed &= rows
+    ia = np.nonzero(passed)[0]
+    jb = nn[ia]
+    if back is None:
+        want = np.unique(jb)
+        if not len(want):
+            return ia, jb
+        _, near = _knn(b, a, 1, want)
+        back_of = near[np.searchsorted(want, jb), 0]
+    else:
+        back_of = back[jb]
+    mutual = back_of == ia
+    return ia[mutual], jb[mutual]
 
 
 def _homography(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -297,25 +337,69 @@ class _OneWay:
     inliers: int
     ratio: float
     hom: np.ndarray | None
+    nearest: np.ndarray | None = None  # each of a's nearest descriptor in b (full knn only)
 
 
-def _one_way(a: SceneFeatures, b: SceneFeatures) -> _OneWay:
-    """Steps 1-4 of the module docstring, with a's keypoints looking for b's."""
-    dist, idx = _knn(a, b, KNN)
-    ia, ib = _ratio_matches(a, b, dist, idx)
+_UNKNOWN = np.iinfo(np.int32).max  # distance of a knn row not computed: never matches
+
+
+def _near_any(points: np.ndarray, proj: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which projections may have one of ``points`` within GUIDE_PX: a grid of GUIDE_PX
+    cells, each marked with its neighbours, so the test never misses (it may over-select)."""
+    cell = GUIDE_PX
+    gw, gh = int(width // cell) + 3, int(height // cell) + 3
+    grid = np.zeros((gh, gw), np.uint8)
+    cx = np.clip((points[:, 0] // cell).astype(np.int64) + 1, 0, gw - 1)
+    cy = np.clip((points[:, 1] // cell).astype(np.int64) + 1, 0, gh - 1)
+    grid[cy, cx] = 1
+    grid = cv2.dilate(grid, np.ones((3, 3), np.uint8))
+    ok = np.isfinite(proj).all(1)
+    px = np.where(ok, proj[:, 0], -10 * cell) // cell + 1
+    py = np.where(ok, proj[:, 1], -10 * cell) // cell + 1
+    inside = ok & (px >= 0) & (px < gw) & (py >= 0) & (py < gh)
+    hit = np.zeros(len(proj), bool)
+    hit[inside] = grid[py[inside].astype(np.int64), px[inside].astype(np.int64)] > 0
+    return hit
+
+
+def _one_way(a: SceneFeatures, b: SceneFeatures, back: np.ndarray | None = None) -> _OneWay:
+    """Steps 1-4 of the module docstring, with a's keypoints looking for b's.
+
+    ``back`` (b's nearest descriptor in a, from the other direction) lets a's knn be
+    computed only where it can matter: keypoints some b keypoint has as its nearest
+    (the only possible mutual matches), then those landing near a b keypoint under the
+    homography (the only possible guided matches). Same results, fewer distances.
+    """
+    if back is None:
+        dist, idx = _knn(a, b, KNN)
+        rows = None
+    else:
+        k = min(KNN, len(b))
+        dist = np.full((len(a), k), _UNKNOWN, np.int32)
+        idx = np.zeros((len(a), k), np.int32)
+        rows = np.zeros(len(a), bool)
+        rows[np.unique(back)] = True
+        dist[rows], idx[rows] = _knn(a, b, KNN, np.nonzero(rows)[0])
+    nearest = idx[:, 0] if back is None else None
+    ia, ib = _ratio_matches(a, b, dist, idx, back, rows)
     matches = len(ia)
     if matches < 8:
-        return _OneWay(matches, 0, 0.0, None)
+        return _OneWay(matches, 0, 0.0, None, nearest)
     hom, mask = _homography(a.points[ia], b.points[ib])
     if hom is None or mask.sum() < 6:  # no model worth guiding with
-        return _OneWay(matches, 0, 0.0, None)
+        return _OneWay(matches, 0, 0.0, None, nearest)
+    if rows is not None:
+        proj = cv2.perspectiveTransform(a.points.reshape(-1, 1, 2), hom).reshape(-1, 2)
+        extra = np.nonzero(_near_any(b.points, proj, b.width, b.height) & ~rows)[0]
+        if len(extra):
+            dist[extra], idx[extra] = _knn(a, b, KNN, extra)
     ga, gb = _guided_matches(hom, a, b, dist, idx)
     if len(ga) >= 8:
         guided, gmask = _homography(a.points[ga], b.points[gb])
         if guided is not None:
             hom, ia, ib, mask = guided, ga, gb, gmask
     inliers = int(_consistent(hom, a, ia[mask], b, ib[mask]).sum())
-    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom)
+    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom, nearest)
 
 
 def match_scene(
@@ -332,7 +416,7 @@ def match_scene(
     fwd = _one_way(a, b)
     best = fwd
     if fwd.inliers >= policy.scene_min_inliers * RECHECK_FRACTION:
-        back = _one_way(b, a)
+        back = _one_way(b, a, fwd.nearest)
         best = back if back.inliers < fwd.inliers else fwd
     same = best.inliers >= policy.scene_min_inliers and best.ratio >= policy.scene_min_inlier_ratio
     corner = None if fwd.hom is None else _corner_error(fwd.hom, a, b)

@@ -16,7 +16,12 @@ import numpy as np
 from ..decode import decode
 from ..errors import DecodeError
 from ..policy import Policy
-from ..similarity.scene import SceneFeatures, extract_scene_features, match_scene
+from ..similarity.scene import (
+    SceneFeatures,
+    extract_scene_features,
+    is_current_format,
+    match_scene,
+)
 from .blobs import BlobStore
 
 __all__ = ["OrbSceneMatcher"]
@@ -44,6 +49,12 @@ class OrbSceneMatcher:
         except (OSError, DecodeError):
             return None
         return self.features(photo.grey)
+
+    def needs_features(self, stored: bytes | None) -> bool:
+        """Whether a photo's stored features must be made (again): none yet, or an old
+        format ``verify`` would refuse, so the photo would silently never match. Empty
+        bytes mark an original that could not be decoded: tried once, not again."""
+        return stored is None or (stored != b"" and not is_current_format(stored))
 
     def verify(self, a: bytes, b: bytes) -> dict[str, Any] | None:
         """Evidence when the two feature sets show the same scene, else None."""
