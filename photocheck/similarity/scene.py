@@ -25,6 +25,11 @@ the frontal one) from 7-16 raw inliers to 43 consistent ones, while unrelated ph
 stay at 5 or fewer (13 for Lund frames 01/12). The strongest non-matches are Lund
 frames 7+ apart that share the far end of the same street (up to 24).
 
+Cost is brute-force Hamming knn (~90 %), so descriptors are compared only where the
+answer can change: all of a's for step 1; of b's, only those some match needs as a
+mutual check; from b's side, only keypoints that could be mutual or guided matches
+(~40 % of them). Identical results on all 9730 calibration pairs, 1.7x cheaper.
+
 ``SceneFeatures`` is what the upload service stores per photo (``to_bytes``, ~55 KB),
 so it can verify candidates later without decoding again.
 """
