@@ -71,6 +71,8 @@ RANSAC_PX = 4.0  # reprojection error at working size (~800 px)
 _MAGIC = b"PCSF"
 _VERSION = 2  # 1: points + descriptors only (no orientation); refused
 _HEADER = struct.Struct("<4sBHHIB")  # magic, version, width, height, keypoints, views
+# What every stored blob of the current format starts with (a database can filter on it).
+FORMAT_PREFIX = _MAGIC + bytes([_VERSION])
 _FIXED = 16.0  # keypoint coordinates stored as uint16 in 1/16 px
 _ANGLE_STEP = 360.0 / 256  # orientation stored as uint8
 _KP_BYTES = 4 + 1 + 1 + 32  # x, y (uint16), angle, view << 4 | octave, descriptor

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
@@ -52,6 +52,7 @@ from ..metadata.gps import haversine_m
 from ..pipeline import Report
 from ..policy import Policy
 from ..reasons import ReasonCode
+from ..similarity.scene import FORMAT_PREFIX
 from ..verdict import Finding, Reason, Verdict, decide, explain
 from .blobs import BlobStore, PendingBlob
 from .db import Database
@@ -92,6 +93,8 @@ class SceneMatcher(Protocol):
     def features(self, grey: np.ndarray) -> bytes: ...
 
     def features_of_blob(self, sha256: str) -> bytes | None: ...
+
+    def needs_features(self, stored: bytes | None) -> bool: ...
 
     def verify(self, a: bytes, b: bytes) -> dict[str, Any] | None:
         """Evidence when ``a`` and ``b`` show the same scene, else None."""
@@ -193,7 +196,8 @@ class Intake:
 
     def backfill_scene_features(self, batch: int = 32) -> int:
         """Make the features of stored photos that have none (stored before features were
-        made at upload), decoding each original once; returns how many rows it filled.
+        made at upload) or have them in an older format, decoding each original once;
+        returns how many rows it filled.
 
         Runs off the request path (a thread started by ``rebuild_index``). A photo
         whose original cannot be decoded gets empty features, so it is tried once.
@@ -205,7 +209,7 @@ class Intake:
             with self.db.session() as session:
                 todo = session.execute(
                     select(Photo.id, Photo.sha256)
-                    .where(Photo.scene.is_(None), Photo.id > after)
+                    .where(_needs_features(), Photo.id > after)
                     .order_by(Photo.id)
                     .limit(batch)
                 ).all()
@@ -222,7 +226,8 @@ class Intake:
                 continue
             with self.db.write() as session:
                 for row in session.scalars(select(Photo).where(Photo.id.in_(list(made)))):
-                    if row.scene is None:  # derived data only; the record is unchanged
+                    # derived data only; the record is unchanged
+                    if self.scene.needs_features(row.scene):
                         row.scene = made[row.id]
                         done += 1
 
@@ -797,4 +802,14 @@ def _entry(photo: Photo, household: Household, embedding: Sequence[float] | None
         lon=photo.gps_lon,
         sha256=photo.sha256,
         pixel_sha256=photo.pixel_sha256,
+    )
+
+
+def _needs_features() -> Any:
+    """Rows whose scene features are missing or in an older format (empty bytes mark an
+    original that could not be decoded: tried once, not again)."""
+    prefix = FORMAT_PREFIX
+    return or_(
+        Photo.scene.is_(None),
+        (func.length(Photo.scene) > 0) & (func.substr(Photo.scene, 1, len(prefix)) != prefix),
     )

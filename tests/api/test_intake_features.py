@@ -51,3 +51,25 @@ def test_same_scene_found_while_features_are_queued(
     assert queue.drain(timeout=60)
     stored = _scene(server, photo_id)
     assert stored and len(SceneFeatures.from_bytes(stored)) > 100
+
+
+def test_backfill_remakes_features_of_an_older_format(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    _, v = setup_campaign(client)
+    first = upload(client, v["东村"], "A1", GOOD)
+    assert first.status_code == 201, first.text
+    photo_id = first.json()["photo_id"]
+    intake = server.app_state.intake
+    assert intake.features is None or intake.features.drain(timeout=60)
+    current = _scene(server, photo_id)
+    assert current and SceneFeatures.from_bytes(current)
+    old = b"PCSF\x01" + current[5:]  # the same blob claiming format version 1
+    with server.app_state.db.write() as session:
+        session.get(Photo, photo_id).scene = old
+        session.commit()
+
+    assert intake.backfill_scene_features() >= 1
+    remade = _scene(server, photo_id)
+    assert remade != old and SceneFeatures.from_bytes(remade)
+    assert intake.backfill_scene_features() == 0  # nothing left to remake
