@@ -144,3 +144,18 @@ def login(client: httpx.Client, username: str, password: str) -> dict[str, str]:
     r = client.post("/auth/token", data={"username": username, "password": password})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def activate(
+    client: httpx.Client, username: str, initial: str, new: str | None = None
+) -> dict[str, str]:
+    """First login with an initial password: change it (required), log in again."""
+    new = new or f"{username}-new-pass"
+    first = login(client, username, initial)
+    r = client.post(
+        "/auth/change-password",
+        json={"old_password": initial, "new_password": new},
+        headers=first,
+    )
+    assert r.status_code == 204, r.text
+    return login(client, username, new)

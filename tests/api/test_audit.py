@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from photocheck.audit.tables import AuditPhotoCheck
 from photocheck.store import Household, Photo
 
-from .conftest import ADMIN, LiveServer, login
+from .conftest import ADMIN, LiveServer, activate, login
 from .test_session import GOOD, GOOD_2, ORIENT_A, ORIENT_B, setup_campaign, upload
 
 
@@ -88,13 +88,7 @@ def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) 
     assert r.status_code == 403
     r = client.post("/users/town", json={"username": "town-dh", "town": "棣花镇"}, headers=admin)
     slip = r.json()
-    first = login(client, slip["username"], slip["password"])
-    client.post(
-        "/auth/change-password",
-        json={"old_password": slip["password"], "new_password": "town-dh-pass-1"},
-        headers=first,
-    )
-    town_user = login(client, "town-dh", "town-dh-pass-1")
+    town_user = activate(client, slip["username"], slip["password"], "town-dh-pass-1")
     seen = client.get("/audit/findings", headers=town_user).json()["findings"]
     assert seen and all(not {"A1", "B1"} & set(f["household_ids"]) for f in seen)
     assert client.get(f"/audit/findings/{dup['id']}", headers=town_user).status_code == 404
@@ -212,13 +206,7 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
     )
     assert r.status_code == 200, r.text
     account = r.json()["accounts"][0]
-    first = login(client, account["username"], account["password"])
-    client.post(
-        "/auth/change-password",
-        json={"old_password": account["password"], "new_password": "north-pass-123"},
-        headers=first,
-    )
-    village = login(client, account["username"], "north-pass-123")
+    village = activate(client, account["username"], account["password"], "north-pass-123")
     for i, (household, rel) in enumerate(zip(["N1", "N2", "N3", "N4", "N5", "N6"], BATCH_FILES,
                                              strict=True)):  # fmt: skip
         capture = {
@@ -312,13 +300,7 @@ def test_a_cross_town_cluster_shows_in_both_towns(server: LiveServer, client: ht
     assert dup["id"] in {f["id"] for f in findings(client, admin, village="东村")}
     r = client.post("/users/town", json={"username": "town-dh", "town": "棣花镇"}, headers=admin)
     slip = r.json()
-    first = login(client, slip["username"], slip["password"])
-    client.post(
-        "/auth/change-password",
-        json={"old_password": slip["password"], "new_password": "town-dh-pass-1"},
-        headers=first,
-    )
-    town_user = login(client, "town-dh", "town-dh-pass-1")
+    town_user = activate(client, slip["username"], slip["password"], "town-dh-pass-1")
     assert dup["id"] in {f["id"] for f in findings(client, town_user)}
     assert client.get(f"/audit/findings/{dup['id']}", headers=town_user).status_code == 200
 
@@ -379,13 +361,7 @@ def test_two_counties_never_see_each_other(server: LiveServer, client: httpx.Cli
     )
     assert r.status_code == 200, r.text
     account = r.json()["accounts"][0]
-    first = login(client, account["username"], account["password"])
-    client.post(
-        "/auth/change-password",
-        json={"old_password": account["password"], "new_password": "river-pass-123"},
-        headers=first,
-    )
-    river = login(client, account["username"], "river-pass-123")
+    river = activate(client, account["username"], account["password"], "river-pass-123")
     assert upload(client, river, "X1", GOOD).status_code == 201  # A1's and B1's photo
     assert upload(client, river, "X2", GOOD).status_code == 201
     refresh(client, admin)

@@ -14,7 +14,7 @@ import httpx
 
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, login
+from .conftest import ADMIN, LiveServer, activate, login
 
 MINI2 = [f"drone/openmvg_palm_desert_dji_mini2/DJI_00{n}.JPG" for n in (42, 45, 46)]
 THERMAL = "drone/exifr_dji_small/dji_flir_thermal.jpg"
@@ -42,15 +42,7 @@ def _codes(body: dict) -> set[str]:
 
 
 def _village_login(client: httpx.Client, account: dict) -> dict[str, str]:
-    first = login(client, account["username"], account["password"])
-    new = f"{account['username']}-new-pass"
-    r = client.post(
-        "/auth/change-password",
-        json={"old_password": account["password"], "new_password": new},
-        headers=first,
-    )
-    assert r.status_code == 204, r.text
-    return login(client, account["username"], new)
+    return activate(client, account["username"], account["password"])
 
 
 def test_drone_sites_session(server: LiveServer, client: httpx.Client) -> None:

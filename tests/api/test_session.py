@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, login
+from .conftest import ADMIN, LiveServer, activate, login
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 GOOD_2 = "buildings/camera_corpus/panasonic_fx7_apartment_facade.jpg"
@@ -72,14 +72,7 @@ def setup_campaign(client: httpx.Client) -> tuple[dict, dict[str, dict]]:
         assert client.get("/retakes", headers=first).json()["error"]["code"] == (
             "PASSWORD_CHANGE_REQUIRED"
         )
-        new = f"{account['username']}-new-pass"
-        r = client.post(
-            "/auth/change-password",
-            json={"old_password": account["password"], "new_password": new},
-            headers=first,
-        )
-        assert r.status_code == 204, r.text
-        villages[account["village"]] = login(client, account["username"], new)
+        villages[account["village"]] = activate(client, account["username"], account["password"])
     return admin, villages
 
 
@@ -169,13 +162,7 @@ def test_campaign_session(server: LiveServer, client: httpx.Client) -> None:
     r = client.post("/users/town", json={"username": "town-ljz", "town": "龙驹寨镇"}, headers=admin)
     assert r.status_code == 201, r.text
     slip = r.json()
-    town = login(client, slip["username"], slip["password"])
-    client.post(
-        "/auth/change-password",
-        json={"old_password": slip["password"], "new_password": "town-pass-123"},
-        headers=town,
-    )
-    town = login(client, "town-ljz", "town-pass-123")
+    town = activate(client, slip["username"], slip["password"], "town-pass-123")
     assert client.get("/households/B1", headers=town).status_code == 200
     assert client.get("/households/C1", headers=town).status_code == 403
 
