@@ -77,7 +77,9 @@ def take_site_photo(
     context = PhotoContext(
         expected_lat=site.lat, expected_lon=site.lon, radius_m=radius, check_framing=False
     )
-    report = check_photo(data, policy=intake.policy, model=intake.model, context=context)
+    report = check_photo(
+        data, policy=intake.policy, model=intake.model, context=context, sha256=blob.sha256
+    )
     reasons = [r.to_json() for r in report.reasons]
     answer: dict[str, Any] = {
         "site_id": site.site_code,

@@ -34,6 +34,20 @@ def test_hashes_match_the_standalone_functions(policy, model) -> None:
     assert report.scores == model.scores(photo)
 
 
+def test_a_known_digest_is_used_not_recomputed(policy, model) -> None:
+    """The upload service passes the digest it computed while streaming; the report
+    must carry it (and otherwise be the same as when check_photo hashes itself)."""
+    data = data_file(PHOTOS[0]).read_bytes()
+    own = check_photo(data, policy=policy, model=model)
+    given = check_photo(data, policy=policy, model=model, sha256=own.fingerprint.sha256)
+    assert given.fingerprint == own.fingerprint
+    assert given.reasons == own.reasons
+    marker = "0" * 64  # what the caller says is what the report says: no second hash
+    assert check_photo(data, policy=policy, model=model, sha256=marker).fingerprint.sha256 == (
+        marker
+    )
+
+
 def test_unreadable_still_hashes_the_bytes(policy, model) -> None:
     data = b"\xff\xd8\xff\xe0 not really a jpeg"
     report = check_photo(data, policy=policy, model=model)

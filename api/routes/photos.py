@@ -152,7 +152,13 @@ def _process(
     context = photo_context(household, capture, state.settings, state.policy)
     data = parsed.blob.read()
     laps.lap("prepare")
-    report = check_photo(data, policy=state.policy, model=state.model, context=context)
+    report = check_photo(
+        data,
+        policy=state.policy,
+        model=state.model,
+        context=context,
+        sha256=parsed.blob.sha256,  # hashed as it streamed in
+    )
     laps.lap("check")
     thumbnail = report.metadata.thumbnail if report.metadata else None  # for the audit
     report = dataclasses.replace(
