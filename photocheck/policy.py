@@ -96,7 +96,7 @@ class SimilarityPolicy:
     same_photo_verify_max_distance: int = 48  # up to here a copy if the frames align
     same_photo_max_corner_error: float = 0.03  # homography corner shift / diagonal
     min_pdq_quality: int = 50  # PDQ of flatter images is not trusted (ThreatExchange)
-    scene_min_inliers: int = 32  # guided homography inliers with agreeing orientation
+    scene_min_inliers: int = 27  # guided homography inliers with agreeing orientation
     scene_min_inlier_ratio: float = 0.25
     scene_candidates: int = 8  # per photo, verified geometrically in dedup
 

@@ -21,16 +21,18 @@ Verification (``match_scene``), measured with ``scripts/calibrate_scene.py``:
    their orientations are random and few survive.
 
 On the developer set this lifts the Herz-Jesu 0000/0007 pair (a 45° oblique view vs
-the frontal one) from 7-16 raw inliers to 43 consistent ones, while unrelated photos
-stay at 5 or fewer (13 for Lund frames 01/12). The strongest non-matches are Lund
-frames 7+ apart that share the far end of the same street (up to 24).
+the frontal one) to 45 consistent inliers, while labelled different photos stay at 5 or
+fewer and other unrelated pairs at 12 or fewer. The strongest non-matches are Lund
+frames 7+ apart that share the far end of the same street (up to 16).
 
-Cost is brute-force Hamming knn (~90 %), so descriptors are compared only where the
-answer can change: all of a's for step 1; of b's, only those some match needs as a
-mutual check; from b's side, only keypoints that could be mutual or guided matches
-(~40 % of them). Identical results on all 9730 calibration pairs, 1.7x cheaper.
+Cost is brute-force Hamming knn (faiss's ``IndexBinaryFlat``: 2.5x cheaper than
+OpenCV's ``batchDistance`` on neighbouring Lund frames, same neighbours; still ~65 % of a
+match), so descriptors are compared only where the answer can change: all of a's for
+step 1; of b's, only those some match needs as a mutual check; from b's side, only
+keypoints that could be mutual or guided matches (~40 % of them). Identical results on
+all 9730 calibration pairs, 1.7x cheaper.
 
-``SceneFeatures`` is what the upload service stores per photo (``to_bytes``, ~55 KB),
+``SceneFeatures`` is what the upload service stores per photo (``to_bytes``, ~42 KB),
 so it can verify candidates later without decoding again.
 """
 
@@ -40,6 +42,7 @@ import struct
 from dataclasses import dataclass
 
 import cv2
+import faiss
 import numpy as np
 
 from ..policy import SimilarityPolicy
@@ -52,12 +55,22 @@ __all__ = [
     "match_scene",
 ]
 
+# One thread per search: the server already checks several photos at once, and OpenMP
+# threads on top of them would only compete for the same cores.
+faiss.omp_set_num_threads(1)
+
 # (horizontal squeeze, ORB features): the upright view and a simulated 60° tilt.
 # A third view at 0.7 (45°) was measured: it raised far-apart Lund frames more than
 # the oblique Herz-Jesu pair (calibrate_scene.py), so it is not used.
 VIEWS = ((1.0, 900), (0.5, 600))
-ORB_FAST_THRESHOLD = 7  # lower than the default 20: facades under flat light
+ORB_FAST_THRESHOLD = 20  # ORB's default
 ORB_SCALE = 1.2  # ORB's default pyramid step; octaves below are in these steps
+# Pyramid levels (ORB's default is 8): 3 cover 1.44x of scale change either way, which
+# with the squeezed view is what re-shots of one house need. The coarse levels mostly
+# matched unrelated photos: 8 levels at FAST 7 cost 2x the time for a smaller margin
+# (calibrate_scene.py: worst unrelated 24 vs weakest labelled same scene 43; with 3
+# levels at FAST 20, see default_policy.toml).
+ORB_LEVELS = 3
 RATIO = 0.8  # Lowe's ratio test
 SECOND_NN_MIN_PX = 6.0  # the ratio test's second neighbour lies at least this far away
 KNN = 8  # descriptor neighbours kept per keypoint (ratio test and guided matching)
@@ -69,7 +82,7 @@ RECHECK_FRACTION = 0.5  # scores from this fraction of the threshold up: both di
 MIN_SIDE = 64  # smaller images get no features
 RANSAC_PX = 4.0  # reprojection error at working size (~800 px)
 _MAGIC = b"PCSF"
-_VERSION = 2  # 1: points + descriptors only (no orientation); refused
+_VERSION = 3  # 1: no orientation; 2: 8 levels at FAST 7. Older ones are made again
 _HEADER = struct.Struct("<4sBHHIB")  # magic, version, width, height, keypoints, views
 # What every stored blob of the current format starts with (a database can filter on it).
 FORMAT_PREFIX = _MAGIC + bytes([_VERSION])
@@ -197,7 +210,12 @@ def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
             continue  # ORB's pyramid and 31-px patches need room
         if squeeze != 1.0:
             img = cv2.resize(grey, (round(w * squeeze), h), interpolation=cv2.INTER_AREA)
-        orb = cv2.ORB_create(nfeatures=n, scaleFactor=ORB_SCALE, fastThreshold=ORB_FAST_THRESHOLD)
+        orb = cv2.ORB_create(
+            nfeatures=n,
+            scaleFactor=ORB_SCALE,
+            nlevels=ORB_LEVELS,
+            fastThreshold=ORB_FAST_THRESHOLD,
+        )
         kps, des = orb.detectAndCompute(img, None)
         if des is None or not kps:
             continue
@@ -233,10 +251,10 @@ def _knn(
     """Hamming distances and indices of each of a's k nearest descriptors in b (only
     ``rows`` of a when given: brute force over b is the cost of matching)."""
     desc = a.descriptors if rows is None else a.descriptors[rows]
-    dist, idx = cv2.batchDistance(
-        desc, b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=min(k, len(b))
-    )
-    return dist, idx
+    index = faiss.IndexBinaryFlat(256)
+    index.add(b.descriptors)
+    dist, idx = index.search(np.ascontiguousarray(desc), min(k, len(b)))
+    return dist.astype(np.int32), idx.astype(np.int32)
 
 
 def _ratio_matches(

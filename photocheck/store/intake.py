@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 # geometrically; at most this many per upload, most similar first.
 SCENE_MIN_SIMILARITY = 0.70  # developer set: same scene 0.72-0.89, unrelated <= 0.59
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 2  # ~25 ms each: the dominant cost of an upload with candidates
+SCENE_MAX_CANDIDATES = 2  # ~11 ms each: the dominant cost of an upload with candidates
 # Stored uploads whose features are still to be made after the answer (working grey
 # images, ~0.5 MB each); past this, an upload makes its own before answering.
 FEATURE_QUEUE_MAX = 64

@@ -1,7 +1,7 @@
 """Same-scene verification for the intake: ORB features (``similarity.scene``), made
 once per photo and kept in ``photos.scene``.
 
-Features cost ~16 ms and ~54 kB per photo. They are made when a photo is stored, from
+Features cost ~5 ms and ~42 kB per photo. They are made when a photo is stored, from
 the working image the checks already decoded, so a candidate's features are always a
 row away and the request path never decodes a stored original. ``features_of_blob``
 decodes an original again: only the start-up backfill of photos stored before uses it.
