@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,11 @@ def check_photo(
     started = time.perf_counter()
     context = context or PhotoContext()
     helpers = _helpers()
-    digest = _Known(sha256) if sha256 is not None else helpers.submit(byte_digest, data)
+    if sha256 is None:
+        digest = helpers.submit(byte_digest, data)
+    else:
+        digest = Future()
+        digest.set_result(sha256)
     try:
         photo = decode(
             data,
@@ -140,16 +144,6 @@ def _describe(data: bytes, photo: DecodedPhoto, sha256: str) -> tuple[Metadata, 
     """The steps that need no model scores: metadata and fingerprints."""
     meta = read_metadata(data, exif=photo.exif, xmp=photo.xmp)
     return meta, fingerprint(data, photo, sha256=sha256)
-
-
-@dataclass(frozen=True)
-class _Known:
-    """A digest the caller passed in, read like the helper's future."""
-
-    value: str
-
-    def result(self) -> str:
-        return self.value
 
 
 def _run_checks(checks: tuple[Check, ...], inp: CheckInput) -> list[CheckOutput]:

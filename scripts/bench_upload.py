@@ -371,13 +371,15 @@ def main() -> int:
     try:
         floor_base = f"http://127.0.0.1:{port}"
         http_rate(floor_base, {}, jobs[: args.clients], args.clients)  # warm-up
+        cpu = process_cpu(proc.pid)
         floor, _, _ = http_rate(floor_base, {}, jobs, args.clients)
+        floor_cpu = (process_cpu(proc.pid) - cpu) * 1000 / len(jobs)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     print(
         f"bare HTTP floor (FastAPI form upload -> check_photo, nothing else): {floor:.2f}/s, "
-        f"{floor / lib_c:.2f} of the library"
+        f"{floor / lib_c:.2f} of the library; its CPU {floor_cpu:.1f} ms per upload"
     )
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -253,8 +253,7 @@ def _knn(
     desc = a.descriptors if rows is None else a.descriptors[rows]
     index = faiss.IndexBinaryFlat(256)
     index.add(b.descriptors)
-    dist, idx = index.search(np.ascontiguousarray(desc), min(k, len(b)))
-    return dist.astype(np.int32), idx.astype(np.int32)
+    return index.search(np.ascontiguousarray(desc), min(k, len(b)))  # int32, int64
 
 
 def _ratio_matches(
