@@ -18,23 +18,18 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
-from photocheck.audit import AuditConfig, SingleThresholds, compute_findings
+from photocheck.audit import AuditConfig, refresh
 from photocheck.audit.previews import make_preview
 from photocheck.audit.storage import (
     RefreshResult,
     counties_with_pending,
-    fill_legacy_thumbnails,
     finding_in_town,
-    load_county,
-    save_findings,
 )
 from photocheck.audit.tables import AuditFindingRow
 from photocheck.store import Photo, Role, User
@@ -61,33 +56,21 @@ POLL_S = 60.0  # look for photos from other processes this often
 
 
 def audit_config(state: AppState) -> AuditConfig:
-    m = state.policy.metadata
-    radius = state.settings.GPS_RADIUS_M or state.policy.area.gps_radius_m
-    return AuditConfig(single=SingleThresholds(m.campaign_start, m.campaign_end, radius))
+    return AuditConfig.from_policy(state.policy, gps_radius_m=state.settings.GPS_RADIUS_M)
 
 
 def refresh_county(
     state: AppState, county_id: int, *, show_progress: bool = False
 ) -> RefreshResult:
-    """Load, compute and save one county's findings (synchronously)."""
-    started = time.perf_counter()
-    with state.db.session() as session:
-        data = load_county(session, county_id)
-
-    def progress(ids: list[str]) -> Iterable[str]:
-        return tqdm(ids, desc="thumbnails", unit="photo", disable=not show_progress)
-
-    fill_legacy_thumbnails(
-        data,
+    """The library's refresh with this service's policy, settings and blobs."""
+    return refresh.refresh_county(
+        state.db,
+        county_id,
+        audit_config(state),
         lambda rel: _read_blob(state, rel),
         max_pixels=state.policy.quality.max_pixels,
-        progress=progress,
+        show_progress=show_progress,
     )
-    findings = compute_findings(data.photos, data.villages, data.matches, audit_config(state))
-    with state.db.write() as session:
-        return save_findings(
-            session, county_id, data, findings, seconds=time.perf_counter() - started
-        )
 
 
 @dataclass

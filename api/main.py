@@ -53,8 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker.start()  # issue 5: findings refreshed in the background
+        if state.db.dialect == "postgresql":  # other workers write too: follow their uploads
+            state.intake.follow()
         yield
         worker.stop()
+        state.intake.stop_following()
         state.db.dispose()
 
     app = FastAPI(

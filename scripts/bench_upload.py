@@ -123,7 +123,7 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PHOTOCHECK_DATA_DIR": str(data_dir), "PHOTOCHECK_MAX_UPLOAD_MB": "40"}
-    exe = [sys.executable, "-m", "photocheck.cli"]
+    exe = [sys.executable, "-m", "api.cli"]
     subprocess.run(
         [*exe, "user", "add", "bench-admin", "--county", "bench"],
         input=b"bench-password\n",

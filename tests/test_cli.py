@@ -14,7 +14,7 @@ REQUIRED = {"file", "verdict", "reasons", "metrics", "exif", "hashes"}
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "photocheck.cli", *args],
+        [sys.executable, "-m", "api.cli", *args],
         capture_output=True,
         text=True,
         input=stdin,

@@ -105,7 +105,7 @@ def test_cli_dedup_small_folder(tmp_path) -> None:
     for name in ("ukbench00120.jpg", "ukbench00120_gray.jpg", "ukbench01380.jpg"):
         (tmp_path / name).symlink_to(DATA / "near_dup/imagededup_ukbench" / name)
     out = subprocess.run(
-        [sys.executable, "-m", "photocheck.cli", "dedup", str(tmp_path)],
+        [sys.executable, "-m", "api.cli", "dedup", str(tmp_path)],
         capture_output=True,
         text=True,
         check=True,

@@ -19,13 +19,6 @@ from .storage import CountyData, fill_legacy_thumbnails
 __all__ = ["write_report"]
 
 
-def _config(policy: Policy) -> AuditConfig:
-    m = policy.metadata
-    return AuditConfig(
-        single=SingleThresholds(m.campaign_start, m.campaign_end, policy.area.gps_radius_m)
-    )
-
-
 def _compare_legacy_thumbnails(
     data: CountyData, blob_dir: Path, policy: Policy, show_progress: bool
 ) -> None:
@@ -54,8 +47,10 @@ def write_report(
     synthetic: int | None = None,
     include_photo_reasons: bool = False,
     show_progress: bool = True,
+    gps_radius_m: float | None = None,
 ) -> int:
-    """Write the report; returns the number of findings in it."""
+    """Write the report; returns the number of findings in it. ``gps_radius_m``
+    overrides the policy's radius, as the service's PHOTOCHECK_GPS_RADIUS_M does."""
     now = dt.datetime.now(dt.UTC)
     if synthetic:
         from .synthetic import synthetic_county
@@ -85,7 +80,7 @@ def write_report(
             data = load_county(session, row.id)
         db.dispose()
         _compare_legacy_thumbnails(data, blob_dir, policy, show_progress)
-        config = _config(policy)
+        config = AuditConfig.from_policy(policy, gps_radius_m=gps_radius_m)
         photos, villages, households, matches = (
             data.photos, data.villages, data.households, data.matches
         )  # fmt: skip

@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .batches import BatchThresholds, find_desk_batches, find_fast_movers
 from .clusters import find_duplicate_clusters
@@ -14,6 +15,9 @@ from .findings import AuditFinding
 from .records import MatchRecord, PhotoRecord, VillageRecord
 from .single import SingleThresholds, single_photo_findings
 
+if TYPE_CHECKING:
+    from ..policy import Policy
+
 __all__ = ["AuditConfig", "compute_findings"]
 
 
@@ -21,6 +25,14 @@ __all__ = ["AuditConfig", "compute_findings"]
 class AuditConfig:
     batches: BatchThresholds = field(default_factory=BatchThresholds)
     single: SingleThresholds = field(default_factory=SingleThresholds)
+
+    @classmethod
+    def from_policy(cls, policy: Policy, *, gps_radius_m: float | None = None) -> AuditConfig:
+        """The one way to build it: the policy's campaign window and GPS radius, the
+        radius overridden by the service setting (PHOTOCHECK_GPS_RADIUS_M) when given."""
+        m = policy.metadata
+        radius = gps_radius_m or policy.area.gps_radius_m
+        return cls(single=SingleThresholds(m.campaign_start, m.campaign_end, radius))
 
 
 def compute_findings(

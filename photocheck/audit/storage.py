@@ -24,7 +24,6 @@ from ..decode import decode
 from ..errors import DecodeError
 from ..metadata import read_metadata
 from ..store.models import Household, Photo, PhotoMatch, Town, User, Village, utcnow
-from .engine import AuditConfig, compute_findings
 from .findings import AuditFinding
 from .records import (
     CHINA_TZ,
@@ -59,7 +58,6 @@ __all__ = [
     "load_progress",
     "pending_photos",
     "query_findings",
-    "refresh_findings",
     "refresh_state",
     "save_findings",
 ]
@@ -466,19 +464,6 @@ def save_findings(
     state.computed_at, state.photos = now, len(data.photos)
     state.findings, state.seconds = len(findings), round(seconds, 3)
     return RefreshResult(added, updated, len(existing), len(findings), linked)
-
-
-def refresh_findings(
-    session: Session,
-    county_id: int,
-    data: CountyData,
-    config: AuditConfig,
-    findings: Sequence[AuditFinding] | None = None,
-) -> RefreshResult:
-    """``save_findings`` of ``findings`` (computed from ``data`` when not given)."""
-    if findings is None:
-        findings = compute_findings(data.photos, data.villages, data.matches, config)
-    return save_findings(session, county_id, data, findings)
 
 
 def pending_photos(session: Session, county_id: int) -> int:

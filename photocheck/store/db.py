@@ -5,6 +5,11 @@ process-wide lock and committed before the lock is released. On SQLite (WAL) thi
 avoids SQLITE_BUSY_SNAPSHOT (a reader upgrading to writer on a stale snapshot), and it
 is the critical section in which the duplicate index is queried and extended, so two
 uploads of the same photo can never both pass. Readers never take the lock.
+
+On PostgreSQL several processes (``serve --workers N``, other machines) write at once,
+so ``write()`` also takes a transaction-level advisory lock (``WRITE_LOCK``) as its
+first statement: the same critical section across every process, released by the
+commit or rollback, and by PostgreSQL itself when a process dies holding it.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database"]
+__all__ = ["WRITE_LOCK", "Database"]
+
+WRITE_LOCK = 0x70686F746F  # pg_advisory_xact_lock key of Database.write() ("photo")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -62,6 +69,8 @@ class Database:
         """A fresh session inside the write lock; committed on success, rolled back on error."""
         with self.write_lock, self.sessions() as session:
             try:
+                if self.dialect == "postgresql":
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 yield session
                 session.commit()
             except BaseException:

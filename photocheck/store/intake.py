@@ -181,18 +181,54 @@ class Intake:
         self.timings = StageTimings()
         self._backfill: threading.Thread | None = None
         self.features = FeatureQueue(scene.features, db) if scene is not None else None
+        self.seen = 0  # the highest photo id the index has considered (catch_up)
+        self._following = threading.Event()  # set: the follow() thread stops
 
     def rebuild_index(self, *, backfill: bool = True) -> int:
         """Load every stored photo into the index; returns how many. With ``backfill``,
         photos stored without scene features get them in a background thread."""
         with self.db.write_lock, self.db.session() as session:
-            self.index.build(dup_entries(session))
+            entries = list(dup_entries(session))
+            self.index.build(entries)
+            self.seen = max((e.photo_id for e in entries), default=0)
         if backfill and self.scene is not None:
             self._backfill = threading.Thread(
                 target=self.backfill_scene_features, name="scene-backfill", daemon=True
             )
             self._backfill.start()
         return len(self.index)
+
+    def catch_up(self, session: Session) -> int:
+        """Add the photos other processes stored since the index last looked; returns
+        how many. Call with ``db.write_lock`` held (it extends the index). Inside
+        ``Database.write()`` on PostgreSQL the advisory lock makes this exact: every
+        photo row is committed under that lock, so ids above ``seen`` are all there is."""
+        entries = [e for e in dup_entries(session, after=self.seen) if e.photo_id not in self.index]
+        if entries:
+            self.index.add_many(entries)
+            self.seen = max(self.seen, entries[-1].photo_id)
+        return len(entries)
+
+    def follow(self, interval_s: float = 0.5) -> threading.Thread:
+        """A thread that catches up every ``interval_s`` (other workers' uploads are in
+        the same-scene candidates within a second, not only at the next write)."""
+
+        self._following.clear()
+
+        def run() -> None:
+            while not self._following.wait(interval_s):
+                try:
+                    with self.db.write_lock, self.db.session() as session:
+                        self.catch_up(session)
+                except SQLAlchemyError as exc:  # PostgreSQL restarting: try again later
+                    log.warning("index catch-up failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="index-follow", daemon=True)
+        thread.start()
+        return thread
+
+    def stop_following(self) -> None:
+        self._following.set()
 
     def backfill_scene_features(self, batch: int = 32) -> int:
         """Make the features of stored photos that have none (stored before features were
@@ -266,6 +302,7 @@ class Intake:
             clock.lap("blob_write")
         with self.db.write() as session:
             clock.lap("write_lock")  # waiting for the other uploads' writes
+            self.catch_up(session)  # other processes' photos committed meanwhile
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             same = self._same_photo_matches(session, household, report)
             matches = same or scene_hits
@@ -309,6 +346,7 @@ class Intake:
                 self.features.put(photo.id, report.photo.grey)
             if not same:  # a copy of another household's photo stays out (see dup_entries)
                 self.index.add(_entry(photo, household, upload.embedding))
+            self.seen = max(self.seen, photo.id)
         result.timings = clock.done()
         return result
 

@@ -237,10 +237,11 @@ def retake_households(
     return [(h, p) for h, p in session.execute(stmt)]
 
 
-def dup_entries(session: Session, batch: int = 5000) -> Iterable[DupEntry]:
-    """Index entries for every stored photo (rejected ones too: reuse is reuse), except
-    copies already found to be another household's photo (they would make the original
-    household's own retake look like a duplicate of its copy)."""
+def dup_entries(session: Session, batch: int = 5000, *, after: int = 0) -> Iterable[DupEntry]:
+    """Index entries for every stored photo with an id above ``after`` (rejected ones
+    too: reuse is reuse), except copies already found to be another household's photo
+    (they would make the original household's own retake look like a duplicate of its
+    copy)."""
     copies = select(PhotoMatch.id).where(
         PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
     )
@@ -258,7 +259,7 @@ def dup_entries(session: Session, batch: int = 5000) -> Iterable[DupEntry]:
             Photo.pixel_sha256,
         )
         .join(Household, Household.id == Photo.household_id)
-        .where(~copies.exists())
+        .where(~copies.exists(), Photo.id > after)
         .order_by(Photo.id)
         .execution_options(yield_per=batch)
     )

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from api.cli import main
 from photocheck.audit import CHINA_TZ, compute_findings, compute_progress
 from photocheck.audit.report import build_report
 from photocheck.audit.sketch import SketchPoint, position_sketch
 from photocheck.audit.synthetic import synthetic_county
-from photocheck.cli import main
 from tests.conftest import data_file
 
 PHOTO = "buildings/camera_corpus/panasonic_fx7_apartment_facade.jpg"

@@ -25,7 +25,7 @@ TINY = DATA / "drone" / "exifr_dji_small" / "hasselblad_L1D-20c_mavic2pro_tiny.j
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "photocheck.cli", *args],
+        [sys.executable, "-m", "api.cli", *args],
         capture_output=True, text=True, env=env, check=False, timeout=300,
     )  # fmt: skip
 
