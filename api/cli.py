@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .worker import run_worker
+    from .jobs import run_worker
 
     return run_worker(concurrency=args.concurrency)
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from photocheck import ContentModel, default_policy, load_policy
+from photocheck import ContentModel, default_policy, jobs, load_policy
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
+from .jobs import job_runner
 from .migrate import upgrade
 from .routes import audit as audit_routes
 from .routes import audit_pages, auth, households, photos, retakes, sites, users
@@ -28,8 +30,9 @@ API_PREFIX = "/api/v1"
 log = logging.getLogger("api")
 
 
-def build_state(settings: Settings) -> AppState:
-    """Open the data folder and database, migrate, reconcile, load policy/model/index."""
+def build_state(settings: Settings, *, index: bool = True) -> AppState:
+    """Open the data folder and database, migrate, reconcile, load policy/model/index
+    (``index=False``: a job worker, which needs no duplicate index)."""
     settings.prepare()
     db = Database(settings.database_url)
     if settings.RUN_MIGRATIONS:
@@ -39,7 +42,13 @@ def build_state(settings: Settings) -> AppState:
     policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
     model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
     intake = Intake(db, blobs, policy, scene=OrbSceneMatcher(policy, blobs))
-    count = intake.rebuild_index()
+    intake.scene_job_delay_s = settings.JOB_SCENE_DELAY_S
+    queue = db.dialect == "postgresql"  # the PostgreSQL job queue does the backfill
+    count = intake.rebuild_index(backfill=not queue) if index else 0
+    if queue:
+        jobs.install(settings.database_url)
+        with db.write() as session:
+            jobs.enqueue(session, jobs.SCENE_BACKFILL, {}, dedupe_key=jobs.SCENE_BACKFILL)
     log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
     limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
     return AppState(settings, db, blobs, policy, model, intake, limiter, report)
@@ -49,13 +58,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     state = build_state(settings)
     state.audit = worker = AuditWorker(state)
+    runner = job_runner(state) if settings.JOBS_IN_SERVE else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker.start()  # issue 5: findings refreshed in the background
         if state.db.dialect == "postgresql":  # other workers write too: follow their uploads
             state.intake.follow()
+        if runner is not None:
+            runner.start()
         yield
+        if runner is not None:
+            runner.stop()
         worker.stop()
         state.intake.stop_following()
         state.db.dispose()
@@ -83,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "policy": state.policy.version,
             "model": state.model.version,
             "reconcile": state.reconcile.to_json(),
+            "pid": os.getpid(),  # which worker process answered (serve --workers N)
         }
 
     return app

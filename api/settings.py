@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
     LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
     RUN_MIGRATIONS: bool = True
+    # PostgreSQL job queue (ignored on SQLite, where jobs run on the process's threads)
+    JOBS_IN_SERVE: bool = True  # serve processes run jobs too (besides `photocheck worker`)
+    JOB_HEARTBEAT_S: float = Field(default=30.0, gt=0)  # a dead worker's jobs: re-picked after
+    JOB_SCENE_DELAY_S: float = Field(default=30.0, ge=0)  # the features job's safety delay
 
     @property
     def max_upload_bytes(self) -> int:

@@ -17,9 +17,15 @@ from tqdm import tqdm
 
 from ..store.db import Database
 from .engine import AuditConfig, compute_findings
-from .storage import RefreshResult, fill_legacy_thumbnails, load_county, save_findings
+from .storage import (
+    RefreshResult,
+    counties_with_pending,
+    fill_legacy_thumbnails,
+    load_county,
+    save_findings,
+)
 
-__all__ = ["BlobReader", "refresh_county"]
+__all__ = ["BlobReader", "refresh_county", "refresh_pending"]
 
 BlobReader = Callable[[str], bytes | None]  # a blob's relative path -> bytes (None: missing)
 
@@ -47,3 +53,12 @@ def refresh_county(
         return save_findings(
             session, county_id, data, findings, seconds=time.perf_counter() - started
         )
+
+
+def refresh_pending(
+    db: Database, config: AuditConfig, read_blob: BlobReader, *, max_pixels: int
+) -> dict[int, RefreshResult]:
+    """The ``audit_refresh`` job: every county with photos its findings do not include."""
+    with db.session() as session:
+        counties = counties_with_pending(session)
+    return {c: refresh_county(db, c, config, read_blob, max_pixels=max_pixels) for c in counties}

@@ -48,6 +48,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
+from .. import jobs
 from ..metadata.gps import haversine_m
 from ..pipeline import Report
 from ..policy import Policy
@@ -183,6 +184,7 @@ class Intake:
         self.features = FeatureQueue(scene.features, db) if scene is not None else None
         self.seen = 0  # the highest photo id the index has considered (catch_up)
         self._following = threading.Event()  # set: the follow() thread stops
+        self.scene_job_delay_s = jobs.SCENE_DELAY_S  # see photocheck.jobs
 
     def rebuild_index(self, *, backfill: bool = True) -> int:
         """Load every stored photo into the index; returns how many. With ``backfill``,
@@ -229,6 +231,25 @@ class Intake:
 
     def stop_following(self) -> None:
         self._following.set()
+
+    def make_features(self, photo_id: int) -> bool:
+        """The ``scene_features`` job: make one stored photo's features from its original
+        if they are still missing (idempotent: False when there was nothing to do)."""
+        if self.scene is None:
+            return False
+        with self.db.session() as session:
+            row = session.execute(
+                select(Photo.scene, Photo.sha256).where(Photo.id == photo_id)
+            ).first()
+        if row is None or not self.scene.needs_features(row.scene):
+            return False
+        made = self.scene.features_of_blob(row.sha256) or b""
+        with self.db.write() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None or not self.scene.needs_features(photo.scene):
+                return False
+            photo.scene = made
+        return True
 
     def backfill_scene_features(self, batch: int = 32) -> int:
         """Make the features of stored photos that have none (stored before features were
@@ -338,6 +359,7 @@ class Intake:
             result.photo_id = photo.id
             if on_commit is not None:
                 on_commit(session, result)
+            _queue_jobs(session, photo.id, self.scene_job_delay_s if photo.scene is None else None)
             clock.lap("db_write")
             session.commit()
             clock.lap("db_commit")
@@ -611,6 +633,21 @@ class _OwnFeatures:
         if self.computed is None and self._scene is not None and self._report.photo is not None:
             self.computed = self._scene.features(self._report.photo.grey)
         return self.computed
+
+
+def _queue_jobs(session: Session, photo_id: int, features_delay_s: float | None) -> None:
+    """The photo's background jobs, in its own transaction (PostgreSQL; no-op on SQLite).
+    Features still to make (``features_delay_s`` given): this process's FeatureQueue
+    makes them first, the job is the safety net."""
+    if features_delay_s is not None:
+        jobs.enqueue(session, jobs.SCENE_FEATURES, {"photo_id": photo_id}, delay_s=features_delay_s)
+    jobs.enqueue(
+        session,
+        jobs.AUDIT_REFRESH,
+        {},
+        delay_s=jobs.AUDIT_DELAY_S,
+        dedupe_key=jobs.AUDIT_REFRESH,
+    )
 
 
 def shares_site(household: Household, site_code: str | None) -> bool:

@@ -1,0 +1,83 @@
+"""The job handlers of this service and ``photocheck worker``.
+
+The handlers are the library's (``Intake.make_features``, ``backfill_scene_features``,
+``audit.refresh.refresh_pending``) bound to this process's state; the queue is
+``photocheck.jobs`` (PostgreSQL only: the embedded default runs the same work on
+threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from photocheck import jobs
+from photocheck.audit.refresh import refresh_pending
+
+from .audit import _read_blob, audit_config
+from .settings import Settings
+from .state import AppState
+
+__all__ = ["handlers", "job_runner", "run_worker"]
+
+log = logging.getLogger("api.jobs")
+
+
+def handlers(state: AppState) -> dict[str, jobs.Handler]:
+    def scene_features(payload: dict[str, Any]) -> None:
+        state.intake.make_features(int(payload["photo_id"]))
+
+    def scene_backfill(_: dict[str, Any]) -> None:
+        state.intake.backfill_scene_features()
+
+    def audit_refresh(_: dict[str, Any]) -> None:
+        refresh_pending(
+            state.db,
+            audit_config(state),
+            lambda rel: _read_blob(state, rel),
+            max_pixels=state.policy.quality.max_pixels,
+        )
+
+    return {
+        jobs.SCENE_FEATURES: scene_features,
+        jobs.SCENE_BACKFILL: scene_backfill,
+        jobs.AUDIT_REFRESH: audit_refresh,
+    }
+
+
+def job_runner(state: AppState, concurrency: int = 2) -> jobs.JobRunner | None:
+    """A runner over the PostgreSQL queue; None on SQLite (no queue there)."""
+    if state.db.dialect != "postgresql":
+        return None
+    return jobs.JobRunner(
+        state.settings.database_url,
+        handlers(state),
+        concurrency=concurrency,
+        heartbeat_s=state.settings.JOB_HEARTBEAT_S,
+    )
+
+
+def run_worker(concurrency: int = 2, settings: Settings | None = None) -> int:
+    """``photocheck worker``: background jobs only, until SIGTERM or SIGINT."""
+    from .main import build_state
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = settings or Settings()
+    state = build_state(settings, index=False)
+    runner = job_runner(state, concurrency)
+    if runner is None:
+        print("photocheck: `worker` needs PostgreSQL (PHOTOCHECK_DATABASE_URL)")
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    log.info("photocheck worker: running jobs (concurrency %d)", concurrency)
+    stop.wait()
+    runner.stop()
+    state.db.dispose()
+    return 0

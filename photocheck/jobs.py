@@ -1,0 +1,198 @@
+"""Background jobs through a PostgreSQL job queue (pgqueuer), or on threads.
+
+Why pgqueuer (see README "Scale out"): a job held by a worker that died is picked
+again by another once its heartbeat is older than ``heartbeat_s`` -- built into the
+dequeue query (``FOR UPDATE SKIP LOCKED`` over queued jobs *and* stale picked ones),
+so recovery needs no sweeper of ours; it runs on psycopg 3, and its SQL enqueue can
+run inside our own transaction, so a job exists exactly when the row it is about
+was committed. Delivery is at least once, so every handler here is idempotent: it
+looks at the database and does only what is still missing.
+
+Jobs:
+
+- ``scene_features {photo_id}``: make a stored photo's scene features from its
+  original if they are still missing. Enqueued with the photo row, ``SCENE_DELAY_S``
+  late: the uploading process normally makes them from the pixels it already
+  decoded (``FeatureQueue``) long before, and the job finds nothing to do; if that
+  process died first, another worker does it.
+- ``scene_backfill {}``: features for every stored photo without them (older
+  formats too), queued once at start-up instead of a thread in every process.
+- ``audit_refresh {}``: recompute the findings of every county with photos the
+  stored findings do not include (state in the database, so a skipped or repeated
+  job loses nothing). Enqueued with each photo, deduplicated while one is queued.
+
+The embedded default (SQLite) has no queue: ``enqueue`` does nothing and the same
+work runs on the process's own threads (``FeatureQueue``, backfill, ``AuditWorker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import make_url
+from sqlalchemy.orm import Session
+
+__all__ = [
+    "AUDIT_REFRESH",
+    "SCENE_BACKFILL",
+    "SCENE_FEATURES",
+    "Handler",
+    "JobRunner",
+    "enqueue",
+    "install",
+    "psycopg_conninfo",
+]
+
+log = logging.getLogger(__name__)
+
+SCENE_FEATURES = "scene_features"
+SCENE_BACKFILL = "scene_backfill"
+AUDIT_REFRESH = "audit_refresh"
+SCENE_DELAY_S = 30.0  # the uploading process makes them within ms; this is the safety net
+AUDIT_DELAY_S = 3.0  # a burst of uploads gives one refresh (debounce)
+INSTALL_LOCK = 0x6A6F6273  # pg_advisory_lock key: one install at a time ("jobs")
+
+Handler = Callable[[dict[str, Any]], None]  # a payload -> done (raises: retried)
+
+
+def psycopg_conninfo(database_url: str) -> str:
+    """The SQLAlchemy URL as a libpq URI (``postgresql+psycopg://`` -> ``postgresql://``)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+def enqueue(
+    session: Session,
+    entrypoint: str,
+    payload: dict[str, Any],
+    *,
+    delay_s: float = 0.0,
+    dedupe_key: str | None = None,
+) -> None:
+    """Add a job in the session's transaction (PostgreSQL); nothing on SQLite.
+
+    pgqueuer's own enqueue statement, run on our connection: committed or rolled back
+    with the row the job is about. A ``dedupe_key`` already queued is skipped."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    from pgqueuer.adapters.persistence.qb import QueryQueueBuilder
+    from psycopg import RawCursor
+
+    raw: Any = session.connection().connection.driver_connection
+    with RawCursor(raw) as cur:
+        cur.execute(
+            QueryQueueBuilder().build_enqueue_query("skip"),
+            (
+                [0],
+                [entrypoint],
+                [json.dumps(payload).encode()],
+                [timedelta(seconds=delay_s)],
+                [dedupe_key],
+                ["{}"],
+            ),
+        )
+
+
+async def _install(conn: Any) -> None:
+    from pgqueuer.db import PsycopgDriver
+    from pgqueuer.queries import Queries
+
+    queries = Queries(PsycopgDriver(conn))
+    await conn.execute("SELECT pg_advisory_lock(%s)", (INSTALL_LOCK,))
+    try:
+        if not await queries.has_table(queries.qbe.settings.queue_table):
+            await queries.install()
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (INSTALL_LOCK,))
+
+
+def install(database_url: str) -> None:
+    """Create pgqueuer's tables if they are missing (idempotent, one process at a time)."""
+    import psycopg
+
+    async def run() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            psycopg_conninfo(database_url), autocommit=True
+        ) as conn:
+            await _install(conn)
+
+    asyncio.run(run())
+
+
+@dataclass
+class JobRunner:
+    """Runs the jobs of the queue on a thread of its own (its own event loop); each
+    handler runs in a worker thread (``asyncio.to_thread``: our code is synchronous).
+    A lost connection (PostgreSQL restarting) is retried every ``retry_s``."""
+
+    database_url: str
+    handlers: dict[str, Handler]
+    concurrency: int = 2
+    heartbeat_s: float = 30.0
+    retry_s: float = 1.0
+    done: int = 0  # jobs finished by this runner (tests, benchmarks)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _qm: Any = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> JobRunner:
+        self._thread = threading.Thread(target=self.run, name="job-runner", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._loop is not None and self._qm is not None:
+            self._loop.call_soon_threadsafe(self._qm.shutdown.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """Until ``stop()``: connect, work, and on a lost connection start again."""
+        while not self._stop.is_set():
+            try:
+                asyncio.run(self._serve())
+            except Exception as exc:  # a lost connection, PostgreSQL restarting
+                log.warning("job runner: %s: %s; retrying", type(exc).__name__, exc)
+            self._stop.wait(self.retry_s)
+
+    async def _serve(self) -> None:
+        import psycopg
+        from pgqueuer.db import PsycopgDriver
+        from pgqueuer.qm import QueueManager
+        from pgqueuer.queries import Queries
+
+        self._loop = asyncio.get_running_loop()
+        async with await psycopg.AsyncConnection.connect(
+            psycopg_conninfo(self.database_url), autocommit=True
+        ) as conn:
+            await _install(conn)
+            qm = QueueManager(Queries(PsycopgDriver(conn)))
+            for name, handler in self.handlers.items():
+                qm.entrypoint(name)(self._wrap(handler))
+            self._qm = qm
+            if self._stop.is_set():
+                return
+            await qm.run(
+                dequeue_timeout=timedelta(seconds=1),
+                batch_size=self.concurrency,
+                max_concurrent_tasks=2 * self.concurrency,
+                heartbeat_timeout=timedelta(seconds=self.heartbeat_s),
+                log_aggregation_interval=timedelta(0),
+                shutdown_on_listener_failure=True,  # a lost connection: reconnect
+            )
+
+    def _wrap(self, handler: Handler) -> Callable[[Any], Any]:
+        async def entry(job: Any) -> None:
+            payload = json.loads(job.payload) if job.payload else {}
+            await asyncio.to_thread(handler, payload)
+            self.done += 1
+
+        return entry
