@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
@@ -87,8 +88,22 @@ def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("INTERNAL_ERROR", "internal error; it has been logged"), 500)
 
 
+def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL restarting or unreachable: 503, retry later (the pool reconnects by
+    itself, ``pool_pre_ping``); the transaction was rolled back, nothing half-written."""
+    if isinstance(exc, DBAPIError) and not (
+        isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    ):
+        return _unexpected(_, exc)
+    log.warning("database unavailable: %s", exc)
+    body = error_body("DATABASE_UNAVAILABLE", "the database is unavailable; try again shortly")
+    body["error"]["message_zh"] = "数据库暂时不可用，请稍后重试"
+    return JSONResponse(body, 503, headers={"Retry-After": "5"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(Exception, _unexpected)

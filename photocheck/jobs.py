@@ -99,30 +99,25 @@ def enqueue(
         )
 
 
-async def _install(conn: Any) -> None:
-    from pgqueuer.db import PsycopgDriver
-    from pgqueuer.queries import Queries
-
-    queries = Queries(PsycopgDriver(conn))
-    await conn.execute("SELECT pg_advisory_lock(%s)", (INSTALL_LOCK,))
-    try:
-        if not await queries.has_table(queries.qbe.settings.queue_table):
-            await queries.install()
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (INSTALL_LOCK,))
-
-
 def install(database_url: str) -> None:
-    """Create pgqueuer's tables if they are missing (idempotent, one process at a time)."""
+    """Create pgqueuer's tables if they are missing (idempotent, one process at a time).
+
+    Synchronous on purpose: it runs inside uvicorn workers' event loop too."""
     import psycopg
+    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
+    from psycopg import RawCursor
 
-    async def run() -> None:
-        async with await psycopg.AsyncConnection.connect(
-            psycopg_conninfo(database_url), autocommit=True
-        ) as conn:
-            await _install(conn)
-
-    asyncio.run(run())
+    qbe = QueryBuilderEnvironment()
+    with psycopg.connect(psycopg_conninfo(database_url), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (INSTALL_LOCK,))
+        try:
+            with RawCursor(conn) as cur:
+                cur.execute(qbe.build_has_table_query(), (qbe.settings.queue_table,))
+                row = cur.fetchone()
+                if not (row and row[0]):
+                    cur.execute(qbe.build_install_query())
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (INSTALL_LOCK,))
 
 
 @dataclass
@@ -170,10 +165,10 @@ class JobRunner:
         from pgqueuer.queries import Queries
 
         self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(install, self.database_url)
         async with await psycopg.AsyncConnection.connect(
             psycopg_conninfo(self.database_url), autocommit=True
         ) as conn:
-            await _install(conn)
             qm = QueueManager(Queries(PsycopgDriver(conn)))
             for name, handler in self.handlers.items():
                 qm.entrypoint(name)(self._wrap(handler))

@@ -140,11 +140,11 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str, check: bool = True) -> None:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        subprocess.run(cmd, check=check, capture_output=True, timeout=120)
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
@@ -154,8 +154,8 @@ class PrivatePostgres:
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
                   "-w", "start")  # fmt: skip
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+    def stop(self, check: bool = True) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=check)
 
     @property
     def url(self) -> str:
@@ -173,10 +173,8 @@ def private_pg() -> Iterator[PrivatePostgres]:
     pg.init()
     pg.start()
     yield pg
-    try:
-        pg.stop()
-    finally:
-        shutil.rmtree(pg.dir, ignore_errors=True)
+    pg.stop(check=False)  # it may be stopped already
+    shutil.rmtree(pg.dir, ignore_errors=True)
 
 
 def test_workers_recover_from_a_postgres_restart(
