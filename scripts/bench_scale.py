@@ -340,6 +340,36 @@ def run_index(sizes: list[int], queries: int, pg_rate: float | None) -> None:
         del index
 
 
+def run_rows(photos: list[Path]) -> None:
+    """What one stored photo costs in PostgreSQL: scene features, embedding, report."""
+    import json
+
+    from photocheck import ContentModel, default_policy
+    from photocheck.pipeline import check_photo
+    from photocheck.store.dupindex import embedding_to_bytes
+    from photocheck.store.scenes import OrbSceneMatcher
+
+    policy, model = default_policy(), ContentModel()
+    scene = OrbSceneMatcher(policy, None)  # type: ignore[arg-type]  (no blobs needed)
+    feats, embs, reports, sizes = [], [], [], []
+    for path in photos:
+        data = path.read_bytes()
+        report = check_photo(data, policy=policy, model=model)
+        if report.photo is None:
+            continue
+        sizes.append(len(data))
+        feats.append(len(scene.features(report.photo.grey)))
+        emb = report.scores.embedding if report.scores is not None else None
+        embs.append(len(embedding_to_bytes(emb)) if emb is not None else 0)
+        reports.append(len(json.dumps(report.to_json(), default=str)))
+    n = len(sizes)
+    print(
+        f"per stored photo ({n} real photos, mean {statistics.mean(sizes) / 1e6:.2f} MB): "
+        f"scene features {statistics.mean(feats) / 1e3:.1f} kB, embedding "
+        f"{statistics.mean(embs) / 1e3:.1f} kB, report JSON {statistics.mean(reports) / 1e3:.1f} kB"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -355,7 +385,12 @@ def main() -> int:
     p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000])
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--pg-rows", type=int, default=200_000)
+    p = sub.add_parser("rows")
+    p.add_argument("--photos", type=int, default=12)
     args = parser.parse_args()
+    if args.mode == "rows":
+        run_rows([p for d in DEFAULT_DIRS for p in large_photos(d, 0.3, 30)][: args.photos])
+        return 0
     if args.mode == "upload":
         if not args.pg:
             parser.error("--pg or PHOTOCHECK_TEST_POSTGRES_URL is needed")
