@@ -44,14 +44,19 @@ class ApiError(Exception):
         *,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        message_zh: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.details, self.headers = details, headers
+        self.details, self.headers, self.message_zh = details, headers, message_zh
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: Any = None, message_zh: str | None = None
+) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
+    if message_zh is not None:
+        err["message_zh"] = message_zh
     if details is not None:
         err["details"] = details
     return {"error": err}
@@ -60,7 +65,9 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(
-        error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers
+        error_body(exc.code, exc.message, exc.details, exc.message_zh),
+        exc.status,
+        headers=exc.headers,
     )
 
 

@@ -15,10 +15,11 @@ from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
+from .login_limits import AddressRate
 from .migrate import upgrade
 from .routes import audit as audit_routes
 from .routes import audit_pages, auth, households, photos, retakes, sites, users
-from .security import LoginLimiter
+from .security import PasswordPool
 from .settings import Settings
 from .state import AppState
 
@@ -41,8 +42,9 @@ def build_state(settings: Settings) -> AppState:
     intake = Intake(db, blobs, policy, scene=OrbSceneMatcher(policy, blobs))
     count = intake.rebuild_index()
     log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
-    limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
-    return AppState(settings, db, blobs, policy, model, intake, limiter, report)
+    passwords = PasswordPool(settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE)
+    address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
+    return AppState(settings, db, blobs, policy, model, intake, passwords, address_rate, report)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker.start()  # issue 5: findings refreshed in the background
         yield
         worker.stop()
+        state.passwords.shutdown()
         state.db.dispose()
 
     app = FastAPI(
