@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     LOGIN_ATTEMPTS_PER_MINUTE: int = Field(default=60, gt=0)
     # argon2 at most this many at a time per process, this many more waiting, then 503
     LOGIN_HASH_CONCURRENCY: int = Field(default=2, gt=0)
-    LOGIN_HASH_QUEUE: int = Field(default=16, ge=0)
+    LOGIN_HASH_QUEUE: int = Field(default=8, ge=0)
     RUN_MIGRATIONS: bool = True
 
     @property
