@@ -84,7 +84,9 @@ def test_login_flood_does_not_stall_uploads(flood_server: LiveServer) -> None:
     base = flood_server.url + "/api/v1"
     with httpx.Client(base_url=base, timeout=120) as client:
         verifier = _verifier(client)
-        stop, latencies, statuses = threading.Event(), [], Counter()
+        stop = threading.Event()
+        latencies: list[float] = []
+        statuses: Counter[int] = Counter()
 
         def keep_uploading() -> None:
             with httpx.Client(base_url=base, timeout=120) as c:

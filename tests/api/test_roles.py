@@ -90,11 +90,11 @@ def world(module_db: tuple[str, Path]) -> Iterator[World]:  # noqa: F811
         refresh(c, admin)
         found = c.get("/audit/findings", params={"kind": "duplicate_cluster"}, headers=admin)
         (finding,) = found.json()["findings"]
-    headers = {"county": admin, "town_own": towns["town-lj"], "town_other": towns["town-dh"],
+    by_role = {"county": admin, "town_own": towns["town-lj"], "town_other": towns["town-dh"],
                "village_own": v_east, "village_other": v_west, "anon": {}}  # fmt: skip
     ids = {"finding": finding["id"], "p1": photos["S1"], "p2": photos["S2"],
            "east": east["village_id"]}  # fmt: skip
-    yield World(live, headers, ids)
+    yield World(live, by_role, ids)
     live.stop()
 
 
