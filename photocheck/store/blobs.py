@@ -185,8 +185,8 @@ class BlobStore(ABC):
         """Make a pending blob durable under its content address; returns its relpath.
 
         The stored bytes are checked against ``pending.sha256``; a blob already stored
-        under that address is kept as it is. The staging file may be left behind (the
-        caller discards it).
+        under that address is kept as it is. The staging file is removed once stored;
+        on an error it stays for the caller to discard (or retry).
 
         :exception BlobIntegrityError: the bytes do not match the SHA-256 (nothing stored).
         :exception BlobStoreUnavailable: the store cannot be written now.
@@ -248,6 +248,7 @@ class LocalBlobStore(BlobStore):
         rel = self.relpath(pending.sha256)
         final = self.root / rel
         if final.is_file():
+            pending.discard()
             return rel
         try:
             _fsync_and_verify(pending)
@@ -255,6 +256,7 @@ class LocalBlobStore(BlobStore):
             try:
                 os.link(pending.path, final)  # fails if it exists: never overwrites
             except FileExistsError:
+                pending.discard()
                 return rel  # the same bytes, committed meanwhile by another upload
             _fsync_dir(final.parent)
         except BlobIntegrityError:

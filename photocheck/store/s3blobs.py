@@ -124,6 +124,7 @@ class S3BlobStore(BlobStore):
                 raise
             msg = f"cannot read the staged upload {pending.path}: {exc}"
             raise BlobStoreUnavailable(msg) from exc
+        pending.discard()
         return rel
 
     def exists(self, sha256: str) -> bool:
