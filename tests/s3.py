@@ -145,7 +145,7 @@ class SeaweedFS:
                 client.create_bucket(Bucket=bucket)
             client.put_object(Bucket=bucket, Key="ping", Body=b"ping")
             return True
-        except Exception:  # noqa: BLE001 - anything until it is up
+        except Exception:  # anything until it is up
             return False
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -87,10 +88,8 @@ def test_a_stored_blob_is_never_overwritten(store: BlobStore) -> None:
     # the same address again, with other bytes (a forged or corrupted upload): refused
     # or ignored, never replacing what is stored
     forged = _staged(store, b"\xff\xd8\xff forged!! " + bytes(3000), sha256=sha)
-    try:
+    with contextlib.suppress(BlobIntegrityError):  # S3 refuses it, a folder ignores it
         assert store.commit(forged) == rel
-    except BlobIntegrityError:
-        pass
     forged.discard()
     assert store.put_bytes(original) == rel  # the same bytes: the same address, kept
     assert store.read(rel) == original
