@@ -56,7 +56,7 @@ def weed_binary() -> str:
     raise AssertionError  # unreachable
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     socks = []
     try:
         for _ in range(n):
@@ -81,7 +81,7 @@ class SeaweedFS:
         if not self.ports:
             names = ["master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc"]
             names += ["s3", "s3.grpc"]
-            self.ports = dict(zip(names, _free_ports(len(names)), strict=True))
+            self.ports = dict(zip(names, free_ports(len(names)), strict=True))
 
     @property
     def endpoint(self) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from photocheck.store import Photo
 from tests.conftest import data_file
-from tests.s3 import S3Bucket, SeaweedFS
+from tests.s3 import S3Bucket, SeaweedFS, free_ports
 
 from .conftest import ADMIN, LiveServer, make_settings, seed_admin
 from .test_session import GOOD, GOOD_2, setup_campaign, upload
@@ -119,6 +119,27 @@ def test_session_with_blobs_on_s3(s3_server: LiveServer, s3_bucket: S3Bucket) ->
 def _cookie_of(server: LiveServer) -> dict[str, str]:
     with httpx.Client(base_url=server.url + "/api/v1") as client:
         return _cookie(client)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_server_starts_while_the_store_is_down(tmp_path: Path, database_url: str) -> None:
+    """No S3 listening: the service still starts, says so in /health, answers 503."""
+    (port,) = free_ports(1)
+    overrides = {"BLOB_URL": "s3://down/p", "S3_ENDPOINT": f"http://127.0.0.1:{port}"}
+    settings = make_settings(tmp_path, database_url, S3_ACCESS_KEY="k", S3_SECRET_KEY="s",
+                             **overrides)  # fmt: skip
+    seed_admin(settings)
+    server = LiveServer(settings)
+    server.start()
+    try:
+        assert httpx.get(server.url + "/health").json()["reconcile"]["error"]
+        with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as client:
+            _, villages = setup_campaign(client)
+            r = upload(client, villages["东村"], "A1", GOOD)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert _photo_count(server) == 0
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

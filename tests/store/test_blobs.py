@@ -15,7 +15,7 @@ from photocheck.errors import BlobIntegrityError, BlobNotFound, BlobStoreUnavail
 from photocheck.store import BlobConfig, BlobStore, Database, reconcile
 from photocheck.store.blobs import PendingBlob
 from tests.conftest import data_file
-from tests.s3 import ACCESS_KEY, SECRET_KEY, S3Bucket, _free_ports
+from tests.s3 import ACCESS_KEY, SECRET_KEY, S3Bucket, free_ports
 
 PHOTO = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 
@@ -126,7 +126,7 @@ def test_reconcile_on_both_stores(config: BlobConfig, tmp_path: Path) -> None:
 def test_s3_store_down_is_unavailable_fast(tmp_path: Path) -> None:
     """Nothing listens there: every operation fails with BlobStoreUnavailable (short
     timeouts, one retry), not a hang or a botocore error."""
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     config = BlobConfig(
         tmp_path, "s3://bucket-down/p", s3_endpoint=f"http://127.0.0.1:{port}",
         s3_access_key="k", s3_secret_key="s",
@@ -142,6 +142,15 @@ def test_s3_store_down_is_unavailable_fast(tmp_path: Path) -> None:
     ):
         with pytest.raises(BlobStoreUnavailable):
             call()
+
+
+def test_a_missing_bucket_is_created_at_start(s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    fresh = S3Bucket(s3_bucket.server, f"{s3_bucket.name}-new", s3_bucket.client)
+    store = BlobConfig(tmp_path, **_s3(fresh)).store("blobs")
+    store.prepare()
+    store.prepare()  # the second start finds it
+    rel = store.put_bytes(b"\xff\xd8\xff first photo")
+    assert fresh.keys("blobs/") == [f"photocheck/blobs/{rel}"]
 
 
 def test_blob_url_must_be_s3(tmp_path: Path) -> None:
