@@ -59,14 +59,6 @@ class Settings(BaseSettings):
             return self.DATABASE_URL
         return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
 
-    @property
-    def blob_dir(self) -> Path:
-        return self.DATA_DIR / "blobs"
-
-    @property
-    def orphan_dir(self) -> Path:
-        return self.DATA_DIR / "orphans"
-
     def blob_config(self) -> BlobConfig:
         return BlobConfig(
             self.DATA_DIR,
