@@ -12,6 +12,7 @@ from photocheck import ContentModel, default_policy, load_policy
 from photocheck.errors import BlobStoreUnavailable
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
+from photocheck.store.reconcile import GRACE_S
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
@@ -40,6 +41,7 @@ def build_state(settings: Settings) -> AppState:
     for store in stores.values():
         _prepare(store)
     report = reconcile(db, blobs)
+    report.temp_removed += stores["drone"].clean_staging(GRACE_S)  # site uploads' staging
     policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
     model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
     intake = Intake(
