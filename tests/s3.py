@@ -163,8 +163,8 @@ class SeaweedFS:
             proc.wait(30)
 
     def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
 
         return boto3.client(
             "s3",
