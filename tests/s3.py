@@ -105,14 +105,18 @@ class SeaweedFS:
             "-filer",
             f"-filer.port={p['filer']}",
             f"-filer.port.grpc={p['filer.grpc']}",
-            f"-filer.localSocket={self.root / 'filer.sock'}",
+            f"-filer.localSocket={self._socket('filer')}",
             "-s3",
             f"-s3.port={p['s3']}",
             f"-s3.port.grpc={p['s3.grpc']}",
-            f"-s3.localSocket={self.root / 's3.sock'}",
+            f"-s3.localSocket={self._socket('s3')}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
+
+    def _socket(self, name: str) -> Path:
+        """A short path (unix sockets allow ~100 bytes), unique by port."""
+        return Path(tempfile.gettempdir()) / f"pc-weed-{self.ports[name]}-{name}.sock"
 
     def start(self) -> None:
         """Start (again, on the same ports and data) and wait until S3 answers."""
