@@ -165,6 +165,8 @@ class SeaweedFS:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
+        for name in ("filer", "s3"):
+            self._socket(name).unlink(missing_ok=True)
 
     def client(self) -> Any:
         import boto3  # type: ignore[import-untyped]
