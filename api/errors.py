@@ -107,8 +107,8 @@ _BLOB_ERRORS: dict[type[Exception], tuple[int, str, str, str]] = {
     BlobNotFound: (
         404,
         "PHOTO_FILE_MISSING",
-        "the photo's file is missing from storage; the county's operator has been told",
-        "存储中找不到该照片文件，已通知县级管理员",
+        "the photo's file is missing from storage; the error has been logged for the operator",
+        "存储中找不到该照片文件，已记录错误，请联系系统管理员",
     ),
 }
 
