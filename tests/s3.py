@@ -98,6 +98,7 @@ class SeaweedFS:
             "-volume.max=100",  # below ~7: "No writable volumes"
             "-master.volumeSizeLimitMB=64",  # small volumes: little disk per test bucket
             "-master.telemetry=false",
+            "-master.electionTimeout=1s",  # a restart elects its single master at once
             f"-master.port={p['master']}",
             f"-master.port.grpc={p['master.grpc']}",
             f"-volume.port={p['volume']}",
