@@ -30,4 +30,6 @@ class AppState:
     passwords: PasswordPool  # argon2, bounded
     address_rate: AddressRate  # login attempts per client address
     reconcile: ReconcileReport
+    site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
+    previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
