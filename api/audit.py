@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -32,6 +30,7 @@ from photocheck.audit.storage import (
     finding_in_town,
 )
 from photocheck.audit.tables import AuditFindingRow
+from photocheck.errors import BlobNotFound
 from photocheck.store import Photo, Role, User
 
 from .errors import ApiError
@@ -43,8 +42,10 @@ __all__ = [
     "RefreshTicket",
     "audit_config",
     "finding_scope",
-    "preview_path",
+    "preview_bytes",
     "refresh_county",
+    "require_decider",
+    "visible",
 ]
 
 log = logging.getLogger("api.audit")
@@ -245,10 +246,11 @@ class AuditWorker:
 
 
 def _read_blob(state: AppState, relpath: str) -> bytes | None:
-    path = state.blobs.root / relpath
+    """An original, or None if it is gone; a store that is down raises (an OSError:
+    the refresh is retried later rather than remembering "no thumbnail")."""
     try:
-        return path.read_bytes()
-    except OSError:
+        return state.blobs.read(relpath)
+    except BlobNotFound:
         return None
 
 
@@ -258,7 +260,23 @@ def finding_scope(user: User) -> tuple[int, int | None]:
         return user.county_id, None
     if user.role == Role.TOWN:
         return user.county_id, user.town_id
-    raise ApiError(403, "FORBIDDEN", "the audit is for county and town accounts")
+    raise ApiError(
+        403,
+        "FORBIDDEN",
+        "the audit is for county and town accounts",
+        message_zh="审计仅供县级和乡镇账号使用",
+    )
+
+
+def require_decider(user: User) -> None:
+    """Confirming, dismissing or reopening a finding is the county's; a town reads."""
+    if user.role != Role.COUNTY:
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "a town account reads only; a county account confirms or dismisses findings",
+            message_zh="乡镇账号只能查看；确认或排除问题由县级账号处理",
+        )
 
 
 def visible(session: Session, row: AuditFindingRow, user: User) -> bool:
@@ -282,18 +300,16 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
     return photo
 
 
-def preview_path(state: AppState, photo: Photo) -> Path | None:
-    """A cached upright JPEG preview, made once on first request."""
-    folder = state.settings.DATA_DIR / "audit_previews"
-    path = folder / f"{photo.id}_{PREVIEW_SIZE}.jpg"
-    if path.is_file():
-        return path
+def preview_bytes(state: AppState, photo: Photo) -> bytes | None:
+    """An upright JPEG preview from the previews store, made once on first request
+    (named by the original's SHA-256: the same bytes, the same preview)."""
+    name = f"{photo.sha256}_{PREVIEW_SIZE}.jpg"
+    cached = state.previews.get_named(name)
+    if cached is not None:
+        return cached
     data = _read_blob(state, photo.blob_path)
     preview = make_preview(data, size=PREVIEW_SIZE) if data else None
     if preview is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(preview)
-    tmp.replace(path)  # atomic: a concurrent request sees all of it or nothing
-    return path
+    state.previews.put_named(name, preview)
+    return preview

@@ -55,13 +55,16 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     settings = Settings()
-    url, blobs = (None, None) if args.synthetic else (settings.database_url, settings.blob_dir)
+    if args.synthetic:
+        url, blobs = None, None
+    else:
+        url, blobs = settings.database_url, settings.blob_config().store("blobs")
     try:
         n = write_report(
             Path(args.out),
             policy=cli.load_policy_arg(args),
             database_url=url,
-            blob_dir=blobs,
+            blobs=blobs,
             county=args.county,
             synthetic=args.synthetic,
             include_photo_reasons=args.all,

@@ -10,17 +10,20 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from photocheck import ContentModel, default_policy, jobs, load_policy
+from photocheck.errors import BlobStoreUnavailable
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
+from photocheck.store.reconcile import GRACE_S
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
 from .jobs import job_runner
+from .login_limits import AddressRate
 from .migrate import upgrade
 from .routes import audit as audit_routes
 from .routes import audit_pages, auth, households, photos, retakes, sites, users
-from .security import LoginLimiter
+from .security import PasswordPool
 from .settings import Settings
 from .state import AppState
 
@@ -37,11 +40,21 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
     db = Database(settings.database_url)
     if settings.RUN_MIGRATIONS:
         upgrade(db.engine)
-    blobs = BlobStore(settings.blob_dir)
-    report = reconcile(db, blobs, settings.orphan_dir)
+    stores = settings.blob_config().stores()
+    blobs = stores["blobs"]
+    for store in stores.values():
+        _prepare(store)
+    report = reconcile(db, blobs)
+    report.temp_removed += stores["drone"].clean_staging(GRACE_S)  # site uploads' staging
     policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
     model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
-    intake = Intake(db, blobs, policy, scene=OrbSceneMatcher(policy, blobs))
+    intake = Intake(
+        db,
+        blobs,
+        policy,
+        scene=OrbSceneMatcher(policy, blobs),
+        index_dir=settings.DATA_DIR / "dupindex",
+    )
     intake.scene_job_delay_s = settings.JOB_SCENE_DELAY_S
     queue = db.dialect == "postgresql"  # the PostgreSQL job queue does the backfill
     count = intake.rebuild_index(backfill=not queue) if index else 0
@@ -49,9 +62,36 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         jobs.install(settings.database_url)
         with db.write() as session:
             jobs.enqueue(session, jobs.SCENE_BACKFILL, {}, dedupe_key=jobs.SCENE_BACKFILL)
-    log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
-    limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
-    return AppState(settings, db, blobs, policy, model, intake, limiter, report)
+    log.info(
+        "photocheck: %d photos in the duplicate index, data in %s, blobs in %s",
+        count,
+        settings.DATA_DIR,
+        blobs.describe(),
+    )
+    passwords = PasswordPool(settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE)
+    address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
+    return AppState(
+        settings,
+        db,
+        blobs,
+        policy,
+        model,
+        intake,
+        passwords,
+        address_rate,
+        report,
+        site_blobs=stores["drone"],
+        previews=stores["previews"],
+    )
+
+
+def _prepare(store: BlobStore) -> None:
+    """A store that is down at start is logged, not fatal: uploads answer 503 until it
+    is back, with no restart."""
+    try:
+        store.prepare()
+    except BlobStoreUnavailable as exc:
+        log.error("photocheck: the blob store is not available at start: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runner.stop()
         worker.stop()
         state.intake.stop_following()
+        state.passwords.shutdown()
         state.db.dispose()
 
     app = FastAPI(

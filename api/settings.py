@@ -2,6 +2,8 @@
 
 Defaults make ``photocheck serve`` work with nothing else installed: a ``./data``
 folder holding a SQLite database (WAL), the blob store and a generated secret key.
+``BLOB_URL=s3://BUCKET/PREFIX`` (with ``S3_ENDPOINT`` and the keys, or boto3's own
+``AWS_*`` variables) moves originals, site photos and previews to an S3 store.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from photocheck.store import BlobConfig
 
 __all__ = ["Settings"]
 
@@ -29,13 +33,34 @@ class Settings(BaseSettings):
     POLICY: Path | None = None  # default: the packaged policy
     MODEL: Path | None = None  # default: models/efficientnet_lite0.onnx
     GPS_RADIUS_M: float | None = Field(default=None, gt=0)  # default: the policy's
-    LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
-    LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
+    # failed logins per (username, address): these many are answered at once; after
+    # them each next attempt waits LOGIN_DELAY_S, doubling per failure up to the cap
+    LOGIN_FREE_FAILURES: int = Field(default=3, ge=0)
+    LOGIN_DELAY_S: float = Field(default=2.0, gt=0)
+    LOGIN_MAX_DELAY_S: float = Field(default=300.0, gt=0)
+    LOGIN_FORGET_MINUTES: float = Field(default=60.0, gt=0)  # failures older than this
+    # login attempts per client address and minute (any username; per server process)
+    LOGIN_ATTEMPTS_PER_MINUTE: int = Field(default=60, gt=0)
+    # argon2 at most this many at a time per process, this many more waiting, then 503
+    LOGIN_HASH_CONCURRENCY: int = Field(default=2, gt=0)
+    LOGIN_HASH_QUEUE: int = Field(default=8, ge=0)
     RUN_MIGRATIONS: bool = True
     # PostgreSQL job queue (ignored on SQLite, where jobs run on the process's threads)
     JOBS_IN_SERVE: bool = True  # serve processes run jobs too (besides `photocheck worker`)
     JOB_HEARTBEAT_S: float = Field(default=30.0, gt=0)  # a dead worker's jobs: re-picked after
     JOB_SCENE_DELAY_S: float = Field(default=30.0, ge=0)  # the features job's safety delay
+    BLOB_URL: str | None = None  # default: the data folder; s3://BUCKET/PREFIX for S3
+    S3_ENDPOINT: str | None = None  # e.g. http://127.0.0.1:8333; default AWS_ENDPOINT_URL
+    S3_ACCESS_KEY: str | None = None  # default: AWS_ACCESS_KEY_ID (none: unsigned)
+    S3_SECRET_KEY: str | None = Field(default=None, repr=False)  # default: AWS_SECRET_...
+    S3_REGION: str | None = None  # default: AWS_DEFAULT_REGION, else us-east-1
+
+    @field_validator("BLOB_URL")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if value:
+            BlobConfig(Path("."), value)  # raises ValueError for anything but s3://BUCKET
+        return value or None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -47,13 +72,15 @@ class Settings(BaseSettings):
             return self.DATABASE_URL
         return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
 
-    @property
-    def blob_dir(self) -> Path:
-        return self.DATA_DIR / "blobs"
-
-    @property
-    def orphan_dir(self) -> Path:
-        return self.DATA_DIR / "orphans"
+    def blob_config(self) -> BlobConfig:
+        return BlobConfig(
+            self.DATA_DIR,
+            self.BLOB_URL,
+            s3_endpoint=self.S3_ENDPOINT,
+            s3_access_key=self.S3_ACCESS_KEY,
+            s3_secret_key=self.S3_SECRET_KEY,
+            s3_region=self.S3_REGION,
+        )
 
     def prepare(self) -> None:
         """Create the data folder; fill in the secret key (generated once, then reused)."""

@@ -107,12 +107,14 @@ def _run_load_and_kill(cluster: Cluster, w1: WorkerProcess, w2: WorkerProcess) -
             }
     finally:
         engine.dispose()
-    blobs = cluster.data_dir / "blobs"
+    from api.settings import Settings
+
+    store = Settings(DATA_DIR=cluster.data_dir).blob_config().store("blobs")
     for photo_id, sha in acked:  # every acknowledged upload: its row and its original
         assert photo_id in rows, photo_id
         assert rows[photo_id][0] == sha
     for photo_id, (sha, blob) in rows.items():  # no row without its original
-        data = (blobs / blob).read_bytes()
+        data = store.read(blob)
         assert hashlib.sha256(data).hexdigest() == sha, photo_id
     assert len(rows) == len({pid for pid, _ in acked}), "a retried key stored twice"
 
