@@ -42,6 +42,7 @@ def pg_schema_url() -> Iterator[str]:
 
 
 def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The workers' environment; ``extra`` are settings without the PHOTOCHECK_ prefix."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOCHECK_")}
     env.update(
         PYTHONPATH=str(ROOT),
@@ -49,7 +50,7 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
         PHOTOCHECK_DATABASE_URL=database_url,
         PHOTOCHECK_SECRET_KEY="scale-test-secret-key-shared-by-all-workers",
         PHOTOCHECK_MAX_UPLOAD_MB="8",
-        **extra,
+        **{f"PHOTOCHECK_{k}": v for k, v in extra.items()},
     )
     return env
 

@@ -39,19 +39,27 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_kill_9_of_a_worker_loses_nothing_acknowledged(tmp_path: Path, pg_schema_url: str) -> None:
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_kill_9_of_a_worker_loses_nothing_acknowledged(
+    tmp_path: Path, pg_schema_url: str, store: str, request: pytest.FixtureRequest
+) -> None:
     # jobs are re-picked 2 s after their worker's heartbeat stops; features jobs run
     # 1 s after the upload, so some are held by worker 1 when it dies
-    cluster = start_cluster(tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", JOB_SCENE_DELAY_S="1")
+    blob_settings = request.getfixturevalue("s3_bucket").settings() if store == "s3" else {}
+    cluster = start_cluster(
+        tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", JOB_SCENE_DELAY_S="1", **blob_settings
+    )
     w1, w2 = cluster.workers
     try:
-        _run_load_and_kill(cluster, w1, w2)
+        _run_load_and_kill(cluster, w1, w2, blob_settings)
     finally:
         for w in cluster.workers:
             w.stop()
 
 
-def _run_load_and_kill(cluster: Cluster, w1: WorkerProcess, w2: WorkerProcess) -> None:
+def _run_load_and_kill(
+    cluster: Cluster, w1: WorkerProcess, w2: WorkerProcess, blob_settings: dict[str, str]
+) -> None:
     with w1.client() as c1:
         v = import_households(c1, households_csv(LOAD))
     east = v["东村"]
@@ -109,7 +117,8 @@ def _run_load_and_kill(cluster: Cluster, w1: WorkerProcess, w2: WorkerProcess) -
         engine.dispose()
     from api.settings import Settings
 
-    store = Settings(DATA_DIR=cluster.data_dir).blob_config().store("blobs")
+    settings = Settings(DATA_DIR=cluster.data_dir, **blob_settings)  # type: ignore[arg-type]
+    store = settings.blob_config().store("blobs")  # the originals: local folder or S3
     for photo_id, sha in acked:  # every acknowledged upload: its row and its original
         assert photo_id in rows, photo_id
         assert rows[photo_id][0] == sha
