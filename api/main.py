@@ -17,7 +17,17 @@ from .audit import AuditWorker
 from .errors import install_error_handlers
 from .migrate import upgrade
 from .routes import audit as audit_routes
-from .routes import audit_pages, auth, households, photos, retakes, sites, users
+from .routes import (
+    audit_pages,
+    auth,
+    file_matching,
+    households,
+    photos,
+    retakes,
+    sites,
+    users,
+    village_pages,
+)
 from .security import LoginLimiter
 from .settings import Settings
 from .state import AppState
@@ -66,11 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.photocheck = state
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, households, photos, retakes, sites, users):
+    for module in (auth, file_matching, households, photos, retakes, sites, users):
         api.include_router(module.router)
     api.include_router(audit_routes.router)  # issue 5: findings, decisions, progress
     app.include_router(api)
     app.include_router(audit_pages.router)  # the /audit web page
+    app.include_router(village_pages.router)  # issue 12: the village's PC upload page
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, object]:

@@ -9,7 +9,6 @@ from it, so another site cannot make a logged-in official's browser decide a fin
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import time
 from pathlib import Path
@@ -38,6 +37,9 @@ from photocheck.store import Household, Photo, Role, Town, User, Village
 from ..audit import finding_scope, photo_visible, preview_path, visible
 from ..deps import SessionDep, State
 from ..errors import ApiError
+from ..page_session import COOKIE, LANG_COOKIE
+from ..page_session import csrf_token as _csrf
+from ..page_session import page_lang as _lang
 from ..security import decode_token
 from . import auth
 from .audit import XLSX, county_progress, events_json, status_json
@@ -45,7 +47,6 @@ from .audit import XLSX, county_progress, events_json, status_json
 router = APIRouter(prefix="/audit", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 
-COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
 
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("住房安全核验 · 县级审计", "Housing safety verification · county audit"),
@@ -149,17 +150,6 @@ class _Lang:
     def __call__(self, key: str, **kw: Any) -> str:
         zh, en = TEXT.get(key, (key, key))
         return (en if self.lang == "en" else zh).format(**kw)
-
-
-def _lang(request: Request) -> str:
-    q = request.query_params.get("lang")
-    if q in ("zh", "en"):
-        return q
-    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
-
-
-def _csrf(token: str) -> str:
-    return hashlib.sha256(("csrf:" + token).encode()).hexdigest()[:32]
 
 
 def _page_user(request: Request, state: State, session: Session) -> User:

@@ -1,0 +1,201 @@
+"""The village page at /village: the PC route of the pilots ("先逐户核验采集……然后借助
+电脑登录系统完成上传"). Server-rendered like /audit, Chinese first, ``?lang=en``.
+
+The page lists the village's households with their state and the retake list; its
+script (``/village/static/village.js``, plain JS, no build step, nothing fetched from
+elsewhere) matches a dropped folder through ``POST /api/v1/households/match-files``
+and uploads through the one upload API, ``POST /api/v1/households/{id}/photos``,
+authenticated by the login cookie plus the CSRF header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from photocheck.store import Role, User, Village
+from photocheck.store.repo import village_households
+
+from ..deps import SessionDep, State
+from ..errors import ApiError
+from ..page_session import COOKIE, CSRF_HEADER, LANG_COOKIE, csrf_token, page_lang
+from ..security import decode_token
+from . import auth
+
+router = APIRouter(prefix="/village", include_in_schema=False)
+PACKAGE = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+STATIC = PACKAGE / "static"
+
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("住房安全核验 · 村级照片上传", "Housing safety verification · village upload"),
+    "login": ("登录", "Log in"),
+    "logout": ("退出", "Log out"),
+    "username": ("账号", "Account"),
+    "password": ("密码", "Password"),
+    "bad_login": ("账号或密码错误", "Wrong account or password"),
+    "change_pw": ("请先在录入应用中修改初始密码", "Change the initial password in the app first"),
+    "retakes": ("待重拍", "Retakes needed"),
+    "no_retakes": ("没有待重拍的农户", "No household needs a retake"),
+    "households": ("本村农户", "Households of the village"),
+    "household_id": ("农户编号", "Household ID"),
+    "head": ("户主", "Head of household"),
+    "category": ("类别", "Category"),
+    "state": ("状态", "State"),
+    "reasons": ("原因", "Reasons"),
+    "action": ("上传", "Upload"),
+    "no_photo": ("未上传", "No photo"),
+    "accept": ("已通过", "Accepted"),
+    "review": ("待审核", "In review"),
+    "reject": ("需重拍", "Retake needed"),
+    "folder": ("批量上传：选择或拖入整个文件夹", "Folder upload: choose or drop a whole folder"),
+    "drop": ("将照片文件夹拖到这里", "Drop the folder of photos here"),
+    "choose_folder": ("选择文件夹", "Choose a folder"),
+    "choose_files": ("选择照片", "Choose photos"),
+    "naming": ("照片按户主姓名或农户编号命名，系统据此对应农户；"
+               "对应不上或有重名的，请在下表中指定。",
+               "Photos are matched to households by the head's name or the household ID in the "
+               "file name; for names that match none or several, choose the household below."),
+    "file": ("文件", "File"),
+    "match": ("对应农户", "Household"),
+    "choose": ("— 请选择 —", "— choose —"),
+    "skip": ("不上传", "do not upload"),
+    "unknown": ("未找到对应农户", "no household has this name"),
+    "ambiguous": ("对应多户，请指定", "several households match: choose one"),
+    "several_files": ("多个文件对应同一户，请指定", "several files for one household: choose"),
+    "matched": ("已自动对应", "matched"),
+    "practice": ("模拟录入（只检查，不保存）", "Practice (模拟录入): check only, store nothing"),
+    "confirm": ("确认对应并上传", "Confirm the matching and upload"),
+    "progress": ("进度", "Progress"),
+    "verdict": ("检查结果", "Result"),
+    "upload_one": ("上传", "Upload"),
+}  # fmt: skip
+
+# what the verifier does next, per verdict (the reasons say what is wrong)
+NEXT_STEP: dict[str, tuple[str, str]] = {
+    "accept": ("无需操作", "nothing to do"),
+    "review": ("照片已保存，县里将审核", "stored; the county will review it"),
+    "reject": ("请按原因重拍该户照片后再上传", "retake this household's photo as the reasons say"),
+}
+
+
+class _Lang:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __call__(self, key: str) -> str:
+        zh, en = TEXT.get(key, (key, key))
+        return en if self.lang == "en" else zh
+
+
+def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
+    lang = page_lang(request)
+    token = request.cookies.get(COOKIE, "")
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"t": _Lang(lang), "lang": lang, "user": user, "csrf": csrf_token(token),
+         "csrf_header": CSRF_HEADER, **ctx},
+    )  # fmt: skip
+    if request.query_params.get("lang") in ("zh", "en"):
+        response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+def _page_user(request: Request, state: State, session: Session) -> User:
+    """The logged-in village verifier, or a redirect to the login form."""
+    token = request.cookies.get(COOKIE)
+    claims = decode_token(token, state.settings.SECRET_KEY or "") if token else None
+    user = session.get(User, claims.user_id) if claims else None
+    if user is None or user.must_change_password:
+        target = quote(str(request.url.path))
+        raise ApiError(303, "LOGIN_REQUIRED", "log in first",
+                       headers={"Location": f"/village/login?next={target}"})  # fmt: skip
+    if user.role != Role.VILLAGE:
+        raise ApiError(403, "FORBIDDEN", "this page is for a village verifier account")
+    return user
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return _render(request, "village_login.html", None, error=None)
+
+
+@router.post("/login", response_model=None)
+def login_submit(
+    request: Request,
+    state: State,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> Response:
+    """The API's own login (same limits), its token kept in the HttpOnly cookie."""
+    form = OAuth2PasswordRequestForm(username=username, password=password)
+    try:
+        token = auth.login(state, request, form)
+    except ApiError as exc:
+        error = "bad_login" if exc.status == 401 else exc.message
+        return _render(request, "village_login.html", None, error=error)
+    if token.must_change_password:
+        return _render(request, "village_login.html", None, error="change_pw")
+    response = RedirectResponse("/village", status_code=303)
+    response.set_cookie(COOKIE, token.access_token, httponly=True, samesite="lax",
+                        max_age=state.settings.TOKEN_MINUTES * 60)  # fmt: skip
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/village/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _reasons(photo_reasons: list[Any] | None) -> list[dict[str, str]]:
+    return [
+        {"code": r.get("code", ""), "zh": r.get("message_zh", ""), "en": r.get("message_en", "")}
+        for r in (photo_reasons or [])
+        if isinstance(r, dict)
+    ]
+
+
+@router.get("", response_class=HTMLResponse)
+def village_page(request: Request, state: State, session: SessionDep) -> HTMLResponse:
+    user = _page_user(request, state, session)
+    assert user.village_id is not None
+    village = session.get(Village, user.village_id)
+    rows = []
+    for h, p in village_households(session, user.village_id):
+        rows.append({
+            "id": h.household_code,
+            "head": h.head_name,
+            "category": h.category,
+            "state": p.verdict if p is not None else "no_photo",
+            "reasons": _reasons(p.reasons) if p is not None else [],
+        })  # fmt: skip
+    return _render(
+        request,
+        "village.html",
+        user,
+        village=village,
+        rows=rows,
+        retakes=[r for r in rows if r["state"] == "reject"],
+        next_step=NEXT_STEP,
+    )
+
+
+@router.get("/static/{name}")
+def static_asset(name: str) -> FileResponse:
+    """The page's script and style, from the installed package (works offline)."""
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise ApiError(404, "NOT_FOUND", "no such file")
+    media = {".js": "text/javascript", ".css": "text/css"}.get(path.suffix, "text/plain")
+    return FileResponse(path, media_type=f"{media}; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})  # fmt: skip
