@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from photocheck import ContentModel, default_policy, load_policy
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
+from photocheck.store.resumable import PartialUploads
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
@@ -25,6 +27,7 @@ from .routes import (
     photos,
     retakes,
     sites,
+    tus,
     users,
     village_pages,
 )
@@ -52,7 +55,11 @@ def build_state(settings: Settings) -> AppState:
     count = intake.rebuild_index()
     log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
     limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
-    return AppState(settings, db, blobs, policy, model, intake, limiter, report)
+    state = AppState(settings, db, blobs, policy, model, intake, limiter, report)
+    expiry = dt.timedelta(hours=settings.TUS_EXPIRY_HOURS)
+    state.partial = PartialUploads(settings.partial_dir, expiry)
+    state.partial.sweep()
+    return state
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.photocheck = state
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, file_matching, households, photos, retakes, sites, users):
+    for module in (auth, file_matching, households, photos, retakes, sites, tus, users):
         api.include_router(module.router)
     api.include_router(audit_routes.router)  # issue 5: findings, decisions, progress
     app.include_router(api)

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
     LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
     RUN_MIGRATIONS: bool = True
+    TUS_EXPIRY_HOURS: float = Field(default=24.0, gt=0)  # unfinished resumable uploads
 
     @property
     def max_upload_bytes(self) -> int:
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.DATA_DIR / "blobs"
+
+    @property
+    def partial_dir(self) -> Path:
+        """Resumable uploads in progress (beside the blobs: completing one is a rename)."""
+        return self.DATA_DIR / "partial"
 
     @property
     def orphan_dir(self) -> Path:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
+from photocheck.store.resumable import PartialUploads
 
 from .security import LoginLimiter
 from .settings import Settings
@@ -29,3 +30,4 @@ class AppState:
     limiter: LoginLimiter
     reconcile: ReconcileReport
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
+    partial: PartialUploads | None = None  # resumable uploads in progress (issue 12)
