@@ -24,7 +24,10 @@ import binascii
 import email.utils
 import hashlib
 import hmac
+import os
+import shutil
 from contextlib import ExitStack
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -300,8 +303,9 @@ async def _complete(state: AppState, upload: PartialUpload, token: str | None) -
             assert claim.body is not None
             await run_in_threadpool(_finish, partial, upload.id, claim.body)
             return claim.body
+    pending = await run_in_threadpool(_pending_copy, state, path, upload.id, sha)
     parsed = ParsedUpload(
-        PendingBlob(path, sha, upload.length),
+        pending,
         meta.get("filename"),
         {"capture": meta["capture"]} if "capture" in meta else {},
     )
@@ -310,14 +314,30 @@ async def _complete(state: AppState, upload: PartialUpload, token: str | None) -
             photos._process, state, household, user_id, parsed, practice, claim, photos._Laps()
         )
     except BaseException as exc:
+        pending.discard()
         if claim is not None and claim.key_id is not None:
             await run_in_threadpool(photos.idempotency.release, state.db, claim.key_id)
         if isinstance(exc, ApiError) and exc.status < 500:  # these bytes never become a photo
             await run_in_threadpool(partial.delete, upload.id)
         raise
+    pending.discard()  # a no-op once stored
     body = photos._body(result, practice)
     await run_in_threadpool(_finish, partial, upload.id, body)
     return body
+
+
+def _pending_copy(state: AppState, part: FilePath, upload_id: str, sha: str) -> PendingBlob:
+    """The complete file as a pending blob, by a hard link: the intake moves the link
+    into the store while ``.part`` stays until the answer is saved, so after a crash in
+    between the client's retry finds the upload complete and gets the stored answer
+    (its idempotency key is done) instead of sending, and checking, it all again."""
+    link = state.blobs.tmp / f"tus-{upload_id}"
+    link.unlink(missing_ok=True)
+    try:
+        os.link(part, link)
+    except OSError:  # another filesystem: a copy
+        shutil.copyfile(part, link)
+    return PendingBlob(link, sha, part.stat().st_size)
 
 
 def _finish(partial: PartialUploads, upload_id: str, body: dict[str, Any]) -> None:

@@ -102,7 +102,6 @@ def _photos(server: LiveServer) -> int:
         return session.scalar(select(func.count()).select_from(Photo)) or 0
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_ten_cuts_one_record_checked_once(
     server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
