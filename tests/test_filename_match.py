@@ -11,6 +11,7 @@ VILLAGE = [
     HouseholdName("A13", "王建国"),  # two heads with one name
     HouseholdName("A14", "张三丰"),
     HouseholdName("6101230001", "赵六"),
+    HouseholdName("DF-007", "孙八"),  # an ID with a hyphen
 ]
 
 
@@ -31,6 +32,8 @@ def test_ids_are_whole_tokens() -> None:
     assert one("A12 王建国.jpg") == (MatchStatus.MATCHED, ("A12",))  # not A1
     assert one("BA1.jpg") == (MatchStatus.UNKNOWN, ())
     assert one("IMG_0001.jpg") == (MatchStatus.UNKNOWN, ())
+    assert one("df-007.jpg") == (MatchStatus.MATCHED, ("DF-007",))
+    assert one("DF-0077.jpg") == (MatchStatus.UNKNOWN, ())
 
 
 def test_the_longer_name_wins_where_one_contains_the_other() -> None:

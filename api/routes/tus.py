@@ -95,6 +95,25 @@ def _metadata(raw: str | None) -> dict[str, str]:
     return out
 
 
+def _checked_metadata(state: AppState, meta: dict[str, str]) -> dict[str, str]:
+    """Refuse at creation what would fail at completion, before any byte is sent."""
+    household_id, sha = meta.get("household_id", ""), meta.get("sha256", "").lower()
+    if not household_id or len(household_id) > 64:
+        raise _error(400, "INVALID_METADATA", "Upload-Metadata needs household_id")
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise _error(400, "INVALID_METADATA", "Upload-Metadata needs sha256 (64 hex digits)")
+    if len(meta.get("idempotency_key", "")) > 200:
+        raise _error(400, "INVALID_METADATA", "idempotency_key is longer than 200 characters")
+    for key, value in meta.items():
+        if any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+            raise _error(400, "INVALID_METADATA", f"Upload-Metadata {key!r} has control characters")
+    try:
+        photos._capture(meta.get("capture"), state.policy)
+    except ApiError as exc:
+        raise _error(exc.status, exc.code, exc.message) from None
+    return meta
+
+
 def _owned(state: AppState, user_id: int, upload_id: str) -> PartialUpload:
     try:
         upload: PartialUpload | None = _partial(state).get(upload_id)
@@ -141,15 +160,8 @@ async def create_upload(request: Request, state: State, token: Token) -> Respons
         raise _error(413, "PAYLOAD_TOO_LARGE", f"the photo is larger than the {mb:g} MB limit")
     if length == 0:
         raise _error(400, "INVALID_UPLOAD_LENGTH", "the file is empty")
-    meta = _metadata(request.headers.get("upload-metadata"))
-    household_id = meta.get("household_id", "")
-    sha = meta.get("sha256", "").lower()
-    if not household_id or len(household_id) > 64:
-        raise _error(400, "INVALID_METADATA", "Upload-Metadata needs household_id")
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-        raise _error(400, "INVALID_METADATA", "Upload-Metadata needs sha256 (64 hex digits)")
-    if len(meta.get("idempotency_key", "")) > 200:
-        raise _error(400, "INVALID_METADATA", "idempotency_key is longer than 200 characters")
+    meta = _checked_metadata(state, _metadata(request.headers.get("upload-metadata")))
+    household_id = meta["household_id"]
 
     def create() -> PartialUpload:
         user_id, _ = photos._authorise(state, token, household_id)  # 401/403/404 now, not later

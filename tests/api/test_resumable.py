@@ -207,6 +207,16 @@ def test_protocol_answers(server: LiveServer, client: httpx.Client) -> None:
     )
     assert other.status_code == 404
     assert client.post("/uploads", headers={**TUS, "Upload-Length": "10"}).status_code == 401
+    for bad_meta, status in (
+        (_meta(household_id="R\x001", sha256="0" * 64), 400),
+        (_meta(household_id="R1", sha256="0" * 64, capture='{"lat": 999}'), 422),
+        ("household_id !!!", 400),
+    ):
+        r = client.post(
+            "/uploads", headers={**auth, **TUS, "Upload-Length": "10", "Upload-Metadata": bad_meta}
+        )
+        assert r.status_code == status, (bad_meta, r.text)
+        assert r.headers["Tus-Resumable"] == "1.0.0"
 
     path = _create(client, auth, data)
     octet = {**auth, **TUS, "Content-Type": "application/offset+octet-stream"}
