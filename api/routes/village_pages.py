@@ -18,6 +18,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocheck.store import Role, User, Village
@@ -26,6 +28,7 @@ from photocheck.store.repo import village_households
 from ..deps import SessionDep, State
 from ..errors import ApiError
 from ..page_session import COOKIE, CSRF_HEADER, LANG_COOKIE, csrf_token, page_lang
+from ..schemas import ChangePassword
 from ..security import decode_token
 from . import auth
 
@@ -41,7 +44,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "username": ("账号", "Account"),
     "password": ("密码", "Password"),
     "bad_login": ("账号或密码错误", "Wrong account or password"),
-    "change_pw": ("请先在录入应用中修改初始密码", "Change the initial password in the app first"),
+    "change_pw": ("首次登录，请设置新密码", "First login: set a new password"),
+    "old_pw": ("初始密码", "Initial password"),
+    "new_pw": ("新密码（至少 8 位）", "New password (8 characters or more)"),
+    "new_pw_2": ("再次输入新密码", "New password again"),
+    "pw_differ": ("两次输入的新密码不一致", "The two new passwords differ"),
+    "pw_short": ("新密码至少 8 位", "The new password needs 8 characters or more"),
+    "set_pw": ("设置密码并登录", "Set the password and log in"),
     "retakes": ("待重拍", "Retakes needed"),
     "no_retakes": ("没有待重拍的农户", "No household needs a retake"),
     "households": ("本村农户", "Households of the village"),
@@ -142,12 +151,54 @@ def login_submit(
     except ApiError as exc:
         error = "bad_login" if exc.status == 401 else exc.message
         return _render(request, "village_login.html", None, error=error)
-    if token.must_change_password:
-        return _render(request, "village_login.html", None, error="change_pw")
+    if token.must_change_password:  # first login from the office PC: set a password here
+        return _render(request, "village_password.html", None, username=username, error=None)
+    return _logged_in(state, token.access_token)
+
+
+def _logged_in(state: State, access_token: str) -> RedirectResponse:
     response = RedirectResponse("/village", status_code=303)
-    response.set_cookie(COOKIE, token.access_token, httponly=True, samesite="lax",
+    response.set_cookie(COOKIE, access_token, httponly=True, samesite="lax",
                         max_age=state.settings.TOKEN_MINUTES * 60)  # fmt: skip
     return response
+
+
+@router.post("/password", response_model=None)
+def password_submit(
+    request: Request,
+    state: State,
+    username: Annotated[str, Form()],
+    old_password: Annotated[str, Form()],
+    new_password: Annotated[str, Form()],
+    new_password_2: Annotated[str, Form()],
+) -> Response:
+    """The first login's password change, through the API's own login and change."""
+
+    def again(error: str) -> HTMLResponse:
+        page = _render(request, "village_password.html", None, username=username, error=error)
+        page.status_code = 422
+        return page
+
+    if new_password != new_password_2:
+        return again("pw_differ")
+    try:
+        body = ChangePassword(old_password=old_password, new_password=new_password)
+    except ValidationError:
+        return again("pw_short")
+    try:
+        token = auth.login(state, request, _form(username, old_password))
+        with state.db.session() as session:  # the account the old password just proved
+            user = session.scalar(select(User).where(User.username == username.strip()))
+            assert user is not None
+            auth.change_password(state, user, body)
+        token = auth.login(state, request, _form(username, new_password))
+    except ApiError as exc:
+        return again("bad_login" if exc.status in (401, 403) else exc.message)
+    return _logged_in(state, token.access_token)
+
+
+def _form(username: str, password: str) -> OAuth2PasswordRequestForm:
+    return OAuth2PasswordRequestForm(username=username, password=password)
 
 
 @router.post("/logout")

@@ -40,15 +40,20 @@ FOLDER = {
 }
 
 
-def _village(client: httpx.Client) -> tuple[str, str, dict[str, str]]:
+def _village_account(client: httpx.Client) -> tuple[str, str]:
+    """The village's account and its initial password, as the county hands them out."""
     admin = login(client, *ADMIN)
     r = client.post("/households/import", content=HOUSEHOLDS.encode(),
                     headers={**admin, "content-type": "text/csv"})  # fmt: skip
     assert r.status_code == 200, r.text
     (account,) = r.json()["accounts"]
+    return account["username"], account["password"]
+
+
+def _village(client: httpx.Client) -> tuple[str, str, dict[str, str]]:
+    username, initial = _village_account(client)
     password = "east-village-pass-1"
-    headers = activate(client, account["username"], account["password"], password)
-    return account["username"], password, headers
+    return username, password, activate(client, username, initial, password)
 
 
 def _retakes(page) -> list[str]:
@@ -69,8 +74,8 @@ def test_folder_upload_in_the_browser(
     tmp_path: Path,
 ) -> None:
     started = time.perf_counter()
-    username, password, headers = _village(client)
-    assert upload(client, headers, "V5", BLURRED).json()["verdict"] == "reject"  # a retake
+    username, initial = _village_account(client)
+    password = "east-village-pass-1"
     folder = tmp_path / "东村照片"
     folder.mkdir()
     for name, rel in FOLDER.items():
@@ -80,9 +85,21 @@ def test_folder_upload_in_the_browser(
     page.goto(server.url + "/village")
     assert "/village/login" in page.url
     page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-button")
+    page.fill("#password", initial)
+    page.click("#login-button")  # first login: the page asks for a new password
+    page.fill("#old-password", initial)
+    page.fill("#new-password", password)
+    page.fill("#new-password-2", password + "x")
+    page.click("#password-button")
+    assert page.locator("#password-error").inner_text() == "两次输入的新密码不一致"
+    page.fill("#old-password", initial)
+    page.fill("#new-password", password)
+    page.fill("#new-password-2", password)
+    page.click("#password-button")
     page.wait_for_url(server.url + "/village")
+    headers = login(client, username, password)  # the app uploads a blurred photo for V5
+    assert upload(client, headers, "V5", BLURRED).json()["verdict"] == "reject"
+    page.reload()
     assert _retakes(page) == ["V5"]
     assert page.locator("#households tbody tr").count() == 5
 
