@@ -265,3 +265,24 @@ def test_partial_uploads_expire_and_are_swept(tmp_path: Path) -> None:
     assert store.get(live.id).length == 10
     with pytest.raises(UploadGone):
         store.get("../../etc/passwd")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_upload_survives_a_server_restart(server: LiveServer, client: httpx.Client) -> None:
+    auth = _village(client)
+    data = data_file(PHOTO).read_bytes()
+    path = _create(client, auth, data, household="R2")
+    half = len(data) // 2
+    octet = {**auth, **TUS, "Content-Type": "application/offset+octet-stream"}
+    r = httpx.patch(server.url + path, content=data[:half], headers={**octet, "Upload-Offset": "0"})
+    assert r.status_code == 204
+    server.restart()  # the stored half and the upload's record are files, fsynced
+    assert _offset(server, auth, path) == half
+    r = httpx.patch(
+        server.url + path,
+        content=data[half:],
+        headers={**octet, "Upload-Offset": str(half)},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["household_id"] == "R2" and _photos(server) == 1
