@@ -19,6 +19,7 @@ lose acknowledged bytes), and none fits the service's auth, errors and blob stor
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import email.utils
@@ -36,7 +37,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from photocheck.store import PendingBlob
-from photocheck.store.resumable import PartialUpload, PartialUploads, UploadBusy, UploadGone
+from photocheck.store.resumable import (
+    Appender,
+    PartialUpload,
+    PartialUploads,
+    UploadBusy,
+    UploadGone,
+)
 
 from .. import deps
 from ..deps import State
@@ -199,6 +206,7 @@ async def upload_offset(request: Request, state: State, token: Token, upload_id:
         except UploadBusy:
             raise _error(423, "UPLOAD_BUSY", "the upload is being written; retry") from None
 
+    _release(upload_id)
     upload, offset = await run_in_threadpool(look)
     return Response(
         status_code=200,
@@ -228,6 +236,7 @@ async def upload_bytes(request: Request, state: State, token: Token, upload_id: 
     done = await run_in_threadpool(partial.result, upload_id)
     if done is not None:  # finished earlier and the answer was lost: the same answer
         return _answer(upload, done)
+    _release(upload_id)
     with ExitStack() as held:
         try:  # waits (in a thread) for a broken-off PATCH of this upload to let go
             fh = await run_in_threadpool(held.enter_context, partial.locked(upload_id))
@@ -248,9 +257,7 @@ async def upload_bytes(request: Request, state: State, token: Token, upload_id: 
             )
         writer = partial.appender(fh, offset, upload.length)
         try:
-            async for chunk in request.stream():
-                if chunk:
-                    await run_in_threadpool(writer.write, chunk)
+            await _receive(request, upload_id, writer)
         except ClientDisconnect:
             pass  # keep what arrived: the client resumes from there
         except ValueError:
@@ -274,6 +281,46 @@ async def upload_bytes(request: Request, state: State, token: Token, upload_id: 
             )
         body = await _complete(state, upload, token)
     return _answer(upload, body)
+
+
+IDLE_S = 60.0  # a PATCH that receives nothing for this long lets go of its upload
+_receiving: dict[str, asyncio.Event] = {}  # upload ID -> "let go" for its current PATCH
+
+
+def _release(upload_id: str) -> None:
+    """Ask this process's PATCH of the upload, if any, to stop and keep what it has.
+
+    A link that dies silently (no reset reaches the server) leaves the old PATCH
+    waiting for bytes that never come, holding the upload; the client's new request
+    would wait for it. tusd does the same ("lock release request")."""
+    event = _receiving.get(upload_id)
+    if event is not None:
+        event.set()
+
+
+async def _receive(request: Request, upload_id: str, writer: Appender) -> None:
+    """Append the body as it arrives, until its end, a release request or ``IDLE_S``."""
+    stop = _receiving[upload_id] = asyncio.Event()
+    chunks = request.stream().__aiter__()
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            chunk = asyncio.ensure_future(chunks.__anext__())
+            first = asyncio.FIRST_COMPLETED
+            await asyncio.wait({chunk, stopped}, timeout=IDLE_S, return_when=first)
+            if not chunk.done():  # released, or the link is silent: keep what we have
+                chunk.cancel()
+                return
+            try:
+                data = chunk.result()
+            except StopAsyncIteration:
+                return
+            if data:
+                await run_in_threadpool(writer.write, data)
+    finally:
+        stopped.cancel()
+        if _receiving.get(upload_id) is stop:
+            del _receiving[upload_id]
 
 
 def _answer(upload: PartialUpload, body: dict[str, Any]) -> JSONResponse:
@@ -376,6 +423,7 @@ async def terminate_upload(request: Request, state: State, token: Token, upload_
         with partial.locked(upload_id):
             partial.delete(upload_id)
 
+    _release(upload_id)
     try:
         await run_in_threadpool(end)
     except UploadBusy:

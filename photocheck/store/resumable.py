@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["PartialUpload", "PartialUploads", "UploadBusy", "UploadGone"]
+__all__ = ["Appender", "PartialUpload", "PartialUploads", "UploadBusy", "UploadGone"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 FSYNC_EVERY = 1024 * 1024  # bytes between fsyncs inside one long PATCH

@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import struct
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.routes import photos as photo_routes
+from api.routes import tus as tus_routes
 from photocheck.store import Photo
 from photocheck.store.resumable import PartialUploads, UploadGone
 from tests.conftest import data_file
@@ -286,3 +288,42 @@ def test_an_upload_survives_a_server_restart(server: LiveServer, client: httpx.C
     )
     assert r.status_code == 200, r.text
     assert r.json()["household_id"] == "R2" and _photos(server) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_silently_dead_link_does_not_hold_the_upload(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """The old PATCH still waits for bytes that will never come (no reset reached the
+    server); the client's new connection resumes at once from what was stored."""
+    auth = _village(client)
+    data = data_file(PHOTO).read_bytes()
+    path = _create(client, auth, data)
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+        f"Authorization: {auth['Authorization']}\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as stalled:
+        stalled.sendall(head + data[:100_000])  # then silence, the socket left open
+        upload_id = path.rsplit("/", 1)[1]
+        for _ in range(1000):  # until the server is inside that PATCH, waiting for more
+            if upload_id in tus_routes._receiving:
+                break
+            time.sleep(0.01)
+        # the new connection asks the old PATCH to let go (else: 423 after 15 s)
+        offset = _offset(server, auth, path)
+        assert 0 <= offset <= 100_000
+        octet = {**auth, **TUS, "Content-Type": "application/offset+octet-stream"}
+        r = httpx.patch(
+            server.url + path,
+            content=data[offset:],
+            headers={**octet, "Upload-Offset": str(offset)},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+    assert _photos(server) == 1
+    with server.app_state.db.session() as session:
+        photo = session.scalars(select(Photo)).one()
+        assert (server.app_state.blobs.root / photo.blob_path).read_bytes() == data
