@@ -51,6 +51,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "pw_differ": ("两次输入的新密码不一致", "The two new passwords differ"),
     "pw_short": ("新密码至少 8 位", "The new password needs 8 characters or more"),
     "set_pw": ("设置密码并登录", "Set the password and log in"),
+    "not_village": ("此页面供村（社区）核验员使用；县、乡镇账号请用审计页面 /audit",
+                    "This page is for village verifiers; county and town accounts use /audit"),
     "retakes": ("待重拍", "Retakes needed"),
     "no_retakes": ("没有待重拍的农户", "No household needs a retake"),
     "households": ("本村农户", "Households of the village"),
@@ -151,6 +153,10 @@ def login_submit(
     except ApiError as exc:
         error = "bad_login" if exc.status == 401 else exc.message
         return _render(request, "village_login.html", None, error=error)
+    with state.db.session() as session:
+        role = session.scalar(select(User.role).where(User.username == username.strip()))
+    if role != Role.VILLAGE:  # county and town officials work on /audit
+        return _render(request, "village_login.html", None, error="not_village")
     if token.must_change_password:  # first login from the office PC: set a password here
         return _render(request, "village_password.html", None, username=username, error=None)
     return _logged_in(state, token.access_token)

@@ -182,6 +182,9 @@ def test_the_cookie_works_for_the_api_only_with_its_csrf_header(
 ) -> None:
     username, password, _ = _village(client)
     with httpx.Client(base_url=server.url, timeout=60) as web:
+        county = web.post("/village/login", data={"username": ADMIN[0], "password": ADMIN[1]})
+        assert county.status_code == 200 and "/audit" in county.text  # told where to go
+        assert "photocheck_token" not in web.cookies
         r = web.post("/village/login", data={"username": username, "password": password})
         assert r.status_code == 303
         body = {"filenames": ["张三.jpg"]}
