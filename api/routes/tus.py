@@ -64,8 +64,25 @@ def _headers(**extra: str) -> dict[str, str]:
     return {"Tus-Resumable": TUS_VERSION, **extra}
 
 
+ZH: dict[str, str] = {  # the Chinese line of each error this protocol answers
+    "TUS_VERSION_UNSUPPORTED": "请使用 tus 1.0.0 协议（请求头 Tus-Resumable: 1.0.0）",
+    "INVALID_UPLOAD_LENGTH": "缺少或无效的 Upload-Length（文件字节数）",
+    "PAYLOAD_TOO_LARGE": "文件超过大小限制",
+    "INVALID_METADATA": "Upload-Metadata 有误：需要农户编号 household_id 和文件的 SHA-256",
+    "UPLOAD_NOT_FOUND": "找不到该上传（已结束、已过期或不属于本账号），请重新开始上传",
+    "UPLOAD_BUSY": "该上传正在写入，请稍后重试",
+    "INVALID_UPLOAD_OFFSET": "缺少 Upload-Offset",
+    "UPLOAD_OFFSET_MISMATCH": "续传位置不一致，请按服务器返回的 Upload-Offset 继续",
+    "UPLOAD_TOO_LONG": "发送的字节数超过了声明的文件大小",
+    "UNSUPPORTED_MEDIA_TYPE": "请使用 Content-Type: application/offset+octet-stream",
+    "CHECKSUM_MISMATCH": "文件的 SHA-256 与声明的不一致，请重新上传",
+}
+
+
 def _error(status: int, code: str, message: str, **headers: str) -> ApiError:
-    return ApiError(status, code, message, headers=_headers(**headers))
+    error = ApiError(status, code, message, headers=_headers(**headers))
+    error.message_zh = ZH.get(code)  # type: ignore[attr-defined]
+    return error
 
 
 def _expires(upload: PartialUpload) -> str:
