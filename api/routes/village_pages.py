@@ -10,6 +10,7 @@ authenticated by the login cookie plus the CSRF header.
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -208,7 +209,11 @@ def _form(username: str, password: str) -> OAuth2PasswordRequestForm:
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+    """End the session; the form's CSRF token is checked (no logout forced by another site)."""
+    token = request.cookies.get(COOKIE)
+    if token and not hmac.compare_digest(csrf, csrf_token(token)):
+        raise ApiError(403, "CSRF_FAILED", "the form is stale; reload the page and try again")
     response = RedirectResponse("/village/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

@@ -195,6 +195,9 @@ def test_the_cookie_works_for_the_api_only_with_its_csrf_header(
                      headers={"X-CSRF-Token": csrf})  # fmt: skip
         assert r.status_code == 200, r.text
         assert r.json()["files"][0]["household_id"] == "V1"
+        assert web.post("/village/logout").status_code == 403  # no CSRF token: not logged out
         wrong = web.post("/api/v1/households/match-files", json=body,
                          headers={"X-CSRF-Token": "0" * 32})  # fmt: skip
         assert wrong.status_code == 401
+        r = web.post("/village/logout", data={"csrf": csrf})
+        assert r.status_code == 303 and "photocheck_token" not in web.cookies
