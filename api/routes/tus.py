@@ -208,8 +208,10 @@ async def upload_offset(request: Request, state: State, token: Token, upload_id:
     """tus core: how many bytes are stored (resume from there)."""
     _require_tus(request)
 
+    upload = await run_in_threadpool(lambda: _owned(state, _caller(state, token), upload_id))
+    _release(upload_id)  # only for the upload's own account
+
     def look() -> tuple[PartialUpload, int]:
-        upload = _owned(state, _caller(state, token), upload_id)
         partial = _partial(state)
         if partial.result(upload_id) is not None:
             return upload, upload.length
@@ -223,7 +225,6 @@ async def upload_offset(request: Request, state: State, token: Token, upload_id:
         except UploadBusy:
             raise _error(423, "UPLOAD_BUSY", "the upload is being written; retry") from None
 
-    _release(upload_id)
     upload, offset = await run_in_threadpool(look)
     return Response(
         status_code=200,
@@ -434,8 +435,9 @@ async def terminate_upload(request: Request, state: State, token: Token, upload_
     """tus termination: forget the upload and its bytes (a stored photo stays stored)."""
     _require_tus(request)
 
+    await run_in_threadpool(lambda: _owned(state, _caller(state, token), upload_id))
+
     def end() -> None:
-        _owned(state, _caller(state, token), upload_id)
         partial = _partial(state)
         with partial.locked(upload_id):
             partial.delete(upload_id)
