@@ -25,8 +25,9 @@ from api.routes import tus as tus_routes
 from photocheck.store import Photo
 from photocheck.store.resumable import PartialUploads, UploadGone
 from tests.conftest import data_file
+from tests.s3 import S3Bucket
 
-from .conftest import ADMIN, LiveServer, activate, login
+from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
 
 PHOTO = "buildings/strecha_herz_jesu/herz_jesu_0007.jpg"  # 3.0 MB, a real building
 CHUNK = 256 * 1024
@@ -107,6 +108,29 @@ def _photos(server: LiveServer) -> int:
 def test_ten_cuts_one_record_checked_once(
     server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _ten_cuts(server, client, monkeypatch)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ten_cuts_with_the_blobs_on_s3(
+    tmp_path: Path, database_url: str, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partial bytes stay in the local folder; the finished photo goes to S3."""
+    settings = make_settings(tmp_path, database_url, **s3_bucket.settings())
+    seed_admin(settings)
+    live = LiveServer(settings)
+    live.start()
+    try:
+        with httpx.Client(base_url=live.url + "/api/v1", timeout=120) as client:
+            _ten_cuts(live, client, monkeypatch)
+        (key,) = s3_bucket.keys("blobs/")
+        stored = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
+        assert stored == data_file(PHOTO).read_bytes()
+    finally:
+        live.stop()
+
+
+def _ten_cuts(server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     auth = _village(client)
     checks = []
     real_check = photo_routes.check_photo
