@@ -19,15 +19,19 @@ COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def csrf_token(token: str) -> str:
-    return hashlib.sha256(("csrf:" + token).encode()).hexdigest()[:32]
+def csrf_token(request: Request) -> str:
+    """The session's form token: only a page of this site, rendered for this session,
+    knows it (an HMAC of the session cookie under the secret key)."""
+    secret = (request.app.state.photocheck.settings.SECRET_KEY or "").encode()
+    token = request.cookies.get(COOKIE, "")
+    return hmac.new(secret, ("csrf:" + token).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def page_api_token(request: Request) -> str | None:
     """The cookie's token for an API call from a page, if it carries the CSRF header."""
     token = request.cookies.get(COOKIE)
     sent = request.headers.get(CSRF_HEADER)
-    if token and sent and hmac.compare_digest(sent, csrf_token(token)):
+    if token and sent and hmac.compare_digest(sent, csrf_token(request)):
         return token
     return None
 

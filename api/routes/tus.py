@@ -80,9 +80,7 @@ ZH: dict[str, str] = {  # the Chinese line of each error this protocol answers
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> ApiError:
-    error = ApiError(status, code, message, headers=_headers(**headers))
-    error.message_zh = ZH.get(code)  # type: ignore[attr-defined]
-    return error
+    return ApiError(status, code, message, headers=_headers(**headers), message_zh=ZH.get(code))
 
 
 def _expires(upload: PartialUpload) -> str:

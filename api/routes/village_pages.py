@@ -10,30 +10,30 @@ authenticated by the login cookie plus the CSRF header.
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from photocheck.store import Role, User, Village
 from photocheck.store.repo import village_households
 
-from ..deps import SessionDep, State
+from ..deps import SessionDep, State, get_state, user_for_token
 from ..errors import ApiError
 from ..page_session import COOKIE, CSRF_HEADER, LANG_COOKIE, csrf_token, page_lang
 from ..schemas import ChangePassword
-from ..security import decode_token
+from ..state import AppState
 from . import auth
+from .audit_pages import check_csrf, same_origin
 
-router = APIRouter(prefix="/village", include_in_schema=False)
+router = APIRouter(prefix="/village", include_in_schema=False, dependencies=[Depends(same_origin)])
 PACKAGE = Path(__file__).resolve().parent.parent
 templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
 STATIC = PACKAGE / "static"
@@ -109,11 +109,10 @@ class _Lang:
 
 def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
     lang = page_lang(request)
-    token = request.cookies.get(COOKIE, "")
     response = templates.TemplateResponse(
         request,
         name,
-        {"t": _Lang(lang), "lang": lang, "user": user, "csrf": csrf_token(token),
+        {"t": _Lang(lang), "lang": lang, "user": user, "csrf": csrf_token(request),
          "csrf_header": CSRF_HEADER, **ctx},
     )  # fmt: skip
     if request.query_params.get("lang") in ("zh", "en"):
@@ -123,9 +122,10 @@ def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLR
 
 def _page_user(request: Request, state: State, session: Session) -> User:
     """The logged-in village verifier, or a redirect to the login form."""
-    token = request.cookies.get(COOKIE)
-    claims = decode_token(token, state.settings.SECRET_KEY or "") if token else None
-    user = session.get(User, claims.user_id) if claims else None
+    try:  # checked like a bearer token: a password change ends the session
+        user: User | None = user_for_token(state, session, request.cookies.get(COOKIE))
+    except ApiError:
+        user = None
     if user is None or user.must_change_password:
         target = quote(str(request.url.path))
         raise ApiError(303, "LOGIN_REQUIRED", "log in first",
@@ -141,19 +141,17 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login", response_model=None)
-def login_submit(
+async def login_submit(
     request: Request,
-    state: State,
     username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    password: Annotated[str, Form(max_length=1000)],
 ) -> Response:
-    """The API's own login (same limits), its token kept in the HttpOnly cookie."""
-    form = OAuth2PasswordRequestForm(username=username, password=password)
+    """The API's own login (same delays and limits), its token kept in the HttpOnly cookie."""
+    state = get_state(request)
     try:
-        token = auth.login(state, request, form)
+        token = await auth.log_in(state, auth.client_address(request), username, password)
     except ApiError as exc:
-        error = "bad_login" if exc.status == 401 else exc.message
-        return _render(request, "village_login.html", None, error=error)
+        return _render(request, "village_login.html", None, error=_said(request, exc))
     with state.db.session() as session:
         role = session.scalar(select(User.role).where(User.username == username.strip()))
     if role != Role.VILLAGE:  # county and town officials work on /audit
@@ -170,14 +168,19 @@ def _logged_in(state: State, access_token: str) -> RedirectResponse:
     return response
 
 
+def _said(request: Request, exc: ApiError) -> str:
+    if exc.status == 401:
+        return "bad_login"
+    return exc.message if page_lang(request) == "en" else exc.message_zh or exc.message
+
+
 @router.post("/password", response_model=None)
-def password_submit(
+async def password_submit(
     request: Request,
-    state: State,
     username: Annotated[str, Form()],
-    old_password: Annotated[str, Form()],
-    new_password: Annotated[str, Form()],
-    new_password_2: Annotated[str, Form()],
+    old_password: Annotated[str, Form(max_length=1000)],
+    new_password: Annotated[str, Form(max_length=1000)],
+    new_password_2: Annotated[str, Form(max_length=1000)],
 ) -> Response:
     """The first login's password change, through the API's own login and change."""
 
@@ -192,28 +195,31 @@ def password_submit(
         body = ChangePassword(old_password=old_password, new_password=new_password)
     except ValidationError:
         return again("pw_short")
+    state = get_state(request)
+    address = auth.client_address(request)
     try:
-        token = auth.login(state, request, _form(username, old_password))
-        with state.db.session() as session:  # the account the old password just proved
-            user = session.scalar(select(User).where(User.username == username.strip()))
-            assert user is not None
-            auth.change_password(state, user, body)
-        token = auth.login(state, request, _form(username, new_password))
+        await auth.log_in(state, address, username, old_password)
+        user = await run_in_threadpool(_account, state, username)
+        await auth.change_password(request, user, body)  # ends every earlier session
+        token = await auth.log_in(state, address, username, new_password)
     except ApiError as exc:
-        return again("bad_login" if exc.status in (401, 403) else exc.message)
+        return again("bad_login" if exc.status in (401, 403) else _said(request, exc))
     return _logged_in(state, token.access_token)
 
 
-def _form(username: str, password: str) -> OAuth2PasswordRequestForm:
-    return OAuth2PasswordRequestForm(username=username, password=password)
+def _account(state: AppState, username: str) -> User:
+    """The account the old password just proved."""
+    with state.db.session() as session:
+        user = session.scalar(select(User).where(User.username == username.strip()))
+        assert user is not None
+        return user
 
 
 @router.post("/logout")
 def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
     """End the session; the form's CSRF token is checked (no logout forced by another site)."""
-    token = request.cookies.get(COOKIE)
-    if token and not hmac.compare_digest(csrf, csrf_token(token)):
-        raise ApiError(403, "CSRF_FAILED", "the form is stale; reload the page and try again")
+    if request.cookies.get(COOKIE):
+        check_csrf(request, csrf)
     response = RedirectResponse("/village/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
