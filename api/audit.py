@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
@@ -36,7 +37,7 @@ from photocheck.audit.storage import (
     load_county,
     save_findings,
 )
-from photocheck.audit.tables import AuditFindingRow
+from photocheck.audit.tables import AuditFindingRow, AuditPhotoCheck
 from photocheck.store import Photo, Role, User
 
 from .errors import ApiError
@@ -155,6 +156,17 @@ class AuditWorker:
             self._first_poke = self._first_poke or now
             self._last_poke = now
             self._cv.notify_all()
+
+    def scene_matches(self, photo_id: int, county_id: int) -> None:
+        """A scene check after the answer found matches for a photo the findings may
+        already include: mark it pending again, refresh soon (debounced)."""
+        try:
+            with self.state.db.write() as session:
+                session.execute(delete(AuditPhotoCheck).where(AuditPhotoCheck.photo_id == photo_id))
+                session.commit()
+        except SQLAlchemyError as exc:
+            self._failed(county_id, exc)
+        self.poke()
 
     def request(self, county_id: int) -> RefreshTicket:
         """Queue a refresh of the county now (no debounce)."""
