@@ -20,7 +20,7 @@ After the answer, a ``scene_check`` job (``store.jobs``; a thread in the embedde
 default, a PostgreSQL queue with workers) makes the photo's scene features from the
 already-decoded working image it was handed (or the original, after a restart) and
 verifies the candidates: photos of the county taken within ``SCENE_MAX_METRES`` or of
-similar content (``SCENE_MIN_SIMILARITY``), and photos within the PDQ verify radius
+similar content (the top ``SCENE_MAX_CANDIDATES``), and photos within the PDQ verify radius
 (32-48 bits: a copy only if the frames align), at most ``SCENE_MAX_CANDIDATES``,
 earlier photos only (each pair is checked once, by the later photo's job). Matches
 become ``photo_matches`` rows and reasons of the photo (its verdict is decided again),
@@ -110,12 +110,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCENE_CHECK = "scene_check"  # the job kind
-# Same-scene candidates: content embeddings at least this similar (cosine of the
-# 1280-d pooled features), or photos taken within this distance, are checked
-# geometrically; at most this many per upload, most similar first.
-SCENE_MIN_SIMILARITY = 0.70  # developer set: same scene 0.72-0.89, unrelated <= 0.59
+# Same-scene candidates: photos of the county taken within this distance, then the
+# most similar in content (cosine of the 1280-d pooled features), are checked
+# geometrically, at most this many per upload. No embedding floor: off the request
+# path the budget allows it, and no global descriptor is a safe pre-filter (issue 11:
+# a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
+SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 4  # ~11 ms each, after the answer
+SCENE_MAX_CANDIDATES = 8  # ~11 ms each, after the answer
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
