@@ -22,12 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from photocheck.audit import AuditConfig, SingleThresholds, compute_findings
+from photocheck.audit.match_picture import has_match_points, render_match_picture
 from photocheck.audit.previews import make_preview
 from photocheck.audit.storage import (
     RefreshResult,
@@ -38,7 +41,7 @@ from photocheck.audit.storage import (
     save_findings,
 )
 from photocheck.audit.tables import AuditFindingRow, AuditPhotoCheck
-from photocheck.store import Photo, Role, User
+from photocheck.store import Photo, PhotoMatch, Role, User
 
 from .errors import ApiError
 from .state import AppState
@@ -49,6 +52,7 @@ __all__ = [
     "RefreshTicket",
     "audit_config",
     "finding_scope",
+    "match_picture_path",
     "preview_path",
     "refresh_county",
 ]
@@ -309,6 +313,26 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
     ):
         raise ApiError(404, "PHOTO_NOT_FOUND", f"no photo {photo_id} in your area")
     return photo
+
+
+def match_picture_path(state: AppState, match: PhotoMatch, a: Photo, b: Photo) -> Path | None:
+    """The match picture of a same-scene pair (``audit.match_picture``), drawn once
+    from the two cached previews and the stored inlier points, then cached."""
+    if not has_match_points(match.evidence):
+        return None
+    folder = state.settings.DATA_DIR / "audit_previews"
+    path = folder / f"match_{match.id}_{PREVIEW_SIZE}.jpg"
+    if path.is_file():
+        return path
+    previews = [preview_path(state, photo) for photo in (a, b)]
+    if previews[0] is None or previews[1] is None:
+        return None
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in previews if p is not None]
+    picture = render_match_picture(images[0], images[1], match.evidence)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(picture)
+    tmp.replace(path)  # atomic, as the previews
+    return path
 
 
 def preview_path(state: AppState, photo: Photo) -> Path | None:

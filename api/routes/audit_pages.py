@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocheck.audit import CHINA_TZ, KIND_LABELS, FindingKind, progress_csv, progress_xlsx
+from photocheck.audit.match_picture import has_match_points
 from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
 from photocheck.audit.storage import (
     DecisionError,
@@ -33,9 +34,9 @@ from photocheck.audit.storage import (
     query_findings,
 )
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
-from photocheck.store import Household, Photo, Role, Town, User, Village
+from photocheck.store import Household, Photo, PhotoMatch, Role, Town, User, Village
 
-from ..audit import finding_scope, photo_visible, preview_path, visible
+from ..audit import finding_scope, match_picture_path, photo_visible, preview_path, visible
 from ..deps import SessionDep, State
 from ..errors import ApiError
 from ..security import decode_token
@@ -139,6 +140,15 @@ TEXT: dict[str, tuple[str, str]] = {
         "is open: look at the new photos, then confirm or dismiss."),
     "earlier_mark": ("此前：{status}", "earlier: {status}"),
     "decided_by": ("处理人", "decided by"),
+    "match_title": ("同一房屋的比对依据", "Why these photos show the same house"),
+    "match_caption": (
+        "{a} 与 {b}：两张照片中有 {n} 个相同的细节点（图中连线，一端在左图、一端在右图）"
+        "在位置、方向和大小上都能一一对上，且符合同一建筑从不同位置拍摄时的几何关系。"
+        "系统要求至少 {min} 个这样的点才判定为同一处房屋；不同房屋通常只有几个偶然相似的点。",
+        "{a} and {b}: {n} details of the two photos (the lines, one end in each photo) agree "
+        "in place, direction and size as one building seen from two spots would. The system "
+        "needs at least {min} such points to call it the same house; different houses "
+        "usually share only a few chance points."),
 }  # fmt: skip
 
 
@@ -389,6 +399,7 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
     points = [SketchPoint(v["lat"], v["lon"], f"{i + 1}. {v['household']}")
               for i, v in enumerate(views) if v["lat"] is not None]  # fmt: skip
     sketch = position_sketch(points, centre, centre_label=_Lang(lang)("centre"))
+    households = {p.id: p.household.household_code for p in photos}
     return _render(
         request,
         "audit_finding.html",
@@ -400,10 +411,31 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
         has_points=bool(points),
         events=[{**e, "at": _beijing(e["at"])} for e in events_json(session, row.id)],
         earlier=[_earlier_view(session, row, e) for e in earlier_findings(session, row)],
-        evidence=_evidence_lines(
-            row.evidence, lang, {p.id: p.household.household_code for p in photos}
-        ),
+        evidence=_evidence_lines(row.evidence, lang, households),
+        match_pictures=_match_pictures(row.evidence, lang, households),
     )
+
+
+def _match_pictures(
+    evidence: dict[str, Any], lang: str, households: dict[int, str]
+) -> list[dict[str, Any]]:
+    """The same-scene pairs whose verified points can be drawn, with a caption."""
+    out = []
+    for pair in evidence.get("pairs") or []:
+        ev = pair.get("evidence") or {}
+        if pair.get("relation") != "same_scene" or not has_match_points(ev):
+            continue
+        a, b = int(pair["a"]), int(pair["b"])
+        minimum = (ev.get("thresholds") or {}).get("scene_min_inliers", "?")
+        caption = _Lang(lang)(
+            "match_caption",
+            a=households.get(a, a),
+            b=households.get(b, b),
+            n=ev.get("inliers", len(ev["inlier_pairs"])),
+            min=minimum,
+        )
+        out.append({"url": f"/audit/matches/{a}/{b}/picture", "caption": caption})
+    return out
 
 
 def _earlier_view(session: Session, row: AuditFindingRow, e: AuditFindingRow) -> dict[str, Any]:
@@ -523,6 +555,28 @@ def photo_preview(request: Request, state: State, session: SessionDep, photo_id:
     path = preview_path(state, photo_visible(session, photo_id, user))
     if path is None:
         raise ApiError(404, "PHOTO_UNREADABLE", "the stored photo cannot be shown")
+    return FileResponse(path, media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+
+
+@router.get("/matches/{photo_id}/{other_id}/picture")
+def match_picture(
+    request: Request, state: State, session: SessionDep, photo_id: int, other_id: int
+):
+    """The two photos with the scene check's verified points joined (cached once)."""
+    user = _page_user(request, state, session)
+    a = photo_visible(session, photo_id, user)
+    b = photo_visible(session, other_id, user)
+    match = session.scalar(
+        select(PhotoMatch).where(
+            PhotoMatch.photo_id == a.id,
+            PhotoMatch.other_photo_id == b.id,
+            PhotoMatch.relation == "same_scene",
+        )
+    )
+    path = match_picture_path(state, match, a, b) if match is not None else None
+    if path is None:
+        raise ApiError(404, "MATCH_NOT_FOUND", "no drawable same-scene match of these photos")
     return FileResponse(path, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
 
