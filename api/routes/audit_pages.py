@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocheck.audit import CHINA_TZ, KIND_LABELS, FindingKind, progress_csv, progress_xlsx
-from photocheck.audit.match_picture import has_match_points
+from photocheck.audit.match_picture import has_match_points, match_caption
 from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
 from photocheck.audit.storage import (
     DecisionError,
@@ -141,14 +141,6 @@ TEXT: dict[str, tuple[str, str]] = {
     "earlier_mark": ("此前：{status}", "earlier: {status}"),
     "decided_by": ("处理人", "decided by"),
     "match_title": ("同一房屋的比对依据", "Why these photos show the same house"),
-    "match_caption": (
-        "{a} 与 {b}：两张照片中有 {n} 个相同的细节点（图中连线，一端在左图、一端在右图）"
-        "在位置、方向和大小上都能一一对上，且符合同一建筑从不同位置拍摄时的几何关系。"
-        "系统要求至少 {min} 个这样的点才判定为同一处房屋；不同房屋通常只有几个偶然相似的点。",
-        "{a} and {b}: {n} details of the two photos (the lines, one end in each photo) agree "
-        "in place, direction and size as one building seen from two spots would. The system "
-        "needs at least {min} such points to call it the same house; different houses "
-        "usually share only a few chance points."),
 }  # fmt: skip
 
 
@@ -426,15 +418,9 @@ def _match_pictures(
         if pair.get("relation") != "same_scene" or not has_match_points(ev):
             continue
         a, b = int(pair["a"]), int(pair["b"])
-        minimum = (ev.get("thresholds") or {}).get("scene_min_inliers", "?")
-        caption = _Lang(lang)(
-            "match_caption",
-            a=households.get(a, a),
-            b=households.get(b, b),
-            n=ev.get("inliers", len(ev["inlier_pairs"])),
-            min=minimum,
-        )
-        out.append({"url": f"/audit/matches/{a}/{b}/picture", "caption": caption})
+        zh, en = match_caption(str(households.get(a, a)), str(households.get(b, b)), ev)
+        url = f"/audit/matches/{a}/{b}/picture"
+        out.append({"url": url, "caption": en if lang == "en" else zh})
     return out
 
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["has_match_points", "render_match_picture"]
+__all__ = ["has_match_points", "match_caption", "render_match_picture"]
 
 GAP = 12  # px between the two photos
 MAX_LINES = 200  # beyond this the lines hide the photos; an even sample is drawn
@@ -31,6 +31,25 @@ def has_match_points(evidence: dict[str, Any] | None) -> bool:
         return False
     pairs = evidence.get("inlier_pairs")
     return bool(pairs) and bool(evidence.get("size_a")) and bool(evidence.get("size_b"))
+
+
+def match_caption(a: str, b: str, evidence: dict[str, Any]) -> tuple[str, str]:
+    """(Chinese, English) words under the picture: how many points, against what
+    threshold, for a county official (the page and the offline report say the same)."""
+    n = evidence.get("inliers", len(evidence.get("inlier_pairs") or ()))
+    minimum = (evidence.get("thresholds") or {}).get("scene_min_inliers", "?")
+    zh = (
+        f"{a} 与 {b}：两张照片中有 {n} 个相同的细节点（图中连线，一端在左图、一端在右图）"
+        "在位置、方向和大小上都能一一对上，符合同一建筑从不同位置拍摄时的几何关系。"
+        f"系统要求至少 {minimum} 个这样的点才判定为同一处房屋；不同房屋通常只有几个偶然相似的点。"
+    )
+    en = (
+        f"{a} and {b}: {n} details of the two photos (the lines, one end in each photo) "
+        "agree in place, direction and size as one building seen from two spots would. "
+        f"The system needs at least {minimum} such points to call it the same house; "
+        "different houses usually share only a few chance points."
+    )
+    return zh, en
 
 
 def render_match_picture(
