@@ -104,6 +104,6 @@ def _scaled(
 
 
 def _hsv(hue: float) -> tuple[int, int, int]:
-    pixel = np.uint8([[[round(hue) % 180, 255, 230]]])
-    r, g, b = cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0]
+    pixel = np.array([[[round(hue) % 180, 255, 230]]], dtype=np.uint8)
+    r, g, b = np.asarray(cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB))[0, 0]
     return int(r), int(g), int(b)

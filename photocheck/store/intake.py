@@ -297,12 +297,13 @@ class Intake:
         with self.db.session() as session:
             household = _load_household(session, upload.household_id)
             site = _linked_site(session, household)
-            self._same_photo_matches(session, household, report)  # warms the answer below
         lat, lon = _photo_point(report, upload.capture)
-        clock.lap("same_photo")
+        clock.lap("household")
         practice_scene: list[MatchInfo] = []
-        if upload.practice:  # nothing is stored to check later: the practice answer waits
-            practice_scene = self._scene_matches(self._probe(None, household, upload, lat, lon))
+        if upload.practice and self.scene is not None and report.photo is not None:
+            # nothing is stored to check later: the practice answer waits for it
+            probe = self._probe(None, household, upload, lat, lon)
+            practice_scene = self._scene_matches(probe, grey=report.photo.grey)
             clock.lap("verification")
 
         blob_path = None
@@ -502,9 +503,12 @@ class Intake:
                     out.append((cand.photo_id, cand.household_id, None, extra))
         return out
 
-    def _scene_matches(self, probe: _Probe, own: bytes | None = None) -> list[MatchInfo]:
+    def _scene_matches(
+        self, probe: _Probe, own: bytes | None = None, grey: np.ndarray | None = None
+    ) -> list[MatchInfo]:
         """The candidates the engine calls the same photo or scene, that count against
-        the probe's household (at most ``SCENE_MAX_CANDIDATES`` verified)."""
+        the probe's household (at most ``SCENE_MAX_CANDIDATES`` verified). ``own``: the
+        probe's features, else made from ``grey`` when a candidate needs them."""
         if self.scene is None:
             return []
         candidates = self._candidates(probe)
@@ -530,9 +534,8 @@ class Intake:
                     ).where(Photo.id.in_([c[0] for c in eligible]))
                 )
             }
-        if own is None and eligible:
-            held = self._pending.peek(probe.photo_id) if probe.photo_id else None
-            own = self._own_features(probe, held)
+        if own is None and eligible and grey is not None:
+            own = self.scene.features(grey)
         sim = self.policy.similarity
         out: list[MatchInfo] = []
         for photo_id, household_id, _, extra in eligible:
@@ -562,13 +565,6 @@ class Intake:
             out.append(_info(decision.relation, photo_id, others[household_id], distance, evidence))
         out.sort(key=lambda m: m.relation != SAME_PHOTO)
         return out
-
-    def _own_features(self, probe: _Probe, held: _PendingImage | None) -> bytes | None:
-        if self.scene is None:
-            return None
-        if held is not None and held.grey is not None:
-            return self.scene.features(held.grey)
-        return None
 
     def _features_of_pending(self, photo_id: int) -> bytes | None:
         """A candidate stored moments ago whose own check has not run: its features from
