@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
@@ -40,7 +39,7 @@ from photocheck.audit.storage import (
     load_county,
     save_findings,
 )
-from photocheck.audit.tables import AuditFindingRow, AuditPhotoCheck
+from photocheck.audit.tables import AuditFindingRow
 from photocheck.store import Photo, PhotoMatch, Role, User
 
 from .errors import ApiError
@@ -129,6 +128,7 @@ class AuditWorker:
         self._last_poke = 0.0
         self._next_poll = 0.0  # the first loop looks at once
         self._tickets: list[RefreshTicket] = []
+        self._stale: set[int] = set()  # counties whose matches changed after the answer
         self.running: int | None = None  # the county being refreshed now
         self.last_error: str | None = None
 
@@ -163,13 +163,9 @@ class AuditWorker:
 
     def scene_matches(self, photo_id: int, county_id: int) -> None:
         """A scene check after the answer found matches for a photo the findings may
-        already include: mark it pending again, refresh soon (debounced)."""
-        try:
-            with self.state.db.write() as session:
-                session.execute(delete(AuditPhotoCheck).where(AuditPhotoCheck.photo_id == photo_id))
-                session.commit()
-        except SQLAlchemyError as exc:
-            self._failed(county_id, exc)
+        already include: refresh its county soon (debounced, as after an upload)."""
+        with self._cv:
+            self._stale.add(county_id)
         self.poke()
 
     def request(self, county_id: int) -> RefreshTicket:
@@ -235,12 +231,14 @@ class AuditWorker:
     def _run(self, counties: list[int] | None, tickets: list[RefreshTicket]) -> None:
         with self._run_lock:
             if counties is None:
+                with self._cv:
+                    stale, self._stale = self._stale, set()
                 try:
                     with self.state.db.session() as session:
-                        counties = counties_with_pending(session)
+                        counties = sorted(set(counties_with_pending(session)) | stale)
                 except SQLAlchemyError as exc:
                     self._failed(None, exc)
-                    counties = []
+                    counties = sorted(stale)
             wanted = {t.county_id for t in tickets}
             for county_id in sorted(set(counties) - wanted):
                 self._refresh(RefreshTicket(county_id))

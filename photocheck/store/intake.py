@@ -342,6 +342,8 @@ class Intake:
             )
             photo.gps_lat, photo.gps_lon = lat, lon
             photo.scene_checked = not check_later
+            if not check_later:  # a copy needs no features (it stays out of the index)
+                photo.scene = b""
             if upload.embedding is not None:
                 photo.embedding = embedding_to_bytes(upload.embedding)
             session.flush()
@@ -542,7 +544,8 @@ class Intake:
             row = rows.get(photo_id)
             if row is None:
                 continue
-            theirs = row.scene or self._features_of_pending(photo_id)
+            # b"": an original that could not be decoded (no features, not tried again)
+            theirs = row.scene if row.scene is not None else self._features_of_pending(photo_id)
             theirs_hashes = StoredHashes(
                 row.sha256,
                 row.pixel_sha256,
