@@ -14,13 +14,12 @@ save takes a per-county database lock too, so several processes stay correct.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -40,6 +39,7 @@ from photocheck.audit.storage import (
     save_findings,
 )
 from photocheck.audit.tables import AuditFindingRow
+from photocheck.errors import BlobNotFound
 from photocheck.store import Photo, PhotoMatch, Role, User
 
 from .errors import ApiError
@@ -51,8 +51,8 @@ __all__ = [
     "RefreshTicket",
     "audit_config",
     "finding_scope",
-    "match_picture_path",
-    "preview_path",
+    "match_picture_bytes",
+    "preview_bytes",
     "refresh_county",
 ]
 
@@ -276,10 +276,11 @@ class AuditWorker:
 
 
 def _read_blob(state: AppState, relpath: str) -> bytes | None:
-    path = state.blobs.root / relpath
+    """An original, or None if it is gone; a store that is down raises (an OSError:
+    the refresh is retried later rather than remembering "no thumbnail")."""
     try:
-        return path.read_bytes()
-    except OSError:
+        return state.blobs.read(relpath)
+    except BlobNotFound:
         return None
 
 
@@ -313,38 +314,34 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
     return photo
 
 
-def match_picture_path(state: AppState, match: PhotoMatch, a: Photo, b: Photo) -> Path | None:
+def match_picture_bytes(state: AppState, match: PhotoMatch, a: Photo, b: Photo) -> bytes | None:
     """The match picture of a same-scene pair (``audit.match_picture``), drawn once
-    from the two cached previews and the stored inlier points, then cached."""
+    from the two previews and the stored inlier points, then kept in the previews store."""
     if not has_match_points(match.evidence):
         return None
-    folder = state.settings.DATA_DIR / "audit_previews"
-    path = folder / f"match_{match.id}_{PREVIEW_SIZE}.jpg"
-    if path.is_file():
-        return path
-    previews = [preview_path(state, photo) for photo in (a, b)]
+    name = f"match_{match.id}_{PREVIEW_SIZE}.jpg"
+    cached = state.previews.get_named(name)
+    if cached is not None:
+        return cached
+    previews = [preview_bytes(state, photo) for photo in (a, b)]
     if previews[0] is None or previews[1] is None:
         return None
-    images = [np.asarray(Image.open(p).convert("RGB")) for p in previews if p is not None]
+    images = [np.asarray(Image.open(io.BytesIO(p)).convert("RGB")) for p in previews if p]
     picture = render_match_picture(images[0], images[1], match.evidence)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(picture)
-    tmp.replace(path)  # atomic, as the previews
-    return path
+    state.previews.put_named(name, picture)
+    return picture
 
 
-def preview_path(state: AppState, photo: Photo) -> Path | None:
-    """A cached upright JPEG preview, made once on first request."""
-    folder = state.settings.DATA_DIR / "audit_previews"
-    path = folder / f"{photo.id}_{PREVIEW_SIZE}.jpg"
-    if path.is_file():
-        return path
+def preview_bytes(state: AppState, photo: Photo) -> bytes | None:
+    """An upright JPEG preview from the previews store, made once on first request
+    (named by the original's SHA-256: the same bytes, the same preview)."""
+    name = f"{photo.sha256}_{PREVIEW_SIZE}.jpg"
+    cached = state.previews.get_named(name)
+    if cached is not None:
+        return cached
     data = _read_blob(state, photo.blob_path)
     preview = make_preview(data, size=PREVIEW_SIZE) if data else None
     if preview is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(preview)
-    tmp.replace(path)  # atomic: a concurrent request sees all of it or nothing
-    return path
+    state.previews.put_named(name, preview)
+    return preview
