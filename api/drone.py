@@ -20,6 +20,7 @@ from sqlalchemy.orm import joinedload
 from photocheck import ContentModel, PhotoContext, Policy, Verdict, check_photo
 from photocheck.drone import photo_facts
 from photocheck.metadata.gps import haversine_m
+from photocheck.similarity.engine import pdq_usable
 from photocheck.store import BlobStore, Database, PendingBlob
 from photocheck.store.repo import EXTENSIONS
 from photocheck.store.sites import SharedSite, SitePhoto, new_site_photo_name
@@ -123,7 +124,8 @@ def take_site_photo(
             reasons=reasons,
             metrics=_plain(report.metrics),
             exif=_plain(report.metadata.to_json()) if report.metadata else None,
-            pdq=fp.pdq.hex() if fp.pdq else None,
+            # only a hash past the quality gate is kept (the engine trusts stored ones)
+            pdq=fp.pdq.hex() if fp.pdq and pdq_usable(fp, intake.policy.similarity) else None,
             pixel_sha256=fp.pixel_sha256,
             uploaded_by=user_id,
             policy_version=report.policy_version,

@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     state = build_state(settings)
     state.audit = worker = AuditWorker(state)
+    state.intake.on_scene_matches = worker.scene_matches  # findings of a later scene check
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -96,6 +96,8 @@ class PhotoOut(BaseModel):
     is_current: bool
     policy_version: str
     model_version: str
+    # {"status": "pending", "message", "message_zh"} until the same-scene check has run
+    scene_check: dict[str, str] | None = None
 
 
 class HouseholdOut(BaseModel):
@@ -111,6 +113,7 @@ class HouseholdOut(BaseModel):
     status: str  # missing | accept | review | reject (the current photo's verdict)
     current_photo: PhotoOut | None
     history: list[PhotoOut]
+    scene_check: dict[str, str] | None = None  # the current photo's, while pending
 
 
 class RetakeOut(BaseModel):
@@ -131,3 +134,6 @@ class UploadOut(BaseModel):
     matches: list[dict[str, Any]]
     retake_required: bool
     practice: bool = False
+    # {"status": "pending", ...}: the same-scene check runs after this answer; the
+    # household record (GET /households/{id}) shows its outcome
+    scene_check: dict[str, str] | None = None

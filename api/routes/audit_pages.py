@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocheck.audit import CHINA_TZ, KIND_LABELS, FindingKind, progress_csv, progress_xlsx
+from photocheck.audit.match_picture import has_match_points, match_caption
 from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
 from photocheck.audit.storage import (
     DecisionError,
@@ -34,9 +35,16 @@ from photocheck.audit.storage import (
     query_findings,
 )
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
-from photocheck.store import Household, Photo, Role, Town, User, Village
+from photocheck.store import Household, Photo, PhotoMatch, Role, Town, User, Village
 
-from ..audit import finding_scope, photo_visible, preview_bytes, require_decider, visible
+from ..audit import (
+    finding_scope,
+    match_picture_bytes,
+    photo_visible,
+    preview_bytes,
+    require_decider,
+    visible,
+)
 from ..deps import SessionDep, State, get_state, user_for_token
 from ..downloads import ranged_response
 from ..errors import ApiError
@@ -164,6 +172,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "is open: look at the new photos, then confirm or dismiss."),
     "earlier_mark": ("此前：{status}", "earlier: {status}"),
     "decided_by": ("处理人", "decided by"),
+    "match_title": ("同一房屋的比对依据", "Why these photos show the same house"),
     "read_only": ("乡镇账号只能查看，确认或排除由县级账号处理",
                   "a town account reads only; the county confirms or dismisses"),
 }  # fmt: skip
@@ -417,6 +426,7 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
     points = [SketchPoint(v["lat"], v["lon"], f"{i + 1}. {v['household']}")
               for i, v in enumerate(views) if v["lat"] is not None]  # fmt: skip
     sketch = position_sketch(points, centre, centre_label=_Lang(lang)("centre"))
+    households = {p.id: p.household.household_code for p in photos}
     return _render(
         request,
         "audit_finding.html",
@@ -429,10 +439,25 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
         has_points=bool(points),
         events=[{**e, "at": _beijing(e["at"])} for e in events_json(session, row.id)],
         earlier=[_earlier_view(session, row, e) for e in earlier_findings(session, row)],
-        evidence=_evidence_lines(
-            row.evidence, lang, {p.id: p.household.household_code for p in photos}
-        ),
+        evidence=_evidence_lines(row.evidence, lang, households),
+        match_pictures=_match_pictures(row.evidence, lang, households),
     )
+
+
+def _match_pictures(
+    evidence: dict[str, Any], lang: str, households: dict[int, str]
+) -> list[dict[str, Any]]:
+    """The same-scene pairs whose verified points can be drawn, with a caption."""
+    out = []
+    for pair in evidence.get("pairs") or []:
+        ev = pair.get("evidence") or {}
+        if pair.get("relation") != "same_scene" or not has_match_points(ev):
+            continue
+        a, b = int(pair["a"]), int(pair["b"])
+        zh, en = match_caption(str(households.get(a, a)), str(households.get(b, b)), ev)
+        url = f"/audit/matches/{a}/{b}/picture"
+        out.append({"url": url, "caption": en if lang == "en" else zh})
+    return out
 
 
 def _earlier_view(session: Session, row: AuditFindingRow, e: AuditFindingRow) -> dict[str, Any]:
@@ -553,6 +578,28 @@ def photo_preview(request: Request, state: State, session: SessionDep, photo_id:
     if preview is None:
         raise ApiError(404, "PHOTO_UNREADABLE", "the stored photo cannot be shown")
     return Response(preview, media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+
+
+@router.get("/matches/{photo_id}/{other_id}/picture")
+def match_picture(
+    request: Request, state: State, session: SessionDep, photo_id: int, other_id: int
+):
+    """The two photos with the scene check's verified points joined (cached once)."""
+    user = _page_user(request, state, session)
+    a = photo_visible(session, photo_id, user)
+    b = photo_visible(session, other_id, user)
+    match = session.scalar(
+        select(PhotoMatch).where(
+            PhotoMatch.photo_id == a.id,
+            PhotoMatch.other_photo_id == b.id,
+            PhotoMatch.relation == "same_scene",
+        )
+    )
+    picture = match_picture_bytes(state, match, a, b) if match is not None else None
+    if picture is None:
+        raise ApiError(404, "MATCH_NOT_FOUND", "no drawable same-scene match of these photos")
+    return Response(picture, media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
 
 

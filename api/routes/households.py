@@ -12,6 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from photocheck.store import County, ImportRejected, Photo, User, parse_household_file
+from photocheck.store.intake import scene_check_status
 from photocheck.store.repo import household_photos, import_households
 
 from ..deps import CountyUser, ScopedHousehold, SessionDep, State
@@ -128,6 +129,7 @@ def get_household(household: ScopedHousehold, session: SessionDep) -> HouseholdO
         status=current.verdict if current else "missing",
         current_photo=current,
         history=history,
+        scene_check=current.scene_check if current else None,
     )
 
 
@@ -145,4 +147,5 @@ def photo_out(photo: Photo, uploader: str | None) -> PhotoOut:
         is_current=photo.is_current,
         policy_version=photo.policy_version,
         model_version=photo.model_version,
+        scene_check=scene_check_status(photo.scene_checked),
     )

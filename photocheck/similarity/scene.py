@@ -190,6 +190,7 @@ class SceneMatch:
     ratio: float  # inliers / candidates (guided matches, or ratio-tested ones without)
     corner_error: float | None  # how far the homography moves a's frame onto b's, / diagonal
     is_same_scene: bool
+    pairs: np.ndarray | None = None  # (n, 4) xa, ya, xb, yb of the counted inliers
 
     def evidence(self) -> dict[str, object]:
         return {
@@ -251,6 +252,10 @@ def _knn(
     """Hamming distances and indices of each of a's k nearest descriptors in b (only
     ``rows`` of a when given: brute force over b is the cost of matching)."""
     desc = a.descriptors if rows is None else a.descriptors[rows]
+    # OpenMP's thread count is per calling thread: the import's setting covers only the
+    # main thread, and a job or request thread would start a team of spinning threads
+    # (measured: 10x the CPU per search on a loaded 2-core server)
+    faiss.omp_set_num_threads(1)
     index = faiss.IndexBinaryFlat(256)
     index.add(b.descriptors)
     return index.search(np.ascontiguousarray(desc), min(k, len(b)))  # int32, int64
@@ -362,6 +367,7 @@ class _OneWay:
     ratio: float
     hom: np.ndarray | None
     nearest: np.ndarray | None = None  # each of a's nearest descriptor in b (full knn only)
+    pairs: np.ndarray | None = None  # (n, 4) the counted inliers, a's point then b's
 
 
 _UNKNOWN = np.iinfo(np.int32).max  # distance of a knn row not computed: never matches
@@ -422,8 +428,10 @@ def _one_way(a: SceneFeatures, b: SceneFeatures, back: np.ndarray | None = None)
         guided, gmask = _homography(a.points[ga], b.points[gb])
         if guided is not None:
             hom, ia, ib, mask = guided, ga, gb, gmask
-    inliers = int(_consistent(hom, a, ia[mask], b, ib[mask]).sum())
-    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom, nearest)
+    ok = _consistent(hom, a, ia[mask], b, ib[mask])
+    inliers = int(ok.sum())
+    pairs = np.hstack((a.points[ia[mask][ok]], b.points[ib[mask][ok]]))
+    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom, nearest, pairs)
 
 
 def match_scene(
@@ -438,10 +446,12 @@ def match_scene(
     if len(a) < 8 or len(b) < 8:
         return SceneMatch(0, 0, 0.0, None, False)
     fwd = _one_way(a, b)
-    best = fwd
+    best, pairs = fwd, fwd.pairs
     if fwd.inliers >= policy.scene_min_inliers * RECHECK_FRACTION:
         back = _one_way(b, a, fwd.nearest)
-        best = back if back.inliers < fwd.inliers else fwd
+        if back.inliers < fwd.inliers:
+            best = back
+            pairs = None if back.pairs is None else back.pairs[:, [2, 3, 0, 1]]
     same = best.inliers >= policy.scene_min_inliers and best.ratio >= policy.scene_min_inlier_ratio
     corner = None if fwd.hom is None else _corner_error(fwd.hom, a, b)
-    return SceneMatch(best.matches, best.inliers, best.ratio, corner, same)
+    return SceneMatch(best.matches, best.inliers, best.ratio, corner, same, pairs)

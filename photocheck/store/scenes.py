@@ -64,4 +64,10 @@ class OrbSceneMatcher:
         except ValueError:
             return None
         result = match_scene(fa, fb, self.policy.similarity)
-        return result.evidence() if result.is_same_scene else None
+        if not result.is_same_scene:
+            return None
+        evidence: dict[str, Any] = dict(result.evidence())
+        if result.pairs is not None:  # for the audit's match picture (engine docstring)
+            evidence["inlier_pairs"] = np.round(result.pairs, 1).tolist()
+            evidence["size_a"], evidence["size_b"] = [fa.width, fa.height], [fb.width, fb.height]
+        return evidence
