@@ -40,7 +40,7 @@ def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield p
 
 
-def progress(items: Sequence[Any], desc: str) -> Any:
+def progress(items: Iterable[Any], desc: str) -> Any:
     """A progress bar on stderr when it is a terminal; silent otherwise."""
     return tqdm(items, desc=desc, unit="photo", file=sys.stderr, disable=not sys.stderr.isatty())
 

@@ -227,8 +227,8 @@ def logout() -> RedirectResponse:
 
 
 def _areas(session: Session, county_id: int, town_id: int | None) -> tuple[list, list]:
-    towns = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
-    towns = [t for t in towns if town_id is None or t.id == town_id]
+    every = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
+    towns = [t for t in every if town_id is None or t.id == town_id]
     ids = [t.id for t in towns]
     villages = session.scalars(
         select(Village).where(Village.town_id.in_(ids)).order_by(Village.name)
@@ -315,11 +315,12 @@ def _earlier_statuses(session: Session, rows: list[AuditFindingRow]) -> dict[str
 
 def _status_view(state: State, session: Session, county_id: int) -> dict[str, Any]:
     s = status_json(state, session, county_id)
-    when = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
-    if when is not None:  # HH:MM today, with the date on other days
-        when = when.astimezone(CHINA_TZ)
-        today = dt.datetime.now(CHINA_TZ).date() == when.date()
-        when = when.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
+    at = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
+    when = None
+    if at is not None:  # HH:MM today, with the date on other days
+        at = at.astimezone(CHINA_TZ)
+        today = dt.datetime.now(CHINA_TZ).date() == at.date()
+        when = at.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
     return {**s, "when": when}
 
 

@@ -215,7 +215,8 @@ def site_photo_file(
 
 def _village(session: Session, scope: Any, village_id: int) -> Village:
     village = session.get(Village, village_id)
-    if village is None or session.get(Town, village.town_id).county_id != scope.county_id:
+    town = session.get(Town, village.town_id) if village is not None else None
+    if village is None or town is None or town.county_id != scope.county_id:
         raise ApiError(404, "VILLAGE_NOT_FOUND", f"no village {village_id} in this county")
     if (scope.village_id is not None and scope.village_id != village.id) or (
         scope.town_id is not None and scope.town_id != village.town_id

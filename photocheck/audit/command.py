@@ -65,7 +65,7 @@ def write_report(
         photos, villages, households, matches = c.photos, c.villages, c.households, c.matches
         now = dt.datetime.combine(c.campaign_start + dt.timedelta(days=4), dt.time(4), dt.UTC)
 
-        def load(_: str) -> bytes | None:
+        def load(pid: str) -> bytes | None:
             return None
     else:
         from ..store import Database

@@ -210,7 +210,7 @@ def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
             continue  # ORB's pyramid and 31-px patches need room
         if squeeze != 1.0:
             img = cv2.resize(grey, (round(w * squeeze), h), interpolation=cv2.INTER_AREA)
-        orb = cv2.ORB_create(
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]
             nfeatures=n,
             scaleFactor=ORB_SCALE,
             nlevels=ORB_LEVELS,
@@ -349,8 +349,9 @@ def _corner_error(hom: np.ndarray, a: SceneFeatures, b: SceneFeatures) -> float:
 
     Near 0 means b is a's frame, resized: the same photo, not a re-shot.
     """
-    ca = np.float32([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]]).reshape(-1, 1, 2)
-    cb = np.float32([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]])
+    ca = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], np.float32)
+    ca = ca.reshape(-1, 1, 2)
+    cb = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
     mapped = cv2.perspectiveTransform(ca, hom).reshape(-1, 2)
     return float(np.linalg.norm(mapped - cb, axis=1).max() / np.hypot(b.width, b.height))
 
@@ -372,7 +373,7 @@ def _near_any(points: np.ndarray, proj: np.ndarray, width: int, height: int) -> 
     cells, each marked with its neighbours, so the test never misses (it may over-select)."""
     cell = GUIDE_PX
     gw, gh = int(width // cell) + 3, int(height // cell) + 3
-    grid = np.zeros((gh, gw), np.uint8)
+    grid: np.ndarray = np.zeros((gh, gw), np.uint8)
     cx = np.clip((points[:, 0] // cell).astype(np.int64) + 1, 0, gw - 1)
     cy = np.clip((points[:, 1] // cell).astype(np.int64) + 1, 0, gh - 1)
     grid[cy, cx] = 1

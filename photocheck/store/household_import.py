@@ -114,9 +114,9 @@ def _validate(table: list[list[str]]) -> list[HouseholdRow]:
     missing = [c for c in REQUIRED if c not in header]
     unknown = [h for h in header if h and h not in COLUMNS]
     if missing or unknown:
-        errors = [RowError(1, c, f"missing column {c}") for c in missing]
-        errors += [RowError(1, h, f"unknown column {h}") for h in unknown]
-        raise ImportRejected(errors)
+        header_errors = [RowError(1, c, f"missing column {c}") for c in missing]
+        header_errors += [RowError(1, h, f"unknown column {h}") for h in unknown]
+        raise ImportRejected(header_errors)
     if len(table) - 1 > MAX_ROWS:
         raise ImportRejected([RowError(0, None, f"more than {MAX_ROWS} rows")])
     col = {name: header.index(name) for name in COLUMNS if name in header}

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -105,7 +106,8 @@ class LiveServer:
     @property
     def app_state(self) -> AppState:
         assert self._server is not None
-        return self._server.config.app.state.photocheck
+        app: Any = self._server.config.app
+        return cast(AppState, app.state.photocheck)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from typing import Any, cast
 
 import httpx
 import openpyxl
@@ -101,8 +102,8 @@ def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.
     body = client.get("/progress", headers=admin).json()
     total = body["total"]
     with server.app_state.db.session() as session:
-        households = session.scalar(select(func.count()).select_from(Household))
-        with_photo = session.scalar(select(func.count(func.distinct(Photo.household_id))))
+        households = session.scalar(select(func.count()).select_from(Household)) or 0
+        with_photo = session.scalar(select(func.count(func.distinct(Photo.household_id)))) or 0
         current = dict(
             session.execute(
                 select(Photo.verdict, func.count()).where(Photo.is_current).group_by(Photo.verdict)
@@ -127,7 +128,7 @@ def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.
     for name, key in (("总户数", "total"), ("已通过", "accepted"), ("待审核", "review"),
                       ("待重拍", "retake"), ("未上传", "no_photo")):  # fmt: skip
         col = header.index(name)
-        assert last[col] == total[key] == sum(row[col] for row in rows[:-1])
+        assert last[col] == total[key] == sum(cast(int, row[col]) for row in rows[:-1])
 
     csv = client.get("/progress", params={"format": "csv"}, headers=admin)
     assert csv.content.startswith(b"\xef\xbb\xbf") and "总户数" in csv.content.decode("utf-8-sig")
@@ -154,8 +155,9 @@ def test_swapped_picture_with_kept_exif_becomes_a_finding(
         assert r.status_code == 201, r.text
     # the upload compared the thumbnail with the pixels it had decoded anyway
     with server.app_state.db.session() as session:
-        stored = dict(session.execute(select(Household.household_code, Photo.metrics).join(
-            Photo, Photo.household_id == Household.id)).all())  # fmt: skip
+        rows: Any = session.execute(select(Household.household_code, Photo.metrics).join(
+            Photo, Photo.household_id == Household.id)).all()  # fmt: skip
+        stored: dict[str, Any] = dict(rows)
     assert stored["A1"]["thumbnail_similarity"] >= 0.85 > stored["B1"]["thumbnail_similarity"]
     refresh(client, admin)
     found = findings(client, admin, kind="thumbnail_mismatch")
@@ -172,7 +174,7 @@ def test_swapped_picture_with_kept_exif_becomes_a_finding(
     assert [f["id"] for f in again] == [found[0]["id"]]
     with server.app_state.db.session() as session:
         checks = session.scalars(select(AuditPhotoCheck)).all()
-    assert sorted(c.thumbnail_matches for c in checks) == [False, True]
+    assert sorted(bool(c.thumbnail_matches) for c in checks) == [False, True]
 
 
 BATCH_HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon

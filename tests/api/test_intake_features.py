@@ -66,10 +66,12 @@ def test_backfill_remakes_features_of_an_older_format(
     assert current and SceneFeatures.from_bytes(current)
     old = b"PCSF\x01" + current[5:]  # the same blob claiming format version 1
     with server.app_state.db.write() as session:
-        session.get(Photo, photo_id).scene = old
+        row = session.get(Photo, photo_id)
+        assert row is not None
+        row.scene = old
         session.commit()
 
     assert intake.backfill_scene_features() >= 1
     remade = _scene(server, photo_id)
-    assert remade != old and SceneFeatures.from_bytes(remade)
+    assert remade is not None and remade != old and SceneFeatures.from_bytes(remade)
     assert intake.backfill_scene_features() == 0  # nothing left to remake
