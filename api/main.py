@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from photocheck import ContentModel, default_policy, load_policy
 from photocheck.store import BlobStore, Database, reconcile
@@ -57,11 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker.stop()
         state.db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI / ReDoc served from the installed package, not a
+    # CDN: a county network may have no internet.
+    app = FastAPIOffline(
         title="photocheck",
         version="1",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.photocheck = state
     install_error_handlers(app)

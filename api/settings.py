@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     MAX_UPLOAD_MB: float = Field(default=20.0, gt=0)
     TOKEN_MINUTES: int = Field(default=12 * 60, gt=0)
     POLICY: Path | None = None  # default: the packaged policy
-    MODEL: Path | None = None  # default: models/efficientnet_lite0.onnx
+    MODEL: Path | None = None  # default: photocheck/models/efficientnet_lite0.onnx
     GPS_RADIUS_M: float | None = Field(default=None, gt=0)  # default: the policy's
     LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
     LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)

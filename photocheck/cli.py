@@ -190,7 +190,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photocheck", description=__doc__)
     parser.add_argument("--policy", help="policy TOML (default: packaged; env PHOTOCHECK_POLICY)")
-    parser.add_argument("--model", help="ONNX model file (default: models/; env PHOTOCHECK_MODEL)")
+    parser.add_argument(
+        "--model", help="ONNX model file (default: photocheck/models/; env PHOTOCHECK_MODEL)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="check photos; one JSON object per file")

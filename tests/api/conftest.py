@@ -136,6 +136,19 @@ def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
     live.stop()
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One SQLite server for a whole module whose tests only read, or write only what
+    no other test of the module counts (each server start loads the model and index)."""
+    settings = make_settings(tmp_path_factory.mktemp("server"), "")
+    settings = settings.model_copy(update={"DATABASE_URL": None})
+    seed_admin(settings)
+    live = LiveServer(settings)
+    live.start()
+    yield live
+    live.stop()
+
+
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as c:
