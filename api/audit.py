@@ -275,7 +275,12 @@ def finding_scope(user: User) -> tuple[int, int | None]:
         return user.county_id, None
     if user.role == Role.TOWN:
         return user.county_id, user.town_id
-    raise ApiError(403, "FORBIDDEN", "the audit is for county and town accounts")
+    raise ApiError(
+        403,
+        "FORBIDDEN",
+        "the audit is for county and town accounts",
+        message_zh="核查只对县级和乡镇账号开放",
+    )
 
 
 def visible(session: Session, row: AuditFindingRow, user: User) -> bool:
@@ -295,7 +300,12 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
         or photo.household.county_id != county
         or (town is not None and photo.household.village.town_id != town)
     ):
-        raise ApiError(404, "PHOTO_NOT_FOUND", f"no photo {photo_id} in your area")
+        raise ApiError(
+            404,
+            "PHOTO_NOT_FOUND",
+            f"no photo {photo_id} in your area",
+            message_zh=f"你的管辖范围内没有照片 {photo_id}",
+        )
     return photo
 
 

@@ -52,8 +52,14 @@ def get_session(state: State) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(message: str, message_zh: str | None = None) -> ApiError:
+    return ApiError(
+        401,
+        "UNAUTHORIZED",
+        message,
+        message_zh=message_zh,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def get_any_user(
@@ -61,14 +67,18 @@ def get_any_user(
 ) -> User:
     """The caller, even one who still has to change the initial password."""
     if not token:
-        raise _unauthorized("log in first (POST /api/v1/auth/token)")
+        raise _unauthorized(
+            "log in first (POST /api/v1/auth/token)", "请先登录（POST /api/v1/auth/token）"
+        )
     assert state.settings.SECRET_KEY is not None
     claims = decode_token(token, state.settings.SECRET_KEY)
     if claims is None:
-        raise _unauthorized("the token is invalid or has expired; log in again")
+        raise _unauthorized(
+            "the token is invalid or has expired; log in again", "登录凭证无效或已过期，请重新登录"
+        )
     user = session.get(User, claims.user_id)
     if user is None:
-        raise _unauthorized("the account no longer exists")
+        raise _unauthorized("the account no longer exists", "该账号已不存在")
     return user
 
 
@@ -81,6 +91,7 @@ def get_current_user(user: AnyUser) -> User:
             403,
             "PASSWORD_CHANGE_REQUIRED",
             "change the initial password first (POST /api/v1/auth/change-password)",
+            message_zh="请先修改初始密码（POST /api/v1/auth/change-password）",
         )
     return user
 
@@ -90,7 +101,12 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def get_county_user(user: CurrentUser) -> User:
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "only a county account may do this")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "only a county account may do this",
+            message_zh="只有县级账号可以进行此操作",
+        )
     return user
 
 
@@ -134,9 +150,19 @@ def get_scoped_household(
     """The household named in the path, if the caller may see it (404 / 403 otherwise)."""
     household = find_household(session, scope.county_id, household_id)
     if household is None:
-        raise ApiError(404, "HOUSEHOLD_NOT_FOUND", f"no household {household_id!r} in this county")
+        raise ApiError(
+            404,
+            "HOUSEHOLD_NOT_FOUND",
+            f"no household {household_id!r} in this county",
+            message_zh=f"本县没有农户「{household_id}」",
+        )
     if not scope.covers(household):
-        raise ApiError(403, "FORBIDDEN", f"household {household_id!r} is not in your area")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"household {household_id!r} is not in your area",
+            message_zh=f"农户「{household_id}」不在你的管辖范围内",
+        )
     return household
 
 
@@ -146,7 +172,12 @@ ScopedHousehold = Annotated[Household, Depends(get_scoped_household)]
 def get_upload_household(user: CurrentUser, household: ScopedHousehold) -> Household:
     """Only the village verifier uploads ("whoever verifies enters and answers for it")."""
     if user.role != Role.VILLAGE:
-        raise ApiError(403, "FORBIDDEN", "only the village's verifier account uploads photos")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "only the village's verifier account uploads photos",
+            message_zh="只有本村核验员账号可以上传照片",
+        )
     return household
 
 

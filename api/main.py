@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/docs-assets",
     )
     app.state.photocheck = state
-    install_error_handlers(app)
+    install_error_handlers(app, html_pages=("/audit", audit_pages.error_page))
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, households, photos, retakes, sites, users):
         api.include_router(module.router)

@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
     RUN_MIGRATIONS: bool = True
 
+    @field_validator("DATA_DIR", "POLICY", "MODEL", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Relative paths are taken from the directory the process starts in, once: the
+        database, blobs and secret then stay in one place whatever changes the cwd."""
+        return None if value is None else value.expanduser().resolve()
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.MAX_UPLOAD_MB * 1024 * 1024)
@@ -41,7 +48,7 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         if self.DATABASE_URL:
             return self.DATABASE_URL
-        return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
+        return f"sqlite:///{self.DATA_DIR / 'photocheck.sqlite3'}"
 
     @property
     def blob_dir(self) -> Path:

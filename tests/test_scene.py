@@ -82,6 +82,8 @@ def test_same_scene(a: str, b: str) -> None:
     fa, fb = _features(a), _features(b)
     m = match_scene(fa, fb)
     assert m.is_same_scene, m
+    evidence = m.evidence()
+    assert 0 < evidence["inliers"] <= evidence["matches"], evidence  # type: ignore[operator]
     assert match_scene(fb, fa).inliers == m.inliers  # symmetric
 
 

@@ -44,6 +44,8 @@ from .audit import XLSX, county_progress, events_json, status_json
 
 router = APIRouter(prefix="/audit", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+# an unknown value shows as a dash, never as "None" (set before any template compiles)
+templates.env.finalize = lambda value: "—" if value is None else value
 
 COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
 
@@ -53,6 +55,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "progress": ("进度排名", "Progress ranking"),
     "logout": ("退出", "Log out"),
     "login": ("登录", "Log in"),
+    "error_title": ("无法打开此页面", "This page cannot be shown"),
+    "login_other": ("换一个账号登录", "Log in with another account"),
     "username": ("账号", "Account"),
     "password": ("密码", "Password"),
     "bad_login": ("账号或密码错误", "Wrong account or password"),
@@ -187,6 +191,15 @@ def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLR
     )
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+def error_page(request: Request, exc: ApiError) -> HTMLResponse:
+    """An error of an /audit page as a page (a village account's 403 included), in the
+    page's language: the browser user never sees raw JSON."""
+    message = exc.message if _lang(request) == "en" else exc.message_zh
+    response = _render(request, "audit_error.html", None, code=exc.code, message=message)
+    response.status_code = exc.status
     return response
 
 
@@ -331,9 +344,19 @@ def refresh_submit(
     """A county official's "update now": queued for the worker; the page never waits."""
     user = _page_user(request, state, session)
     if not hmac.compare_digest(csrf, _csrf(request.cookies.get(COOKIE, ""))):
-        raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "the form is stale; reload the page and try again",
+            message_zh="页面已过期，请刷新后重试",
+        )
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "an update is started by a county account")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "an update is started by a county account",
+            message_zh="只有县级账号可以更新核查结果",
+        )
     if state.audit is not None:
         state.audit.request(user.county_id)
     return RedirectResponse("/audit?queued=1", status_code=303)
@@ -377,7 +400,12 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
     user = _page_user(request, state, session)
     row = session.get(AuditFindingRow, finding_id)
     if row is None or not visible(session, row, user):
-        raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+        raise ApiError(
+            404,
+            "FINDING_NOT_FOUND",
+            f"no finding {finding_id!r} in your area",
+            message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+        )
     lang = _lang(request)
     photos = [p for p in (session.get(Photo, pid) for pid in row.photo_ids[:12]) if p]
     views = [_photo_view(session, p, lang) for p in photos]
@@ -458,6 +486,9 @@ VALUES: dict[str, tuple[str, str]] = {
 
 
 def _say(value: Any, lang: str) -> str:
+    """A value as the page shows it: never "None" (an unknown is a dash)."""
+    if value is None:
+        return "—"
     pair = VALUES.get(value) if isinstance(value, str) else None
     return (pair[1] if lang == "en" else pair[0]) if pair else str(value)
 
@@ -474,14 +505,16 @@ def _evidence_lines(
             for p in value:
                 a = households.get(int(p["a"]), p["a"])
                 b = households.get(int(p["b"]), p["b"])
-                distance = "distance" if en else "差异"
-                out.append(
-                    (f"{a} ↔ {b}", f"{_say(p['relation'], lang)}, {distance} {p['distance']}")
-                )
+                said = _say(p.get("relation"), lang)
+                if p.get("distance") is not None:  # a same-scene pair has no hash distance
+                    said += f", {'distance' if en else '差异'} {p['distance']}"
+                out.append((f"{a} ↔ {b}", said))
         elif isinstance(value, dict):
             pid = value.get("photo_id")
             who = households.get(int(pid), pid) if pid is not None else ""
-            out.append((label, f"{who} {str(value.get('taken_at', '')).replace('T', ' ')}".strip()))
+            taken = value.get("taken_at")
+            when = str(taken).replace("T", " ") if taken is not None else ""
+            out.append((label, f"{who} {when}".strip() or "—"))
         elif isinstance(value, list):
             out.append((label, ", ".join(_say(v, lang) for v in value)))
         else:
@@ -501,11 +534,21 @@ def decision_submit(
 ) -> Response:
     user = _page_user(request, state, session)
     if not hmac.compare_digest(csrf, _csrf(request.cookies.get(COOKIE, ""))):
-        raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "the form is stale; reload the page and try again",
+            message_zh="页面已过期，请刷新后重试",
+        )
     with state.db.write() as write:
         row = write.get(AuditFindingRow, finding_id)
         if row is None or not visible(write, row, user):
-            raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+            raise ApiError(
+                404,
+                "FINDING_NOT_FOUND",
+                f"no finding {finding_id!r} in your area",
+                message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+            )
         try:
             decide_finding(write, row, user.id, action, note)
         except DecisionError as exc:
@@ -557,7 +600,12 @@ def progress_download(request: Request, state: State, session: SessionDep, ext: 
     elif ext == "csv":
         body, media = progress_csv(table), "text/csv; charset=utf-8"
     else:
-        raise ApiError(404, "NOT_FOUND", "progress is available as .xlsx or .csv")
+        raise ApiError(
+            404,
+            "NOT_FOUND",
+            "progress is available as .xlsx or .csv",
+            message_zh="进度表只有 .xlsx 和 .csv 两种格式",
+        )
     name = f"progress-{stamp}.{ext}"
     return Response(body, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

@@ -29,6 +29,7 @@ def _locked(retry_after: float) -> ApiError:
         429,
         "TOO_MANY_LOGIN_FAILURES",
         f"too many failed logins; try again in {seconds} s",
+        message_zh=f"登录失败次数过多，请 {seconds} 秒后再试",
         headers={"Retry-After": str(seconds)},
     )
 
@@ -53,7 +54,9 @@ def login(
         state.limiter.failed(username, address)
         if user is not None:
             _count_failure(state, user.id)
-        raise ApiError(401, "BAD_CREDENTIALS", "wrong username or password")
+        raise ApiError(
+            401, "BAD_CREDENTIALS", "wrong username or password", message_zh="用户名或密码错误"
+        )
     state.limiter.succeeded(username, address)
     if user.failed_logins:
         with state.db.write() as session:
@@ -79,11 +82,19 @@ def _count_failure(state: State, user_id: int) -> None:
 
 @router.post("/change-password", status_code=204)
 def change_password(state: State, user: AnyUser, body: ChangePassword) -> None:
-    """Set a new password (required after the first login with an initial password)."""
+    """Set a new password (required after the first login with an initial password).
+
+    JSON body ``{"old_password": "…", "new_password": "…"}`` with the bearer token; 204.
+    """
     if not verify_password(body.old_password, user.password_hash):
-        raise ApiError(403, "BAD_CREDENTIALS", "the old password is wrong")
+        raise ApiError(403, "BAD_CREDENTIALS", "the old password is wrong", message_zh="原密码错误")
     if body.new_password == body.old_password:
-        raise ApiError(422, "INVALID_REQUEST", "the new password must differ from the old one")
+        raise ApiError(
+            422,
+            "INVALID_REQUEST",
+            "the new password must differ from the old one",
+            message_zh="新密码不能与原密码相同",
+        )
     with state.db.write() as session:
         row = session.get(User, user.id)
         assert row is not None

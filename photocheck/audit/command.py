@@ -52,10 +52,12 @@ def write_report(
     blob_dir: Path | None = None,
     county: str | None = None,
     synthetic: int | None = None,
-    include_photo_reasons: bool = False,
+    include_photo_reasons: bool = True,
     show_progress: bool = True,
 ) -> int:
-    """Write the report; returns the number of findings in it."""
+    """Write the report; returns the number of findings in it: the ones /audit lists
+    (the upload check's own review/reject reasons too, unless ``include_photo_reasons``
+    is False)."""
     now = dt.datetime.now(dt.UTC)
     if synthetic:
         from .synthetic import synthetic_county

@@ -185,7 +185,7 @@ def is_current_format(data: bytes) -> bool:
 
 @dataclass(frozen=True)
 class SceneMatch:
-    matches: int  # mutual, ratio-tested descriptor matches
+    matches: int  # candidate matches the inliers were counted among (guided, or ratio-tested)
     inliers: int  # guided homography inliers whose orientation and scale agree
     ratio: float  # inliers / candidates (guided matches, or ratio-tested ones without)
     corner_error: float | None  # how far the homography moves a's frame onto b's, / diagonal
@@ -424,7 +424,9 @@ def _one_way(a: SceneFeatures, b: SceneFeatures, back: np.ndarray | None = None)
         if guided is not None:
             hom, ia, ib, mask = guided, ga, gb, gmask
     inliers = int(_consistent(hom, a, ia[mask], b, ib[mask]).sum())
-    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom, nearest)
+    # matches: the ones the inliers were counted among (the guided set when it was used),
+    # so the evidence never shows more inliers than matches
+    return _OneWay(len(ia), inliers, inliers / max(len(ia), 1), hom, nearest)
 
 
 def match_scene(

@@ -3,6 +3,7 @@ scopes, progress and its XLSX export checked against the database."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
@@ -12,6 +13,7 @@ import httpx
 import openpyxl
 from sqlalchemy import func, select
 
+from photocheck.audit.records import CHINA_TZ
 from photocheck.audit.tables import AuditPhotoCheck
 from photocheck.store import Household, Photo
 
@@ -209,6 +211,7 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
     assert r.status_code == 200, r.text
     account = r.json()["accounts"][0]
     village = activate(client, account["username"], account["password"], "north-pass-123")
+    uploads_began = dt.datetime.now(CHINA_TZ).date()
     for i, (household, rel) in enumerate(zip(["N1", "N2", "N3", "N4", "N5", "N6"], BATCH_FILES,
                                              strict=True)):  # fmt: skip
         capture = {
@@ -229,7 +232,9 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
     (batch,) = findings(client, admin, kind="desk_batch")
     assert sorted(batch["household_ids"]) == ["N1", "N2", "N3", "N4", "N5", "N6"]
     assert batch["evidence"]["radius_m"] < 10 and batch["evidence"]["minutes"] == 5.0
-    assert batch["day"] == "2026-08-03"  # the app's local day, not the UTC one
+    # the finding is filed on the upload day (China time), not on the day the camera says
+    filed = {dt.datetime.now(CHINA_TZ).date().isoformat(), uploads_began.isoformat()}
+    assert batch["day"] in filed and batch["day"] != "2026-08-03"
     # "taken in the app, yet no camera data" only where the app says its camera took it:
     # N5 (a PPM, app camera) is one; N4 (a PPM picked from the gallery) is not
     missing = {h for f in findings(client, admin, kind="metadata_missing")
@@ -250,7 +255,9 @@ def test_offline_report_from_the_service_database(
     from photocheck import default_policy
     from photocheck.audit.command import write_report
 
-    duplicate_campaign(client)
+    admin, _ = duplicate_campaign(client)
+    refresh(client, admin)
+    page = client.get("/audit/findings", headers=admin).json()
     settings = server.app_state.settings
     out = tmp_path / "report.html"
     n = write_report(
@@ -261,6 +268,8 @@ def test_offline_report_from_the_service_database(
         show_progress=False,
     )
     html = out.read_text("utf-8")
+    # the report counts what the page lists (the upload check's own reasons included)
+    assert n == page["total"] and any(f["kind"] == "photo_reason" for f in page["findings"])
     assert n >= 2 and html.count('src="data:image/jpeg;base64,') >= 4  # 2 clusters x 2
     assert "重复照片（跨户）" in html and "龙驹寨镇" in html
 
