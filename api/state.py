@@ -28,4 +28,6 @@ class AppState:
     intake: Intake
     limiter: LoginLimiter
     reconcile: ReconcileReport
+    site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
+    previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)

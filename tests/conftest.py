@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
+from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 MYPY_RUN = pytest.StashKey[subprocess.Popen[str]]()

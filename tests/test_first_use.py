@@ -75,6 +75,5 @@ def test_settings_resolve_a_relative_data_dir_once(
     settings = Settings()
     monkeypatch.chdir(tmp_path / "b")  # later cwd changes move nothing
     assert tmp_path / "a" / "data" == settings.DATA_DIR
-    assert settings.blob_dir == tmp_path / "a" / "data" / "blobs"
     assert settings.database_url == f"sqlite:///{tmp_path / 'a' / 'data' / 'photocheck.sqlite3'}"
-    assert os.path.isabs(settings.orphan_dir)
+    assert os.path.isabs(settings.blob_config().data_dir)
