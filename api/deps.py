@@ -32,6 +32,7 @@ __all__ = [
     "State",
     "UploadHousehold",
     "VillageScope",
+    "user_for_token",
 ]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -52,7 +53,7 @@ def get_session(state: State) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _unauthorized(message: str, message_zh: str | None = None) -> ApiError:
+def _unauthorized(message: str, message_zh: str) -> ApiError:
     return ApiError(
         401,
         "UNAUTHORIZED",
@@ -62,24 +63,34 @@ def _unauthorized(message: str, message_zh: str | None = None) -> ApiError:
     )
 
 
-def get_any_user(
-    state: State, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
-) -> User:
-    """The caller, even one who still has to change the initial password."""
+def user_for_token(state: AppState, session: Session, token: str | None) -> User:
+    """The account a bearer token (or the /audit cookie) stands for, checked on every
+    request: signature, expiry, and the account's token generation (a password change
+    or reset revokes every token issued before it)."""
     if not token:
-        raise _unauthorized(
-            "log in first (POST /api/v1/auth/token)", "请先登录（POST /api/v1/auth/token）"
-        )
+        raise _unauthorized("log in first (POST /api/v1/auth/token)", "请先登录")
     assert state.settings.SECRET_KEY is not None
     claims = decode_token(token, state.settings.SECRET_KEY)
     if claims is None:
         raise _unauthorized(
-            "the token is invalid or has expired; log in again", "登录凭证无效或已过期，请重新登录"
+            "the token is invalid or has expired; log in again", "登录已失效或已过期，请重新登录"
         )
     user = session.get(User, claims.user_id)
     if user is None:
         raise _unauthorized("the account no longer exists", "该账号已不存在")
+    if claims.generation != user.token_generation:
+        raise _unauthorized(
+            "the token was revoked: the password was changed or reset since; log in again",
+            "密码已修改或重置，此前的登录已失效，请重新登录",
+        )
     return user
+
+
+def get_any_user(
+    state: State, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
+) -> User:
+    """The caller, even one who still has to change the initial password."""
+    return user_for_token(state, session, token)
 
 
 AnyUser = Annotated[User, Depends(get_any_user)]

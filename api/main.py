@@ -18,10 +18,11 @@ from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
+from .login_limits import AddressRate
 from .migrate import upgrade
 from .routes import audit as audit_routes
 from .routes import audit_pages, auth, households, photos, retakes, sites, users
-from .security import LoginLimiter
+from .security import PasswordPool
 from .settings import Settings
 from .state import AppState
 
@@ -59,7 +60,8 @@ def build_state(settings: Settings) -> AppState:
         settings.DATA_DIR,
         blobs.describe(),
     )
-    limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
+    passwords = PasswordPool(settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE)
+    address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
     return AppState(
         settings,
         db,
@@ -67,7 +69,8 @@ def build_state(settings: Settings) -> AppState:
         policy,
         model,
         intake,
-        limiter,
+        passwords,
+        address_rate,
         report,
         site_blobs=stores["drone"],
         previews=stores["previews"],
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker.start()  # issue 5: findings refreshed in the background
         yield
         worker.stop()
+        state.passwords.shutdown()
         state.db.dispose()
 
     # /docs and /redoc with Swagger UI / ReDoc served from the installed package, not a

@@ -9,7 +9,8 @@ from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
 
-from .security import LoginLimiter
+from .login_limits import AddressRate
+from .security import PasswordPool
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class AppState:
     policy: Policy
     model: ContentModel
     intake: Intake
-    limiter: LoginLimiter
+    passwords: PasswordPool  # argon2, bounded
+    address_rate: AddressRate  # login attempts per client address
     reconcile: ReconcileReport
     site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
     previews: BlobStore  # derived previews for the audit page
