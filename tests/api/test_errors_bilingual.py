@@ -150,6 +150,6 @@ def test_audit_page_of_a_village_account_is_a_page(
         web.cookies.set(COOKIE, token)
         r = web.get("/audit")
         assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
-        assert "核查只对县级和乡镇账号开放" in r.text and "{" not in r.text.split("<main>")[1][:80]
+        assert "审计仅供县级和乡镇账号使用" in r.text and "{" not in r.text.split("<main>")[1][:80]
         r = web.get("/audit?lang=en")
         assert r.status_code == 403 and "county and town accounts" in r.text

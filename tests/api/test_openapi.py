@@ -36,5 +36,5 @@ def test_openapi_has_the_design_contract(tmp_path: Path) -> None:
     assert set(schema["required"]) == {"old_password", "new_password"}
     assert (
         schema["examples"]
-        and "JSON body" in (spec["paths"]["/api/v1/auth/change-password"]["post"]["description"])
+        and "JSON" in (spec["paths"]["/api/v1/auth/change-password"]["post"]["description"])
     )
