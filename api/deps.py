@@ -19,6 +19,7 @@ from photocheck.store import Household, Role, User
 from photocheck.store.repo import find_household
 
 from .errors import ApiError
+from .page_session import page_api_token
 from .security import decode_token
 from .state import AppState
 
@@ -35,7 +36,12 @@ __all__ = [
     "user_for_token",
 ]
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def _bearer(request: Request, bearer: Annotated[str | None, Depends(_oauth2)]) -> str | None:
+    """The ``Authorization: Bearer`` token, else a web page's cookie with its CSRF header."""
+    return bearer or page_api_token(request)
 
 
 def get_state(request: Request) -> AppState:

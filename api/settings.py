@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     LOGIN_HASH_CONCURRENCY: int = Field(default=2, gt=0)
     LOGIN_HASH_QUEUE: int = Field(default=8, ge=0)
     RUN_MIGRATIONS: bool = True
+    TUS_EXPIRY_HOURS: float = Field(default=24.0, gt=0)  # unfinished resumable uploads
     BLOB_URL: str | None = None  # default: the data folder; s3://BUCKET/PREFIX for S3
     S3_ENDPOINT: str | None = None  # e.g. http://127.0.0.1:8333; default AWS_ENDPOINT_URL
     S3_ACCESS_KEY: str | None = None  # default: AWS_ACCESS_KEY_ID (none: unsigned)
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite:///{self.DATA_DIR / 'photocheck.sqlite3'}"
+
+    @property
+    def partial_dir(self) -> Path:
+        """Resumable uploads in progress (beside the blobs' local staging folder)."""
+        return self.DATA_DIR / "partial"
 
     def blob_config(self) -> BlobConfig:
         return BlobConfig(

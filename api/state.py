@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
+from photocheck.store.resumable import PartialUploads
 
 from .login_limits import AddressRate
 from .security import PasswordPool
@@ -33,3 +34,4 @@ class AppState:
     site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
     previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
+    partial: PartialUploads | None = None  # resumable uploads in progress (issue 12)

@@ -12,7 +12,6 @@ official's browser decide a finding, start a refresh, log in or log out.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import time
 from pathlib import Path
@@ -41,6 +40,9 @@ from ..audit import finding_scope, photo_visible, preview_bytes, require_decider
 from ..deps import SessionDep, State, get_state, user_for_token
 from ..downloads import ranged_response
 from ..errors import ApiError
+from ..page_session import COOKIE, LANG_COOKIE
+from ..page_session import csrf_token as _csrf
+from ..page_session import page_lang as _lang
 from . import auth
 from .audit import XLSX, county_progress, events_json, status_json
 
@@ -71,7 +73,6 @@ templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent
 # an unknown value shows as a dash, never as "None" (set before any template compiles)
 templates.env.finalize = lambda value: "—" if value is None else value
 
-COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
 
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("住房安全核验 · 县级审计", "Housing safety verification · county audit"),
@@ -179,21 +180,6 @@ class _Lang:
     def __call__(self, key: str, **kw: Any) -> str:
         zh, en = TEXT.get(key, (key, key))
         return (en if self.lang == "en" else zh).format(**kw)
-
-
-def _lang(request: Request) -> str:
-    q = request.query_params.get("lang")
-    if q in ("zh", "en"):
-        return q
-    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
-
-
-def _csrf(request: Request) -> str:
-    """The session's form token: only a page of this site, rendered for this session,
-    knows it (an HMAC of the session cookie under the secret key)."""
-    secret = (get_state(request).settings.SECRET_KEY or "").encode()
-    token = request.cookies.get(COOKIE, "")
-    return hmac.new(secret, ("csrf:" + token).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def check_csrf(request: Request, csrf: str) -> None:
