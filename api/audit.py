@@ -328,7 +328,12 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
         or photo.household.county_id != county
         or (town is not None and photo.household.village.town_id != town)
     ):
-        raise ApiError(404, "PHOTO_NOT_FOUND", f"no photo {photo_id} in your area")
+        raise ApiError(
+            404,
+            "PHOTO_NOT_FOUND",
+            f"no photo {photo_id} in your area",
+            message_zh=f"你的管辖范围内没有照片 {photo_id}",
+        )
     return photo
 
 

@@ -108,6 +108,7 @@ def get_current_user(user: AnyUser) -> User:
             403,
             "PASSWORD_CHANGE_REQUIRED",
             "change the initial password first (POST /api/v1/auth/change-password)",
+            message_zh="请先修改初始密码（POST /api/v1/auth/change-password）",
         )
     return user
 
@@ -117,7 +118,12 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def get_county_user(user: CurrentUser) -> User:
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "only a county account may do this")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "only a county account may do this",
+            message_zh="只有县级账号可以进行此操作",
+        )
     return user
 
 
@@ -161,9 +167,19 @@ def get_scoped_household(
     """The household named in the path, if the caller may see it (404 / 403 otherwise)."""
     household = find_household(session, scope.county_id, household_id)
     if household is None:
-        raise ApiError(404, "HOUSEHOLD_NOT_FOUND", f"no household {household_id!r} in this county")
+        raise ApiError(
+            404,
+            "HOUSEHOLD_NOT_FOUND",
+            f"no household {household_id!r} in this county",
+            message_zh=f"本县没有农户「{household_id}」",
+        )
     if not scope.covers(household):
-        raise ApiError(403, "FORBIDDEN", f"household {household_id!r} is not in your area")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"household {household_id!r} is not in your area",
+            message_zh=f"农户「{household_id}」不在你的管辖范围内",
+        )
     return household
 
 
@@ -173,7 +189,12 @@ ScopedHousehold = Annotated[Household, Depends(get_scoped_household)]
 def get_upload_household(user: CurrentUser, household: ScopedHousehold) -> Household:
     """Only the village verifier uploads ("whoever verifies enters and answers for it")."""
     if user.role != Role.VILLAGE:
-        raise ApiError(403, "FORBIDDEN", "only the village's verifier account uploads photos")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "only the village's verifier account uploads photos",
+            message_zh="只有本村核验员账号可以上传照片",
+        )
     return household
 
 

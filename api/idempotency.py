@@ -37,10 +37,10 @@ class Claim:
 def claim(db: Database, user_id: int, key: str, request: str) -> Claim:
     try:
         with db.write() as session:
-            row = IdempotencyKey(user_id=user_id, key=key, request=request, status="pending")
-            session.add(row)
+            fresh = IdempotencyKey(user_id=user_id, key=key, request=request, status="pending")
+            session.add(fresh)
             session.flush()
-            return Claim("new", row.id)
+            return Claim("new", fresh.id)
     except IntegrityError:
         pass  # the key exists: someone was first
     with db.write() as session:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from photocheck import ContentModel, default_policy, load_policy
 from photocheck.errors import BlobStoreUnavailable
@@ -116,14 +117,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.passwords.shutdown()
         state.db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI / ReDoc served from the installed package, not a
+    # CDN: a county network may have no internet.
+    app = FastAPIOffline(
         title="photocheck",
         version="1",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.photocheck = state
-    install_error_handlers(app)
+    install_error_handlers(app, html_pages=("/audit", audit_pages.error_page))
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, file_matching, households, photos, retakes, sites, tus, users):
         api.include_router(module.router)

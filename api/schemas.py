@@ -30,8 +30,18 @@ class Token(BaseModel):
 
 
 class ChangePassword(BaseModel):
-    old_password: str
-    new_password: str = Field(min_length=8, max_length=200)
+    """The JSON body of ``POST /auth/change-password`` (not a form, unlike the login)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"old_password": "initial-from-slip", "new_password": "my-new-pass-1"}]
+        }
+    )
+
+    old_password: str = Field(description="the current (or initial) password")
+    new_password: str = Field(
+        min_length=8, max_length=200, description="8 to 200 characters, not the old one"
+    )
 
 
 class UserOut(BaseModel):

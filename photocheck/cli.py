@@ -40,7 +40,7 @@ def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield p
 
 
-def progress(items: Sequence[Any], desc: str) -> Any:
+def progress(items: Iterable[Any], desc: str) -> Any:
     """A progress bar on stderr when it is a terminal; silent otherwise."""
     return tqdm(items, desc=desc, unit="photo", file=sys.stderr, disable=not sys.stderr.isatty())
 
@@ -64,6 +64,11 @@ def _emit(obj: dict[str, Any]) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     policy, model = _policy(args), _model(args)
     files = list(iter_image_paths(args.paths))
+    for raw in args.paths:  # a folder that gives nothing is said so, not silently skipped
+        folder = Path(raw)
+        if folder.is_dir() and not any(f.is_relative_to(folder) for f in files):
+            suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+            print(f"photocheck: no photos in {folder} (looked for {suffixes})", file=sys.stderr)
 
     def one(path: Path) -> dict[str, Any]:
         try:
@@ -154,7 +159,7 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
             blobs=blobs,
             county=args.county,
             synthetic=args.synthetic,
-            include_photo_reasons=args.all,
+            include_photo_reasons=not args.without_photo_reasons,
             show_progress=sys.stderr.isatty() or args.progress,
         )
     except (ValueError, OSError) as exc:
@@ -190,7 +195,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photocheck", description=__doc__)
     parser.add_argument("--policy", help="policy TOML (default: packaged; env PHOTOCHECK_POLICY)")
-    parser.add_argument("--model", help="ONNX model file (default: models/; env PHOTOCHECK_MODEL)")
+    parser.add_argument(
+        "--model", help="ONNX model file (default: photocheck/models/; env PHOTOCHECK_MODEL)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="check photos; one JSON object per file")
@@ -212,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = audit_sub.add_parser("report", help="write a self-contained HTML audit report")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--county", help="county name (default: the first one)")
-    p.add_argument("--all", action="store_true", help="also list single-photo check reasons")
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)  # now the default
+    p.add_argument(
+        "--without-photo-reasons",
+        action="store_true",
+        help="leave out the upload check's own reasons (the page lists them)",
+    )
     p.add_argument("--synthetic", type=int, metavar="N", help="demo: a synthetic county of N")
     p.add_argument("--progress", action="store_true", help="progress bar even when piped")
     p.set_defaults(func=cmd_audit_report)

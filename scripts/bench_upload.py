@@ -319,7 +319,8 @@ class SceneCheckWatch:
     A server without that column (an older tree) has its checks done at the answer."""
 
     def __init__(self, db: Path) -> None:
-        self.db, self.done_at = db, {}
+        self.db = db
+        self.done_at: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

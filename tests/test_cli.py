@@ -41,6 +41,16 @@ def test_check_folder_of_bad_files_never_crashes(tmp_path: Path) -> None:
         assert [r["code"] for r in files[name]["reasons"]] == ["UNREADABLE"]
 
 
+def test_check_folder_without_photos_says_so(tmp_path: Path) -> None:
+    empty, notes = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    notes.mkdir()
+    (notes / "readme.txt").write_text("no photos here", encoding="utf-8")
+    proc = run_cli("check", str(empty), str(notes))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert f"no photos in {empty}" in proc.stderr and f"no photos in {notes}" in proc.stderr
+
+
 def test_check_missing_file_is_reported_not_raised(tmp_path: Path) -> None:
     proc = run_cli("check", str(tmp_path / "nope.jpg"))
     assert proc.returncode == 0

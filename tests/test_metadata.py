@@ -235,7 +235,7 @@ def test_dji_mini2_drone_tags(name: str, relative: float) -> None:
     assert drone.absolute_altitude_m is not None and 1030 < drone.absolute_altitude_m < 1050
     assert drone.flight_yaw is not None and drone.gimbal_pitch is not None
     # no drone-dji position here: EXIF GPS is the fallback
-    assert drone.position_source == "exif" and drone.lat == meta.gps.lat
+    assert drone.position_source == "exif" and meta.gps is not None and drone.lat == meta.gps.lat
 
 
 def test_dji_thermal_below_sea_level() -> None:

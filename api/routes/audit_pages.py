@@ -78,6 +78,8 @@ async def same_origin(request: Request) -> None:
 
 router = APIRouter(prefix="/audit", include_in_schema=False, dependencies=[Depends(same_origin)])
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+# an unknown value shows as a dash, never as "None" (set before any template compiles)
+templates.env.finalize = lambda value: "—" if value is None else value
 
 
 TEXT: dict[str, tuple[str, str]] = {
@@ -86,6 +88,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "progress": ("进度排名", "Progress ranking"),
     "logout": ("退出", "Log out"),
     "login": ("登录", "Log in"),
+    "error_title": ("无法打开此页面", "This page cannot be shown"),
+    "login_other": ("换一个账号登录", "Log in with another account"),
     "username": ("账号", "Account"),
     "password": ("密码", "Password"),
     "bad_login": ("账号或密码错误", "Wrong account or password"),
@@ -225,6 +229,15 @@ def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLR
     return response
 
 
+def error_page(request: Request, exc: ApiError) -> HTMLResponse:
+    """An error of an /audit page as a page (a village account's 403 included), in the
+    page's language: the browser user never sees raw JSON."""
+    message = exc.message if _lang(request) == "en" else exc.message_zh
+    response = _render(request, "audit_error.html", None, code=exc.code, message=message)
+    response.status_code = exc.status
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/audit") -> HTMLResponse:
     return _render(request, "audit_login.html", None, next=next, error=None)
@@ -265,8 +278,8 @@ async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Redirec
 
 
 def _areas(session: Session, county_id: int, town_id: int | None) -> tuple[list, list]:
-    towns = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
-    towns = [t for t in towns if town_id is None or t.id == town_id]
+    every = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
+    towns = [t for t in every if town_id is None or t.id == town_id]
     ids = [t.id for t in towns]
     villages = session.scalars(
         select(Village).where(Village.town_id.in_(ids)).order_by(Village.name)
@@ -353,11 +366,12 @@ def _earlier_statuses(session: Session, rows: list[AuditFindingRow]) -> dict[str
 
 def _status_view(state: State, session: Session, county_id: int) -> dict[str, Any]:
     s = status_json(state, session, county_id)
-    when = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
-    if when is not None:  # HH:MM today, with the date on other days
-        when = when.astimezone(CHINA_TZ)
-        today = dt.datetime.now(CHINA_TZ).date() == when.date()
-        when = when.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
+    at = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
+    when = None
+    if at is not None:  # HH:MM today, with the date on other days
+        at = at.astimezone(CHINA_TZ)
+        today = dt.datetime.now(CHINA_TZ).date() == at.date()
+        when = at.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
     return {**s, "when": when}
 
 
@@ -369,7 +383,12 @@ def refresh_submit(
     user = _page_user(request, state, session)
     check_csrf(request, csrf)
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "an update is started by a county account")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "an update is started by a county account",
+            message_zh="只有县级账号可以更新核查结果",
+        )
     if state.audit is not None:
         state.audit.request(user.county_id)
     return RedirectResponse("/audit?queued=1", status_code=303)
@@ -413,7 +432,12 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
     user = _page_user(request, state, session)
     row = session.get(AuditFindingRow, finding_id)
     if row is None or not visible(session, row, user):
-        raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+        raise ApiError(
+            404,
+            "FINDING_NOT_FOUND",
+            f"no finding {finding_id!r} in your area",
+            message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+        )
     lang = _lang(request)
     photos = [p for p in (session.get(Photo, pid) for pid in row.photo_ids[:12]) if p]
     views = [_photo_view(session, p, lang) for p in photos]
@@ -511,6 +535,9 @@ VALUES: dict[str, tuple[str, str]] = {
 
 
 def _say(value: Any, lang: str) -> str:
+    """A value as the page shows it: never "None" (an unknown is a dash)."""
+    if value is None:
+        return "—"
     pair = VALUES.get(value) if isinstance(value, str) else None
     return (pair[1] if lang == "en" else pair[0]) if pair else str(value)
 
@@ -527,14 +554,16 @@ def _evidence_lines(
             for p in value:
                 a = households.get(int(p["a"]), p["a"])
                 b = households.get(int(p["b"]), p["b"])
-                distance = "distance" if en else "差异"
-                out.append(
-                    (f"{a} ↔ {b}", f"{_say(p['relation'], lang)}, {distance} {p['distance']}")
-                )
+                said = _say(p.get("relation"), lang)
+                if p.get("distance") is not None:  # a same-scene pair has no hash distance
+                    said += f", {'distance' if en else '差异'} {p['distance']}"
+                out.append((f"{a} ↔ {b}", said))
         elif isinstance(value, dict):
             pid = value.get("photo_id")
             who = households.get(int(pid), pid) if pid is not None else ""
-            out.append((label, f"{who} {str(value.get('taken_at', '')).replace('T', ' ')}".strip()))
+            taken = value.get("taken_at")
+            when = str(taken).replace("T", " ") if taken is not None else ""
+            out.append((label, f"{who} {when}".strip() or "—"))
         elif isinstance(value, list):
             out.append((label, ", ".join(_say(v, lang) for v in value)))
         else:
@@ -558,7 +587,12 @@ def decision_submit(
     with state.db.write() as write:
         row = write.get(AuditFindingRow, finding_id)
         if row is None or not visible(write, row, user):
-            raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+            raise ApiError(
+                404,
+                "FINDING_NOT_FOUND",
+                f"no finding {finding_id!r} in your area",
+                message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+            )
         try:
             decide_finding(write, row, user.id, action, note)
         except DecisionError as exc:
@@ -640,7 +674,12 @@ def progress_download(request: Request, state: State, session: SessionDep, ext: 
     elif ext == "csv":
         body, media = progress_csv(table), "text/csv; charset=utf-8"
     else:
-        raise ApiError(404, "NOT_FOUND", "progress is available as .xlsx or .csv")
+        raise ApiError(
+            404,
+            "NOT_FOUND",
+            "progress is available as .xlsx or .csv",
+            message_zh="进度表只有 .xlsx 和 .csv 两种格式",
+        )
     name = f"progress-{stamp}.{ext}"
     return Response(body, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

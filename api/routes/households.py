@@ -42,7 +42,11 @@ async def import_file(
         rows = parse_household_file(data, filename)
     except ImportRejected as exc:
         raise ApiError(
-            422, "IMPORT_INVALID", str(exc), details=[e.to_json() for e in exc.errors]
+            422,
+            "IMPORT_INVALID",
+            str(exc),
+            message_zh=exc.message_zh,
+            details=[e.to_json() for e in exc.errors],
         ) from None
 
     def store() -> ImportOut:
@@ -72,12 +76,22 @@ async def _read_import_body(request: Request) -> tuple[bytes, str]:
     ctype = request.headers.get("content-type", "")
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_IMPORT_BYTES:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", "the household file is too large")
+        raise ApiError(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "the household file is too large",
+            message_zh="农户名单文件太大",
+        )
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ApiError(422, "INVALID_REQUEST", "no `file` part in the form")
+            raise ApiError(
+                422,
+                "INVALID_REQUEST",
+                "no `file` part in the form",
+                message_zh="表单中没有 file 文件",
+            )
         data = await upload.read()
         name = upload.filename or ""
         await form.close()
@@ -86,7 +100,12 @@ async def _read_import_body(request: Request) -> tuple[bytes, str]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_IMPORT_BYTES:
-            raise ApiError(413, "PAYLOAD_TOO_LARGE", "the household file is too large")
+            raise ApiError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                "the household file is too large",
+                message_zh="农户名单文件太大",
+            )
     name = ".xlsx" if "spreadsheetml" in ctype else ".csv"
     return bytes(body), name
 

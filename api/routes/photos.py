@@ -21,7 +21,7 @@ from photocheck.store.intake import IntakeResult, Upload
 
 from .. import deps, idempotency
 from ..deps import State
-from ..errors import ApiError
+from ..errors import ApiError, validation_messages
 from ..schemas import Capture, UploadOut
 from ..settings import Settings
 from ..state import AppState
@@ -112,12 +112,20 @@ async def _claim(state: State, user_id: int, key: str, household_code: str) -> i
         claim = await run_in_threadpool(idempotency.claim, state.db, user_id, key, request)
         if claim.state == "mismatch":
             raise ApiError(
-                422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for another request"
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used for another request",
+                message_zh="该 Idempotency-Key 已用于另一个请求",
             )
         if claim.state != "pending":
             return claim
         if loop.time() > deadline:
-            raise ApiError(409, "UPLOAD_IN_PROGRESS", "an upload with this key is still running")
+            raise ApiError(
+                409,
+                "UPLOAD_IN_PROGRESS",
+                "an upload with this key is still running",
+                message_zh="使用该 Idempotency-Key 的上传仍在进行，请稍后重试",
+            )
         await asyncio.sleep(0.05)
 
 
@@ -196,9 +204,13 @@ def _capture(raw: str | None, policy: Policy) -> Capture | None:
         return None
     try:
         capture = Capture.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        msg = f"`capture` is not valid capture JSON: {str(exc).splitlines()[0]}"
-        raise ApiError(422, "INVALID_REQUEST", msg) from None
+    except json.JSONDecodeError as exc:
+        msg = f"`capture` is not valid JSON: {exc.msg} (character {exc.pos})"
+        zh = f"capture 不是合法的 JSON（第 {exc.pos} 个字符）"
+        raise ApiError(422, "INVALID_REQUEST", msg, message_zh=zh) from None
+    except ValidationError as exc:
+        msg, zh, details = validation_messages(exc.errors(), prefix="capture")
+        raise ApiError(422, "INVALID_REQUEST", msg, message_zh=zh, details=details) from None
     if capture.device_time is not None and capture.device_time.tzinfo is None:
         # the phone's local clock without an offset: the campaign's local time
         capture.device_time = capture.device_time.replace(tzinfo=policy.metadata.tz)

@@ -110,7 +110,12 @@ def photo_json(p: SitePhoto) -> dict[str, Any]:
 def _get_site(session: Session, county_id: int, site_code: str) -> SharedSite:
     site = find_site(session, county_id, site_code)
     if site is None:
-        raise ApiError(404, "SITE_NOT_FOUND", f"no site {site_code!r} in this county")
+        raise ApiError(
+            404,
+            "SITE_NOT_FOUND",
+            f"no site {site_code!r} in this county",
+            message_zh=f"本县没有安置点「{site_code}」",
+        )
     return site
 
 
@@ -150,7 +155,11 @@ def _link(session: Session, site: SharedSite, codes: list[str], replace: bool) -
         link_households(session, site, codes, replace=replace)
     except UnknownHouseholds as exc:
         raise ApiError(
-            422, "UNKNOWN_HOUSEHOLDS", str(exc), details={"households": exc.codes}
+            422,
+            "UNKNOWN_HOUSEHOLDS",
+            str(exc),
+            message_zh="本县没有这些农户：" + "、".join(exc.codes),
+            details={"households": exc.codes},
         ) from None
 
 
@@ -162,7 +171,12 @@ def register_site(state: State, user: CountyUser, body: SiteIn) -> JSONResponse:
         county = session.get(County, user.county_id)
         assert county is not None
         if find_site(session, county.id, body.site_id) is not None:
-            raise ApiError(409, "SITE_EXISTS", f"site {body.site_id!r} is already registered")
+            raise ApiError(
+                409,
+                "SITE_EXISTS",
+                f"site {body.site_id!r} is already registered",
+                message_zh=f"安置点「{body.site_id}」已登记",
+            )
         try:
             site = create_site(
                 session, county, site_code=body.site_id, name=body.name, kind=kind,
@@ -250,8 +264,14 @@ def site_photo_file(
     site = _scoped_site(session, scope, site_id)
     photo = session.get(SitePhoto, photo_id)
     if photo is None or photo.site_id != site.id:
-        raise ApiError(404, "PHOTO_NOT_FOUND", f"site {site_id!r} has no photo {photo_id}")
+        raise ApiError(
+            404,
+            "PHOTO_NOT_FOUND",
+            f"site {site_id!r} has no photo {photo_id}",
+            message_zh=f"安置点「{site_id}」没有照片 {photo_id}",
+        )
     blobs = state.site_blobs
+    ext = photo.canonical_name.rpartition(".")[2]
     return ranged_response(
         request,
         size=photo.size,
@@ -259,17 +279,29 @@ def site_photo_file(
         body=lambda start, end: blobs.iter_range(photo.blob_path, start, end),
         media_type="image/jpeg" if photo.format in (None, "JPEG", "MPO") else "image/*",
         filename=photo.canonical_name,
+        ascii_name=f"site-{site.site_code}-photo-{photo.id}.{ext}",
     )
 
 
 def _village(session: Session, scope: Any, village_id: int) -> Village:
     village = session.get(Village, village_id)
-    if village is None or session.get(Town, village.town_id).county_id != scope.county_id:
-        raise ApiError(404, "VILLAGE_NOT_FOUND", f"no village {village_id} in this county")
+    town = session.get(Town, village.town_id) if village is not None else None
+    if village is None or town is None or town.county_id != scope.county_id:
+        raise ApiError(
+            404,
+            "VILLAGE_NOT_FOUND",
+            f"no village {village_id} in this county",
+            message_zh=f"本县没有编号为 {village_id} 的村",
+        )
     if (scope.village_id is not None and scope.village_id != village.id) or (
         scope.town_id is not None and scope.town_id != village.town_id
     ):
-        raise ApiError(403, "FORBIDDEN", f"village {village_id} is not in your area")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"village {village_id} is not in your area",
+            message_zh=f"编号为 {village_id} 的村不在你的管辖范围内",
+        )
     return village
 
 
@@ -293,7 +325,13 @@ def drone_package(
             )
         )
         why = "no drone photos yet for its sites" if linked else "no household linked to a site"
-        raise ApiError(404, "NO_DRONE_PHOTOS", f"village {village.name!r} has {why}")
+        why_zh = "所属安置点还没有航拍照片" if linked else "没有农户关联到安置点"
+        raise ApiError(
+            404,
+            "NO_DRONE_PHOTOS",
+            f"village {village.name!r} has {why}",
+            message_zh=f"{village.name}{why_zh}",
+        )
     layout = build_package(photos)
     town = village.town
     name = f"{town.county.name}_{town.name}_{village.name}_航拍照片.zip"
@@ -304,6 +342,7 @@ def drone_package(
         body=layout.iter_range,
         media_type="application/zip",
         filename=name,
+        ascii_name=f"county-{town.county_id}-town-{town.id}-village-{village.id}-drone-photos.zip",
     )
 
 

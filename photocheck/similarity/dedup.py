@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -138,7 +138,7 @@ def _copy_candidates(entries: Sequence[PhotoEntry], sim: SimilarityPolicy) -> se
         variants = query_variants(e.fingerprint, sim)
         if variants:
             for m in index.query_then_add(i, variants, sim.same_photo_verify_max_distance):
-                pairs.add((int(m.key), i))
+                pairs.add((cast(int, m.key), i))
     return pairs
 
 

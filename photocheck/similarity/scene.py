@@ -185,7 +185,7 @@ def is_current_format(data: bytes) -> bool:
 
 @dataclass(frozen=True)
 class SceneMatch:
-    matches: int  # mutual, ratio-tested descriptor matches
+    matches: int  # candidate matches the inliers were counted among (guided, or ratio-tested)
     inliers: int  # guided homography inliers whose orientation and scale agree
     ratio: float  # inliers / candidates (guided matches, or ratio-tested ones without)
     corner_error: float | None  # how far the homography moves a's frame onto b's, / diagonal
@@ -211,7 +211,7 @@ def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
             continue  # ORB's pyramid and 31-px patches need room
         if squeeze != 1.0:
             img = cv2.resize(grey, (round(w * squeeze), h), interpolation=cv2.INTER_AREA)
-        orb = cv2.ORB_create(
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]
             nfeatures=n,
             scaleFactor=ORB_SCALE,
             nlevels=ORB_LEVELS,
@@ -354,8 +354,9 @@ def _corner_error(hom: np.ndarray, a: SceneFeatures, b: SceneFeatures) -> float:
 
     Near 0 means b is a's frame, resized: the same photo, not a re-shot.
     """
-    ca = np.float32([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]]).reshape(-1, 1, 2)
-    cb = np.float32([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]])
+    ca = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], np.float32)
+    ca = ca.reshape(-1, 1, 2)
+    cb = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
     mapped = cv2.perspectiveTransform(ca, hom).reshape(-1, 2)
     return float(np.linalg.norm(mapped - cb, axis=1).max() / np.hypot(b.width, b.height))
 
@@ -378,7 +379,7 @@ def _near_any(points: np.ndarray, proj: np.ndarray, width: int, height: int) -> 
     cells, each marked with its neighbours, so the test never misses (it may over-select)."""
     cell = GUIDE_PX
     gw, gh = int(width // cell) + 3, int(height // cell) + 3
-    grid = np.zeros((gh, gw), np.uint8)
+    grid: np.ndarray = np.zeros((gh, gw), np.uint8)
     cx = np.clip((points[:, 0] // cell).astype(np.int64) + 1, 0, gw - 1)
     cy = np.clip((points[:, 1] // cell).astype(np.int64) + 1, 0, gh - 1)
     grid[cy, cx] = 1
@@ -431,7 +432,9 @@ def _one_way(a: SceneFeatures, b: SceneFeatures, back: np.ndarray | None = None)
     ok = _consistent(hom, a, ia[mask], b, ib[mask])
     inliers = int(ok.sum())
     pairs = np.hstack((a.points[ia[mask][ok]], b.points[ib[mask][ok]]))
-    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom, nearest, pairs)
+    # matches: the ones the inliers were counted among (the guided set when it was used),
+    # so the evidence never shows more inliers than matches
+    return _OneWay(len(ia), inliers, inliers / max(len(ia), 1), hom, nearest, pairs)
 
 
 def match_scene(

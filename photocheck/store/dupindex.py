@@ -357,7 +357,7 @@ class DuplicateIndex:
     def memory(self) -> dict[str, int]:
         """Bytes by part: ``resident`` (anonymous RAM) and ``file_backed`` (page cache)."""
         with self._lock:
-            ram = [self._photo, self._household, self._county, self._flags]
+            ram: list[np.ndarray] = [self._photo, self._household, self._county, self._flags]
             resident = self._pdq.nbytes + sum(a.nbytes for a in ram)
             resident += self._latlon.resident_bytes + self._emb.resident_bytes
             total = self._latlon.nbytes + self._emb.nbytes

@@ -174,7 +174,7 @@ class IntakeResult:
         return self.verdict is Verdict.REJECT
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "photo_id": self.photo_id,
             "household_id": self.household_code,
             "verdict": self.verdict.value,

@@ -155,7 +155,8 @@ def _update_village_centres(session: Session, county_id: int) -> None:
             Household.county_id == county_id, Household.lat.is_not(None)
         )
     ):
-        points[vid].append((lat, lon))
+        if lat is not None and lon is not None:
+            points[vid].append((lat, lon))
     for vid, pts in points.items():
         village = session.get(Village, vid)
         if village is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
@@ -42,7 +43,7 @@ def upload(
     household: str,
     relpath: str,
     key: str | None = None,
-    **kw: object,
+    **kw: Any,
 ) -> httpx.Response:
     if key is not None:
         headers = {**headers, "Idempotency-Key": key}
