@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from photocheck import ContentModel, default_policy, load_policy
 from photocheck.store import BlobStore, Database, reconcile
@@ -15,6 +15,8 @@ from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
+from .input_guard import refuse_control_chars
+from .liveness import Liveness
 from .migrate import upgrade
 from .routes import audit as audit_routes
 from .routes import audit_pages, auth, households, photos, retakes, sites, users
@@ -49,12 +51,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     state = build_state(settings)
     state.audit = worker = AuditWorker(state)
+    state.liveness = liveness = Liveness(state.db, settings.DATA_DIR)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker.start()  # issue 5: findings refreshed in the background
         yield
         worker.stop()
+        liveness.close()
         state.db.dispose()
 
     app = FastAPI(
@@ -62,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_control_chars)],  # NUL & co.: 422 on every route
     )
     app.state.photocheck = state
     install_error_handlers(app)

@@ -9,6 +9,7 @@ from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
 
+from .liveness import Liveness
 from .security import LoginLimiter
 from .settings import Settings
 
@@ -29,3 +30,4 @@ class AppState:
     limiter: LoginLimiter
     reconcile: ReconcileReport
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
+    liveness: Liveness | None = None  # this process's lock, for Idempotency-Key claims

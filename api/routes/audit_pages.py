@@ -36,7 +36,7 @@ from photocheck.audit.tables import AuditFindingRow, FindingStatus
 from photocheck.store import Household, Photo, Role, Town, User, Village
 
 from ..audit import finding_scope, photo_visible, preview_path, visible
-from ..deps import SessionDep, State
+from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State
 from ..errors import ApiError
 from ..security import decode_token
 from . import auth
@@ -241,13 +241,13 @@ def findings_page(
     request: Request,
     state: State,
     session: SessionDep,
-    town: int | None = None,
-    village: int | None = None,
+    town: DbIdFilter = None,
+    village: DbIdFilter = None,
     kind: FindingKind | None = None,
     status: FindingStatus | None = None,
     date: dt.date | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_ID)] = 0,
 ) -> HTMLResponse:
     user = _page_user(request, state, session)
     county_id, own_town = finding_scope(user)
@@ -518,7 +518,7 @@ def decision_submit(
 
 
 @router.get("/photos/{photo_id}/preview")
-def photo_preview(request: Request, state: State, session: SessionDep, photo_id: int):
+def photo_preview(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
     path = preview_path(state, photo_visible(session, photo_id, user))
     if path is None:
@@ -528,7 +528,7 @@ def photo_preview(request: Request, state: State, session: SessionDep, photo_id:
 
 
 @router.get("/photos/{photo_id}/full")
-def photo_full(request: Request, state: State, session: SessionDep, photo_id: int):
+def photo_full(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
     photo = photo_visible(session, photo_id, user)
     media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
