@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
 
@@ -87,8 +88,41 @@ def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("INTERNAL_ERROR", "internal error; it has been logged"), 500)
 
 
+class _AnswerUnexpected:
+    """Answer an unexpected exception with the 500 JSON here, and do not raise it on.
+
+    Starlette's ``ServerErrorMiddleware`` (where an ``Exception`` handler goes) sends
+    the answer and then re-raises, so that the server logs it; uvicorn, seeing an
+    exception after the response started, closes the connection. Every 5xx then cost
+    the client its keep-alive connection. This sits inside it and ends the request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # half an answer is on the wire: only closing can end it
+                raise
+            response = _unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)  # errors raised outside the middleware
+    app.add_middleware(_AnswerUnexpected)
