@@ -67,9 +67,12 @@ def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+    # Starlette's and FastAPI's own 400s (a malformed multipart or JSON body) are what
+    # the contract calls malformed input: 422, like every other
+    status = 422 if exc.status_code == 400 else exc.status_code
+    code = _STATUS_CODES.get(status, f"HTTP_{status}")
     message = exc.detail if isinstance(exc.detail, str) else code.lower().replace("_", " ")
-    return JSONResponse(error_body(code, message), exc.status_code, headers=exc.headers)
+    return JSONResponse(error_body(code, message), status, headers=exc.headers)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

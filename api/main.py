@@ -18,6 +18,7 @@ from .errors import install_error_handlers
 from .input_guard import refuse_control_chars
 from .liveness import Liveness
 from .migrate import upgrade
+from .openapi_doc import install_openapi
 from .routes import audit as audit_routes
 from .routes import audit_pages, auth, households, photos, retakes, sites, users
 from .security import LoginLimiter
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.photocheck = state
     install_error_handlers(app)
+    install_openapi(app)  # the error answers and media types each operation really gives
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, households, photos, retakes, sites, users):
         api.include_router(module.router)
