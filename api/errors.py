@@ -7,6 +7,7 @@ unexpected are mapped here too, so a client never sees a stack trace.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,14 +66,30 @@ def _api_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the OpenAPI schema offers at this path (Starlette names only the
+    first matching route's, so ``GET /sites`` beside ``POST /sites`` said just POST)."""
+    methods: set[str] = set()
+    for path, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"
+        if re.match(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "/drone-package" in request.url.path:
+        methods.add("HEAD")  # its HEAD route is not in the schema
+    return ", ".join(sorted(methods))
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
     # Starlette's and FastAPI's own 400s (a malformed multipart or JSON body) are what
     # the contract calls malformed input: 422, like every other
     status = 422 if exc.status_code == 400 else exc.status_code
     code = _STATUS_CODES.get(status, f"HTTP_{status}")
     message = exc.detail if isinstance(exc.detail, str) else code.lower().replace("_", " ")
-    return JSONResponse(error_body(code, message), status, headers=exc.headers)
+    return JSONResponse(error_body(code, message), status, headers=headers)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
