@@ -30,6 +30,7 @@ import simplejpeg
 from PIL import Image, ImageFile, JpegImagePlugin
 
 from .errors import DecodeError, TooLarge, UnsupportedFormat
+from .heif_strict import strict_heif_error
 
 __all__ = ["ACCEPTED_FORMATS", "DEFAULT_DECODE_BUDGET", "DecodedPhoto", "decode", "decode_cost"]
 
@@ -128,6 +129,10 @@ def decode(
             pixels = _jpeg_pixels(im, data, working_size)
         elif fmt == "HEIF":
             _check_boxes_complete(data)
+            damage = strict_heif_error(data)  # libde265 conceals damaged HEVC data
+            if damage is not None:
+                msg = f"HEIF image data is damaged: {damage}"
+                raise DecodeError(msg)
             pixels = _pillow_pixels(im, working_size)
         else:
             pixels = _pillow_pixels(im, working_size)
