@@ -30,7 +30,7 @@ import simplejpeg
 from PIL import Image, ImageFile, JpegImagePlugin
 
 from .errors import DecodeError, TooLarge, UnsupportedFormat
-from .heif_strict import strict_heif_error
+from .heif_strict import HeifDamaged, decode_heif_strict
 
 __all__ = ["ACCEPTED_FORMATS", "DEFAULT_DECODE_BUDGET", "DecodedPhoto", "decode", "decode_cost"]
 
@@ -129,11 +129,7 @@ def decode(
             pixels = _jpeg_pixels(im, data, working_size)
         elif fmt == "HEIF":
             _check_boxes_complete(data)
-            damage = strict_heif_error(data)  # libde265 conceals damaged HEVC data
-            if damage is not None:
-                msg = f"HEIF image data is damaged: {damage}"
-                raise DecodeError(msg)
-            pixels = _pillow_pixels(im, working_size)
+            pixels = _heif_pixels(im, data, working_size)
         else:
             pixels = _pillow_pixels(im, working_size)
     decoded_scale = max(pixels.shape[:2]) / max(w, h)
@@ -241,6 +237,17 @@ def _jpeg_pixels(im: Image.Image, data: bytes, working_size: int) -> np.ndarray:
     scale = max(w, h) / working_size
     im.draft("RGB", (max(1, round(w / scale)), max(1, round(h / scale))))
     return _pillow_pixels(im, working_size)
+
+
+def _heif_pixels(im: Image.Image, data: bytes, working_size: int) -> np.ndarray:
+    """libheif in strict mode (libde265 would conceal damaged HEVC data); pillow-heif
+    only when that libheif cannot be loaded."""
+    try:
+        pixels = decode_heif_strict(data, working_size)
+    except HeifDamaged as exc:
+        msg = f"HEIF image data is damaged: {exc}"
+        raise DecodeError(msg) from exc
+    return pixels if pixels is not None else _pillow_pixels(im, working_size)
 
 
 def _check_boxes_complete(data: bytes) -> None:
