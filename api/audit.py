@@ -17,10 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -37,6 +35,7 @@ from photocheck.audit.storage import (
     save_findings,
 )
 from photocheck.audit.tables import AuditFindingRow
+from photocheck.errors import BlobNotFound
 from photocheck.store import Photo, Role, User
 
 from .errors import ApiError
@@ -48,7 +47,7 @@ __all__ = [
     "RefreshTicket",
     "audit_config",
     "finding_scope",
-    "preview_path",
+    "preview_bytes",
     "refresh_county",
 ]
 
@@ -262,10 +261,11 @@ class AuditWorker:
 
 
 def _read_blob(state: AppState, relpath: str) -> bytes | None:
-    path = state.blobs.root / relpath
+    """An original, or None if it is gone; a store that is down raises (an OSError:
+    the refresh is retried later rather than remembering "no thumbnail")."""
     try:
-        return path.read_bytes()
-    except OSError:
+        return state.blobs.read(relpath)
+    except BlobNotFound:
         return None
 
 
@@ -299,18 +299,16 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
     return photo
 
 
-def preview_path(state: AppState, photo: Photo) -> Path | None:
-    """A cached upright JPEG preview, made once on first request."""
-    folder = state.settings.DATA_DIR / "audit_previews"
-    path = folder / f"{photo.id}_{PREVIEW_SIZE}.jpg"
-    if path.is_file():
-        return path
+def preview_bytes(state: AppState, photo: Photo) -> bytes | None:
+    """An upright JPEG preview from the previews store, made once on first request
+    (named by the original's SHA-256: the same bytes, the same preview)."""
+    name = f"{photo.sha256}_{PREVIEW_SIZE}.jpg"
+    cached = state.previews.get_named(name)
+    if cached is not None:
+        return cached
     data = _read_blob(state, photo.blob_path)
     preview = make_preview(data, size=PREVIEW_SIZE) if data else None
     if preview is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(preview)
-    tmp.replace(path)  # atomic: a concurrent request sees all of it or nothing
-    return path
+    state.previews.put_named(name, preview)
+    return preview

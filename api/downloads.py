@@ -67,13 +67,15 @@ def ranged_response(
     body: Callable[[int, int], Iterator[bytes]],
     media_type: str,
     filename: str,
+    inline: bool = False,
 ) -> Response:
-    """200, 206, 304 or 416 for a body of known size produced by ``body(start, end)``."""
+    """200, 206, 304 or 416 for a body of known size produced by ``body(start, end)``
+    (called before the answer starts, so a store that is down still gets its 503)."""
     quoted = f'"{etag}"'
     headers = {
         "ETag": quoted,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": content_disposition(filename),
+        "Content-Disposition": content_disposition(filename, inline=inline),
         "Cache-Control": "private, no-cache",
     }
     if_none_match = request.headers.get("if-none-match")

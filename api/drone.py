@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,15 +25,16 @@ from photocheck.store.repo import EXTENSIONS
 from photocheck.store.sites import SharedSite, SitePhoto, new_site_photo_name
 
 from .errors import ApiError
+from .settings import Settings
 from .state import AppState
 from .uploads import ParsedUpload, looks_like_image
 
 __all__ = ["SiteIntake", "drone_blobs", "store_site_photo", "take_site_photo"]
 
 
-def drone_blobs(data_dir: Path) -> BlobStore:
+def drone_blobs(settings: Settings) -> BlobStore:
     """Site photos' own blob store: the household store's reconcile would orphan them."""
-    return BlobStore(data_dir / "drone")
+    return settings.blob_config().store("drone")
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,14 @@ class SiteIntake:
 
     @classmethod
     def of(cls, state: AppState) -> SiteIntake:
-        return cls(state.db, drone_blobs(state.settings.DATA_DIR), state.policy, state.model)
+        return cls(state.db, state.site_blobs, state.policy, state.model)
 
 
 def store_site_photo(
     state: AppState, site_pk: int, user_id: int, parsed: ParsedUpload
 ) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) for an uploaded file; see ``take_site_photo``."""
-    with parsed.blob.path.open("rb") as fh:
-        head = fh.read(32)
-    if not looks_like_image(head):
+    if not looks_like_image(parsed.blob.head()):
         raise ApiError(415, "NOT_AN_IMAGE", "the file is not an image (JPEG, PNG, HEIC, WebP)")
     return take_site_photo(SiteIntake.of(state), site_pk, user_id, parsed.blob)
 

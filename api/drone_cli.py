@@ -76,7 +76,7 @@ def add_folder(
         rows = list_sites(session, user.county_id)
         sites = [(row.id, to_site(row)) for row in rows]
     radius = radius_m or policy.area.site_radius_m
-    intake = SiteIntake(db, drone_blobs(settings.DATA_DIR), policy, model)
+    intake = SiteIntake(db, drone_blobs(settings), policy, model)
     stored = rejected = 0
     unplaced: list[str] = []
     for path in progress(paths, "drone add"):
@@ -141,7 +141,7 @@ def package_all(out_dir: Path, *, progress: Progress, settings: Settings | None 
     """Write every village's drone package (villages with a linked household) to out_dir."""
     settings = settings or Settings()
     db = _database(settings)
-    blobs = drone_blobs(settings.DATA_DIR)
+    blobs = drone_blobs(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     villages = list(_villages_with_sites(db))
     written = 0

@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from photocheck.errors import BlobIntegrityError, BlobNotFound, BlobStoreUnavailable
+
 __all__ = ["ApiError", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("api")
@@ -52,8 +54,12 @@ class ApiError(Exception):
         self.details, self.headers = details, headers
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: Any = None, *, message_zh: str | None = None
+) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
+    if message_zh is not None:
+        err["message_zh"] = message_zh
     if details is not None:
         err["details"] = details
     return {"error": err}
@@ -103,6 +109,42 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("INVALID_REQUEST", message, details), 422)
 
 
+# The blob store's errors (local folder or S3), mapped once. Nothing was stored.
+_BLOB_ERRORS: dict[type[Exception], tuple[int, str, str, str]] = {
+    BlobStoreUnavailable: (
+        503,
+        "STORAGE_UNAVAILABLE",
+        "photo storage is unavailable at the moment; nothing was stored, send the photo "
+        "again in a minute",
+        "照片存储暂时不可用，本次未保存任何内容，请稍后重新上传",
+    ),
+    BlobIntegrityError: (
+        503,
+        "STORAGE_CHECKSUM_MISMATCH",
+        "the stored bytes did not match the photo's SHA-256; nothing was stored, send the "
+        "photo again",
+        "存储的数据与照片的 SHA-256 校验值不符，本次未保存任何内容，请重新上传",
+    ),
+    BlobNotFound: (
+        404,
+        "PHOTO_FILE_MISSING",
+        "the photo's file is missing from storage; the error has been logged for the operator",
+        "存储中找不到该照片文件，已记录错误，请联系系统管理员",
+    ),
+}
+
+
+def _blob_error(_: Request, exc: Exception) -> JSONResponse:
+    for kind, (status, code, message, message_zh) in _BLOB_ERRORS.items():
+        if isinstance(exc, kind):
+            log.error("blob store: %s: %s", code, exc)
+            headers = {"Retry-After": "30"} if status == 503 else None
+            return JSONResponse(
+                error_body(code, message, message_zh=message_zh), status, headers=headers
+            )
+    return _unexpected(_, exc)
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("INTERNAL_ERROR", "internal error; it has been logged"), 500)
@@ -144,5 +186,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for kind in _BLOB_ERRORS:
+        app.add_exception_handler(kind, _blob_error)
     app.add_exception_handler(Exception, _unexpected)  # errors raised outside the middleware
     app.add_middleware(_AnswerUnexpected)

@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from photocheck import ContentModel, default_policy, load_policy
+from photocheck.errors import BlobStoreUnavailable
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
+from photocheck.store.reconcile import GRACE_S
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
@@ -37,15 +39,50 @@ def build_state(settings: Settings) -> AppState:
     db = Database(settings.database_url)
     if settings.RUN_MIGRATIONS:
         upgrade(db.engine)
-    blobs = BlobStore(settings.blob_dir)
-    report = reconcile(db, blobs, settings.orphan_dir)
+    stores = settings.blob_config().stores()
+    blobs = stores["blobs"]
+    for store in stores.values():
+        _prepare(store)
+    report = reconcile(db, blobs)
+    report.temp_removed += stores["drone"].clean_staging(GRACE_S)  # site uploads' staging
     policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
     model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
-    intake = Intake(db, blobs, policy, scene=OrbSceneMatcher(policy, blobs))
+    intake = Intake(
+        db,
+        blobs,
+        policy,
+        scene=OrbSceneMatcher(policy, blobs),
+        index_dir=settings.DATA_DIR / "dupindex",
+    )
     count = intake.rebuild_index()
-    log.info("photocheck: %d photos in the duplicate index, data in %s", count, settings.DATA_DIR)
+    log.info(
+        "photocheck: %d photos in the duplicate index, data in %s, blobs in %s",
+        count,
+        settings.DATA_DIR,
+        blobs.describe(),
+    )
     limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
-    return AppState(settings, db, blobs, policy, model, intake, limiter, report)
+    return AppState(
+        settings,
+        db,
+        blobs,
+        policy,
+        model,
+        intake,
+        limiter,
+        report,
+        site_blobs=stores["drone"],
+        previews=stores["previews"],
+    )
+
+
+def _prepare(store: BlobStore) -> None:
+    """A store that is down at start is logged, not fatal: uploads answer 503 until it
+    is back, with no restart."""
+    try:
+        store.prepare()
+    except BlobStoreUnavailable as exc:
+        log.error("photocheck: the blob store is not available at start: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -2,6 +2,8 @@
 
 Defaults make ``photocheck serve`` work with nothing else installed: a ``./data``
 folder holding a SQLite database (WAL), the blob store and a generated secret key.
+``BLOB_URL=s3://BUCKET/PREFIX`` (with ``S3_ENDPOINT`` and the keys, or boto3's own
+``AWS_*`` variables) moves originals, site photos and previews to an S3 store.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from photocheck.store import BlobConfig
 
 __all__ = ["Settings"]
 
@@ -32,6 +36,18 @@ class Settings(BaseSettings):
     LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
     LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
     RUN_MIGRATIONS: bool = True
+    BLOB_URL: str | None = None  # default: the data folder; s3://BUCKET/PREFIX for S3
+    S3_ENDPOINT: str | None = None  # e.g. http://127.0.0.1:8333; default AWS_ENDPOINT_URL
+    S3_ACCESS_KEY: str | None = None  # default: AWS_ACCESS_KEY_ID (none: unsigned)
+    S3_SECRET_KEY: str | None = Field(default=None, repr=False)  # default: AWS_SECRET_...
+    S3_REGION: str | None = None  # default: AWS_DEFAULT_REGION, else us-east-1
+
+    @field_validator("BLOB_URL")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if value:
+            BlobConfig(Path("."), value)  # raises ValueError for anything but s3://BUCKET
+        return value or None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -43,13 +59,15 @@ class Settings(BaseSettings):
             return self.DATABASE_URL
         return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
 
-    @property
-    def blob_dir(self) -> Path:
-        return self.DATA_DIR / "blobs"
-
-    @property
-    def orphan_dir(self) -> Path:
-        return self.DATA_DIR / "orphans"
+    def blob_config(self) -> BlobConfig:
+        return BlobConfig(
+            self.DATA_DIR,
+            self.BLOB_URL,
+            s3_endpoint=self.S3_ENDPOINT,
+            s3_access_key=self.S3_ACCESS_KEY,
+            s3_secret_key=self.S3_SECRET_KEY,
+            s3_region=self.S3_REGION,
+        )
 
     def prepare(self) -> None:
         """Create the data folder; fill in the secret key (generated once, then reused)."""

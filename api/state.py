@@ -29,5 +29,7 @@ class AppState:
     intake: Intake
     limiter: LoginLimiter
     reconcile: ReconcileReport
+    site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
+    previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
     liveness: Liveness | None = None  # this process's lock, for Idempotency-Key claims

@@ -145,13 +145,13 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
         from api.settings import Settings
 
         settings = Settings()
-        url, blobs = settings.database_url, settings.blob_dir
+        url, blobs = settings.database_url, settings.blob_config().store("blobs")
     try:
         n = write_report(
             Path(args.out),
             policy=_policy(args),
             database_url=url,
-            blob_dir=blobs,
+            blobs=blobs,
             county=args.county,
             synthetic=args.synthetic,
             include_photo_reasons=args.all,

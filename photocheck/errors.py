@@ -6,6 +6,10 @@
     + TooLarge             -- more pixels than the policy allows (decompression bomb guard)
   x PolicyError            -- a policy file is malformed or inconsistent
   x ModelError             -- the content model is missing or cannot run
+  x BlobError              -- the blob store (local folder or S3) refused or failed
+    + BlobNotFound         -- no object under that key
+    + BlobIntegrityError   -- the bytes do not match their SHA-256: nothing stored
+    + BlobStoreUnavailable -- the store cannot be reached or written now (also OSError)
 
 Checks never raise for bad photos: a decode failure is turned into a finding at the
 pipeline boundary, and a bad metadata field becomes a note on that field only.
@@ -14,6 +18,10 @@ pipeline boundary, and a bad metadata field becomes a note on that field only.
 from __future__ import annotations
 
 __all__ = [
+    "BlobError",
+    "BlobIntegrityError",
+    "BlobNotFound",
+    "BlobStoreUnavailable",
     "DecodeError",
     "ModelError",
     "PhotocheckError",
@@ -45,3 +53,22 @@ class PolicyError(PhotocheckError):
 
 class ModelError(PhotocheckError):
     """The content model file is missing, corrupt or cannot run."""
+
+
+class BlobError(PhotocheckError):
+    """The blob store refused or failed an operation."""
+
+
+class BlobNotFound(BlobError):
+    """No blob is stored under the key."""
+
+
+class BlobIntegrityError(BlobError):
+    """The bytes received do not match their SHA-256; nothing was stored."""
+
+
+class BlobStoreUnavailable(BlobError, OSError):
+    """The store cannot be reached or written at the moment (S3 down, disk full).
+
+    An ``OSError`` too, so code that retries disk errors later retries this as well.
+    """

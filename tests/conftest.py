@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
+from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PHOTOCHECK_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()

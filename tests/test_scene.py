@@ -106,13 +106,13 @@ def test_old_format_needs_features_again(tmp_path: Path) -> None:
     """Version-1 rows are re-extracted like missing ones, not left never matching."""
     from photocheck.policy import default_policy
     from photocheck.similarity.scene import is_current_format
-    from photocheck.store.blobs import BlobStore
+    from photocheck.store.blobs import LocalBlobStore
     from photocheck.store.scenes import OrbSceneMatcher
 
     grey = decode(
         data_file("buildings/opensfm_lund/12.jpg").read_bytes(), max_pixels=120_000_000
     ).grey
-    matcher = OrbSceneMatcher(default_policy(), BlobStore(tmp_path))
+    matcher = OrbSceneMatcher(default_policy(), LocalBlobStore(tmp_path))
     current = matcher.features(grey)
     old = bytearray(current)
     old[4] = 1  # the version byte

@@ -5,11 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import photocheck.store.sites  # noqa: F401 - registers the drone tables on Base
-from photocheck.store.models import Base
+from photocheck.store.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata  # every table of the service (photocheck.store.schema)
 
 
 def run_migrations_offline() -> None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -35,8 +35,9 @@ from photocheck.audit.storage import (
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
 from photocheck.store import Household, Photo, Role, Town, User, Village
 
-from ..audit import finding_scope, photo_visible, preview_path, visible
+from ..audit import finding_scope, photo_visible, preview_bytes, visible
 from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State
+from ..downloads import ranged_response
 from ..errors import ApiError
 from ..security import decode_token
 from . import auth
@@ -520,11 +521,11 @@ def decision_submit(
 @router.get("/photos/{photo_id}/preview")
 def photo_preview(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
-    path = preview_path(state, photo_visible(session, photo_id, user))
-    if path is None:
+    preview = preview_bytes(state, photo_visible(session, photo_id, user))
+    if preview is None:
         raise ApiError(404, "PHOTO_UNREADABLE", "the stored photo cannot be shown")
-    return FileResponse(path, media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+    return Response(preview, media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
 
 
 @router.get("/photos/{photo_id}/full")
@@ -533,8 +534,16 @@ def photo_full(request: Request, state: State, session: SessionDep, photo_id: Db
     photo = photo_visible(session, photo_id, user)
     media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
              "HEIF": "image/heif"}.get(photo.format or "", "application/octet-stream")  # fmt: skip
-    return FileResponse(state.blobs.root / photo.blob_path, media_type=media,
-                        headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+    blobs = state.blobs
+    return ranged_response(
+        request,
+        size=photo.size,
+        etag=photo.sha256,
+        body=lambda start, end: blobs.iter_range(photo.blob_path, start, end),
+        media_type=media,
+        filename=photo.export_name,
+        inline=True,
+    )
 
 
 @router.get("/progress", response_class=HTMLResponse)

@@ -28,8 +28,8 @@ from photocheck.store.sites import (
 )
 
 from ..deps import CountyUser, CurrentUser, DbId, SessionDep, State, VillageScope
-from ..downloads import content_disposition, ranged_response
-from ..drone import drone_blobs, store_site_photo
+from ..downloads import ranged_response
+from ..drone import store_site_photo
 from ..errors import ApiError
 from ..uploads import read_upload
 
@@ -205,7 +205,7 @@ async def upload_site_photo(
     GPS beyond the policy's ``area.site_radius_m`` or missing is a review reason."""
     with state.db.session() as session:
         site = _get_site(session, user.county_id, site_id)
-    parsed = await read_upload(request, state.blobs, state.settings.max_upload_bytes)
+    parsed = await read_upload(request, state.site_blobs, state.settings.max_upload_bytes)
     try:
         status, body = await run_in_threadpool(store_site_photo, state, site.id, user.id, parsed)
     finally:
@@ -215,18 +215,27 @@ async def upload_site_photo(
 
 @router.get("/sites/{site_id}/photos/{photo_id}/file")
 def site_photo_file(
-    state: State, user: CurrentUser, session: SessionDep, site_id: SiteCode, photo_id: DbId
+    state: State,
+    user: CurrentUser,
+    session: SessionDep,
+    request: Request,
+    site_id: SiteCode,
+    photo_id: DbId,
 ) -> Response:
-    """The original bytes under the canonical name (Content-Disposition, RFC 5987)."""
+    """The original bytes under the canonical name (Content-Disposition, RFC 5987),
+    streamed from the blob store; Range and ETag (the SHA-256) like the packages."""
     site = _get_site(session, user.county_id, site_id)
     photo = session.get(SitePhoto, photo_id)
     if photo is None or photo.site_id != site.id:
         raise ApiError(404, "PHOTO_NOT_FOUND", f"site {site_id!r} has no photo {photo_id}")
-    path = drone_blobs(state.settings.DATA_DIR).root / photo.blob_path
-    return Response(
-        path.read_bytes(),
+    blobs = state.site_blobs
+    return ranged_response(
+        request,
+        size=photo.size,
+        etag=photo.sha256,
+        body=lambda start, end: blobs.iter_range(photo.blob_path, start, end),
         media_type="image/jpeg" if photo.format in (None, "JPEG", "MPO") else "image/*",
-        headers={"Content-Disposition": content_disposition(photo.canonical_name)},
+        filename=photo.canonical_name,
     )
 
 
@@ -253,7 +262,7 @@ def drone_package(
     """A zip of the drone photos of every site linked to the village's households, under
     canonical names, with a manifest CSV; streamed, resumable (Range), stable ETag."""
     village = _village(session, scope, village_id)
-    photos = village_package_photos(session, village, drone_blobs(state.settings.DATA_DIR))
+    photos = village_package_photos(session, village, state.site_blobs)
     if not photos:
         linked = session.scalar(
             select(Household.id).where(

@@ -9,7 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 from tqdm import tqdm
 
+from ..errors import BlobNotFound
 from ..policy import Policy
+from ..store.blobs import BlobStore
 from .engine import AuditConfig, compute_findings
 from .progress import compute_progress
 from .report import build_report
@@ -26,15 +28,21 @@ def _config(policy: Policy) -> AuditConfig:
     )
 
 
+def _read(blobs: BlobStore, rel: str) -> bytes | None:
+    try:
+        return blobs.read(rel)
+    except BlobNotFound:
+        return None
+
+
 def _compare_legacy_thumbnails(
-    data: CountyData, blob_dir: Path, policy: Policy, show_progress: bool
+    data: CountyData, blobs: BlobStore, policy: Policy, show_progress: bool
 ) -> None:
     """Photos stored before uploads compared their EXIF thumbnail: compare them here
     (synchronously, with a progress bar); the service keeps such results, a report not."""
 
     def read(rel: str) -> bytes | None:
-        path = blob_dir / rel
-        return path.read_bytes() if path.is_file() else None
+        return _read(blobs, rel)
 
     fill_legacy_thumbnails(
         data,
@@ -49,7 +57,7 @@ def write_report(
     *,
     policy: Policy,
     database_url: str | None = None,
-    blob_dir: Path | None = None,
+    blobs: BlobStore | None = None,
     county: str | None = None,
     synthetic: int | None = None,
     include_photo_reasons: bool = False,
@@ -72,8 +80,8 @@ def write_report(
         from ..store.models import County
         from .storage import load_county
 
-        if database_url is None or blob_dir is None:
-            msg = "a database URL and a blob folder are needed"
+        if database_url is None or blobs is None:
+            msg = "a database URL and a blob store are needed"
             raise ValueError(msg)
         db = Database(database_url)
         with db.session() as session:
@@ -84,16 +92,17 @@ def write_report(
                 raise ValueError(msg)
             data = load_county(session, row.id)
         db.dispose()
-        _compare_legacy_thumbnails(data, blob_dir, policy, show_progress)
+        _compare_legacy_thumbnails(data, blobs, policy, show_progress)
         config = _config(policy)
         photos, villages, households, matches = (
             data.photos, data.villages, data.households, data.matches
         )  # fmt: skip
         paths = data.blob_paths
 
+        store = blobs
+
         def load(pid: str) -> bytes | None:
-            path = blob_dir / paths[pid] if pid in paths else None
-            return path.read_bytes() if path and path.is_file() else None
+            return _read(store, paths[pid]) if pid in paths else None
 
     findings = compute_findings(photos, villages, matches, config)
     if not include_photo_reasons:

@@ -3,7 +3,9 @@
 * ``models``  the SQLAlchemy tables (counties, towns, villages, users, households,
   photos, photo_matches, idempotency_keys)
 * ``db``      ``Database``: engine, sessions and the write lock
-* ``blobs``   ``BlobStore``: original bytes, content-addressed, written atomically
+* ``blobs``   ``BlobStore``: originals, site photos, previews; content-addressed,
+  checked on write, never overwritten; ``LocalBlobStore`` or ``s3blobs.S3BlobStore``
+  chosen by ``BlobConfig``
 * ``dupindex`` ``DuplicateIndex``: PDQ + embeddings of stored photos, in memory
 * ``repo``    the functions that write the tables
 * ``household_import`` parse and validate the county's household list
@@ -12,7 +14,7 @@
 
 from __future__ import annotations
 
-from .blobs import BlobStore, PendingBlob, SizeLimitExceeded
+from .blobs import BlobConfig, BlobStore, LocalBlobStore, PendingBlob, SizeLimitExceeded
 from .db import Database
 from .dupindex import DupEntry, DuplicateIndex, HashHit
 from .household_import import HouseholdRow, ImportRejected, RowError, parse_household_file
@@ -33,6 +35,7 @@ from .reconcile import ReconcileReport, reconcile
 
 __all__ = [
     "Base",
+    "BlobConfig",
     "BlobStore",
     "Category",
     "County",
@@ -44,6 +47,7 @@ __all__ = [
     "HouseholdRow",
     "IdempotencyKey",
     "ImportRejected",
+    "LocalBlobStore",
     "PendingBlob",
     "Photo",
     "PhotoMatch",

@@ -25,7 +25,7 @@ the households linked to that site. Such a household's upload of its site's dron
 photo is allowed, named in ``site_photo``, and its place is judged against the
 site's point (a relocated household no longer lives at its registered point).
 
-The blob is committed (fsync + rename) before the row, so a crash never leaves a row
+The blob is committed (checked, durable) before the row, so a crash never leaves a row
 without its file.
 """
 
@@ -175,8 +175,9 @@ class Intake:
         index_dir: Path | None = None,
     ) -> None:
         self.db, self.blobs, self.policy, self.scene = db, blobs, policy, scene
-        # GPS points and reduced embeddings live in an unlinked file there (page cache)
-        spill = index_dir if index_dir is not None else blobs.root.parent / "dupindex"
+        # GPS points and reduced embeddings live in an unlinked file there (page cache);
+        # default: beside the staging folder (a local disk, also with an S3 store)
+        spill = index_dir if index_dir is not None else blobs.tmp / "dupindex"
         self.index = DuplicateIndex(spill_dir=spill)
         self.timings = StageTimings()
         self._backfill: threading.Thread | None = None

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..decode import decode
-from ..errors import DecodeError
+from ..errors import BlobNotFound, DecodeError
 from ..policy import Policy
 from ..similarity.scene import (
     SceneFeatures,
@@ -38,16 +38,17 @@ class OrbSceneMatcher:
 
     def features_of_blob(self, sha256: str) -> bytes | None:
         """Features of a stored original (backfill only); None if it is gone or cannot be
-        decoded."""
+        decoded. A store that is down raises ``BlobStoreUnavailable`` (nothing is marked
+        as tried)."""
         try:
-            data = self.blobs.path(sha256).read_bytes()
+            data = self.blobs.read(self.blobs.relpath(sha256))
             photo = decode(
                 data,
                 max_pixels=self.policy.quality.max_pixels,
                 max_bytes=self.policy.quality.max_decode_bytes,
                 working_size=self.policy.quality.working_size,
             )
-        except (OSError, DecodeError):
+        except (BlobNotFound, DecodeError):
             return None
         return self.features(photo.grey)
 

@@ -6,8 +6,9 @@ column, or ``link_households``). A site photo gets its canonical name once, when
 stored, and keeps it; its SHA-256 and CRC-32 are stored too, so a village package is
 laid out (size, ETag, any byte range) without reading a single photo.
 
-Site photos live in their own blob store (``DATA_DIR/drone``): the household photo
-store's start-up reconcile treats blobs without a ``photos`` row as orphans.
+Site photos live in their own blob store (``DATA_DIR/drone``, ``PREFIX/drone`` on S3):
+the household photo store's start-up reconcile treats blobs without a ``photos`` row
+as orphans.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
 from ..drone import PackagePhoto, Site, SiteKind, allocate_name
+from ..drone.zipstream import CallableSource
 from ..fingerprints import Fingerprint
 from .blobs import BlobStore
 from .models import Base, County, Household, Town, User, Village, utcnow
@@ -290,7 +292,7 @@ def village_package_photos(
                 PackagePhoto(
                     name=photo.canonical_name,
                     site=lib,
-                    source=blobs.root / photo.blob_path,
+                    source=_reader(blobs, photo.blob_path),
                     size=photo.size,
                     sha256=photo.sha256,
                     crc32=photo.crc32,
@@ -303,6 +305,12 @@ def village_package_photos(
                 )
             )
     return out
+
+
+def _reader(blobs: BlobStore, relpath: str) -> CallableSource:
+    """A zip member streamed from the blob store, by range (resumed downloads read only
+    the bytes asked for)."""
+    return CallableSource(lambda offset, length: blobs.iter_range(relpath, offset, offset + length))
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ def test_offline_report_from_the_service_database(
         out,
         policy=default_policy(),
         database_url=settings.database_url,
-        blob_dir=settings.blob_dir,
+        blobs=settings.blob_config().store("blobs"),
         show_progress=False,
     )
     html = out.read_text("utf-8")

@@ -12,11 +12,11 @@ from openpyxl import Workbook
 
 from api.migrate import upgrade
 from photocheck.store import (
-    BlobStore,
     Database,
     DupEntry,
     DuplicateIndex,
     ImportRejected,
+    LocalBlobStore,
     SizeLimitExceeded,
     parse_household_file,
     reconcile,
@@ -69,7 +69,7 @@ def test_import_xlsx() -> None:
 
 
 def test_blob_store_is_content_addressed_and_never_overwrites(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs")
     data = b"\xff\xd8\xff" + bytes(1000)
     rel = store.put_bytes(data)
     sha = hashlib.sha256(data).hexdigest()
@@ -88,15 +88,17 @@ def test_blob_store_is_content_addressed_and_never_overwrites(tmp_path: Path) ->
 def test_reconcile_cleans_temp_files_and_quarantines_orphans(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     upgrade(db.engine)
-    store = BlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs", orphan_dir=tmp_path / "orphans")
     (store.tmp / "upload-crashed").write_bytes(b"half an upload")
     orphan = store.put_bytes(b"committed blob whose row never came")
-    report = reconcile(db, store, tmp_path / "orphans")
+    # another process's upload in flight: recent files are left alone
+    assert reconcile(db, store).clean
+    report = reconcile(db, store, grace_s=0)
     assert report.temp_removed == 1
     assert report.orphans_moved == [Path(orphan).name]
     assert (tmp_path / "orphans" / Path(orphan).name).exists()
     assert not (store.root / orphan).exists()
-    assert reconcile(db, store, tmp_path / "orphans").clean
+    assert reconcile(db, store, grace_s=0).clean
     db.dispose()
 
 

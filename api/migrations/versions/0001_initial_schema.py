@@ -182,6 +182,11 @@ def upgrade() -> None:
             sqlite_where=sa.text("is_current"),
             postgresql_where=sa.text("is_current"),
         )
+    if op.get_bind().dialect.name != "sqlite":
+        # use_alter: create_table above leaves this one out; SQLite has it inline
+        op.create_foreign_key(
+            "fk_households_current_photo", "households", "photos", ["current_photo_id"], ["id"]
+        )
 
     op.create_table(
         "photo_matches",
@@ -209,6 +214,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("fk_households_current_photo", "households", type_="foreignkey")
     with op.batch_alter_table("photo_matches", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_photo_matches_photo_id"))
         batch_op.drop_index(batch_op.f("ix_photo_matches_other_photo_id"))
