@@ -99,7 +99,8 @@ def test_control_characters_are_422_on_both_databases(live: tuple) -> None:
     _refused(client.get("/progress?village=x%1Fy", headers=admin), "query.village")
     _refused(client.get("/sites/S%00", headers=admin), "path.site_id")
     # JSON bodies: names and IDs; a note may have line breaks but no NUL
-    site = {"site_id": "S2", "name": "福\x00寿园", "kind": "nursing_home", "town": "龙驹寨镇"}
+    site: dict[str, object] = {"site_id": "S2", "name": "福\x00寿园", "kind": "nursing_home",
+                               "town": "龙驹寨镇"}  # fmt: skip
     _refused(client.post("/sites", json=site, headers=admin), "body.name")
     site = {**site, "name": "福寿园", "households": ["A\x001"]}
     _refused(client.post("/sites", json=site, headers=admin), "body.households.0")
