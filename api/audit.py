@@ -49,6 +49,8 @@ __all__ = [
     "finding_scope",
     "preview_bytes",
     "refresh_county",
+    "require_decider",
+    "visible",
 ]
 
 log = logging.getLogger("api.audit")
@@ -275,7 +277,23 @@ def finding_scope(user: User) -> tuple[int, int | None]:
         return user.county_id, None
     if user.role == Role.TOWN:
         return user.county_id, user.town_id
-    raise ApiError(403, "FORBIDDEN", "the audit is for county and town accounts")
+    raise ApiError(
+        403,
+        "FORBIDDEN",
+        "the audit is for county and town accounts",
+        message_zh="审计仅供县级和乡镇账号使用",
+    )
+
+
+def require_decider(user: User) -> None:
+    """Confirming, dismissing or reopening a finding is the county's; a town reads."""
+    if user.role != Role.COUNTY:
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "a town account reads only; a county account confirms or dismisses findings",
+            message_zh="乡镇账号只能查看；确认或排除问题由县级账号处理",
+        )
 
 
 def visible(session: Session, row: AuditFindingRow, user: User) -> bool:

@@ -19,6 +19,7 @@ from photocheck.store import Household, Role, User
 from photocheck.store.repo import find_household
 
 from .errors import ApiError
+from .page_session import page_api_token
 from .security import decode_token
 from .state import AppState
 
@@ -36,6 +37,7 @@ __all__ = [
     "UploadHousehold",
     "VillageScope",
     "parse_db_id",
+    "user_for_token",
 ]
 
 # Row IDs are 64-bit signed in both databases; a larger number is no ID (422, not an
@@ -52,7 +54,12 @@ def parse_db_id(text: str) -> int | None:
     return None
 
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def _bearer(request: Request, bearer: Annotated[str | None, Depends(_oauth2)]) -> str | None:
+    """The ``Authorization: Bearer`` token, else a web page's cookie with its CSRF header."""
+    return bearer or page_api_token(request)
 
 
 def get_state(request: Request) -> AppState:
@@ -70,24 +77,44 @@ def get_session(state: State) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(message: str, message_zh: str) -> ApiError:
+    return ApiError(
+        401,
+        "UNAUTHORIZED",
+        message,
+        message_zh=message_zh,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def user_for_token(state: AppState, session: Session, token: str | None) -> User:
+    """The account a bearer token (or the /audit cookie) stands for, checked on every
+    request: signature, expiry, and the account's token generation (a password change
+    or reset revokes every token issued before it)."""
+    if not token:
+        raise _unauthorized("log in first (POST /api/v1/auth/token)", "请先登录")
+    assert state.settings.SECRET_KEY is not None
+    claims = decode_token(token, state.settings.SECRET_KEY)
+    if claims is None:
+        raise _unauthorized(
+            "the token is invalid or has expired; log in again", "登录已失效或已过期，请重新登录"
+        )
+    user = session.get(User, claims.user_id)
+    if user is None:
+        raise _unauthorized("the account no longer exists", "该账号已不存在")
+    if claims.generation != user.token_generation:
+        raise _unauthorized(
+            "the token was revoked: the password was changed or reset since; log in again",
+            "密码已修改或重置，此前的登录已失效，请重新登录",
+        )
+    return user
 
 
 def get_any_user(
     state: State, session: SessionDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> User:
     """The caller, even one who still has to change the initial password."""
-    if not token:
-        raise _unauthorized("log in first (POST /api/v1/auth/token)")
-    assert state.settings.SECRET_KEY is not None
-    claims = decode_token(token, state.settings.SECRET_KEY)
-    if claims is None:
-        raise _unauthorized("the token is invalid or has expired; log in again")
-    user = session.get(User, claims.user_id)
-    if user is None:
-        raise _unauthorized("the account no longer exists")
-    return user
+    return user_for_token(state, session, token)
 
 
 AnyUser = Annotated[User, Depends(get_any_user)]

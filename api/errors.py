@@ -48,10 +48,11 @@ class ApiError(Exception):
         *,
         details: Any = None,
         headers: dict[str, str] | None = None,
+        message_zh: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.details, self.headers = details, headers
+        self.details, self.headers, self.message_zh = details, headers, message_zh
 
 
 def error_body(
@@ -68,7 +69,9 @@ def error_body(
 def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(
-        error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers
+        error_body(exc.code, exc.message, exc.details, message_zh=exc.message_zh),
+        exc.status,
+        headers=exc.headers,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,17 +14,30 @@ from photocheck.errors import BlobStoreUnavailable
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.reconcile import GRACE_S
+from photocheck.store.resumable import PartialUploads
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
 from .input_guard import refuse_control_chars
 from .liveness import Liveness
+from .login_limits import AddressRate
 from .migrate import upgrade
 from .openapi_doc import install_openapi
 from .routes import audit as audit_routes
-from .routes import audit_pages, auth, households, photos, retakes, sites, users
-from .security import LoginLimiter
+from .routes import (
+    audit_pages,
+    auth,
+    file_matching,
+    households,
+    photos,
+    retakes,
+    sites,
+    tus,
+    users,
+    village_pages,
+)
+from .security import PasswordPool
 from .settings import Settings
 from .state import AppState
 
@@ -61,19 +75,25 @@ def build_state(settings: Settings) -> AppState:
         settings.DATA_DIR,
         blobs.describe(),
     )
-    limiter = LoginLimiter(settings.LOGIN_MAX_FAILURES, settings.LOGIN_LOCK_MINUTES * 60)
-    return AppState(
+    passwords = PasswordPool(settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE)
+    address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
+    state = AppState(
         settings,
         db,
         blobs,
         policy,
         model,
         intake,
-        limiter,
+        passwords,
+        address_rate,
         report,
         site_blobs=stores["drone"],
         previews=stores["previews"],
     )
+    expiry = dt.timedelta(hours=settings.TUS_EXPIRY_HOURS)
+    state.partial = PartialUploads(settings.partial_dir, expiry)
+    state.partial.sweep()
+    return state
 
 
 def _prepare(store: BlobStore) -> None:
@@ -97,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         worker.stop()
         liveness.close()
+        state.passwords.shutdown()
         state.db.dispose()
 
     app = FastAPI(
@@ -110,11 +131,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)  # the error answers and media types each operation really gives
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, households, photos, retakes, sites, users):
+    for module in (auth, file_matching, households, photos, retakes, sites, tus, users):
         api.include_router(module.router)
     api.include_router(audit_routes.router)  # issue 5: findings, decisions, progress
     app.include_router(api)
     app.include_router(audit_pages.router)  # the /audit web page
+    app.include_router(village_pages.router)  # issue 12: the village's PC upload page
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, object]:

@@ -33,9 +33,19 @@ class Settings(BaseSettings):
     POLICY: Path | None = None  # default: the packaged policy
     MODEL: Path | None = None  # default: models/efficientnet_lite0.onnx
     GPS_RADIUS_M: float | None = Field(default=None, gt=0)  # default: the policy's
-    LOGIN_MAX_FAILURES: int = Field(default=5, gt=0)  # per username + IP, then locked
-    LOGIN_LOCK_MINUTES: float = Field(default=15.0, gt=0)
+    # failed logins per (username, address): these many are answered at once; after
+    # them each next attempt waits LOGIN_DELAY_S, doubling per failure up to the cap
+    LOGIN_FREE_FAILURES: int = Field(default=3, ge=0)
+    LOGIN_DELAY_S: float = Field(default=2.0, gt=0)
+    LOGIN_MAX_DELAY_S: float = Field(default=300.0, gt=0)
+    LOGIN_FORGET_MINUTES: float = Field(default=60.0, gt=0)  # failures older than this
+    # login attempts per client address and minute (any username; per server process)
+    LOGIN_ATTEMPTS_PER_MINUTE: int = Field(default=60, gt=0)
+    # argon2 at most this many at a time per process, this many more waiting, then 503
+    LOGIN_HASH_CONCURRENCY: int = Field(default=2, gt=0)
+    LOGIN_HASH_QUEUE: int = Field(default=8, ge=0)
     RUN_MIGRATIONS: bool = True
+    TUS_EXPIRY_HOURS: float = Field(default=24.0, gt=0)  # unfinished resumable uploads
     BLOB_URL: str | None = None  # default: the data folder; s3://BUCKET/PREFIX for S3
     S3_ENDPOINT: str | None = None  # e.g. http://127.0.0.1:8333; default AWS_ENDPOINT_URL
     S3_ACCESS_KEY: str | None = None  # default: AWS_ACCESS_KEY_ID (none: unsigned)
@@ -58,6 +68,11 @@ class Settings(BaseSettings):
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
+
+    @property
+    def partial_dir(self) -> Path:
+        """Resumable uploads in progress (beside the blobs' local staging folder)."""
+        return self.DATA_DIR / "partial"
 
     def blob_config(self) -> BlobConfig:
         return BlobConfig(

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
+from photocheck.store.resumable import PartialUploads
 
 from .liveness import Liveness
-from .security import LoginLimiter
+from .login_limits import AddressRate
+from .security import PasswordPool
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -27,9 +29,11 @@ class AppState:
     policy: Policy
     model: ContentModel
     intake: Intake
-    limiter: LoginLimiter
+    passwords: PasswordPool  # argon2, bounded
+    address_rate: AddressRate  # login attempts per client address
     reconcile: ReconcileReport
     site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
     previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
     liveness: Liveness | None = None  # this process's lock, for Idempotency-Key claims
+    partial: PartialUploads | None = None  # resumable uploads in progress (issue 12)

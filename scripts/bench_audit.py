@@ -117,7 +117,7 @@ def render_bench(n_findings: int = 1000) -> None:
                     )
                 )  # fmt: skip
             user_id, secret = user.id, settings.SECRET_KEY
-        token = make_token(user_id, secret or "", 60)
+        token = make_token(user_id, 0, secret or "", 60)  # generation 0: a new account
         with TestClient(app) as client:
             client.cookies.set("photocheck_token", token)
             client.get("/audit", params={"limit": 10})  # warm up templates

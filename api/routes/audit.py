@@ -30,7 +30,7 @@ from photocheck.audit.storage import (
 from photocheck.audit.tables import AuditEvent, AuditFindingRow, FindingStatus
 from photocheck.store import Role, Town, User, Village
 
-from ..audit import finding_scope, visible
+from ..audit import finding_scope, require_decider, visible
 from ..deps import MAX_DB_ID, CurrentUser, SessionDep, State, parse_db_id
 from ..errors import ApiError
 from ..state import AppState
@@ -243,7 +243,9 @@ def get_finding(session: SessionDep, user: CurrentUser, finding_id: str) -> dict
 def post_decision(
     state: State, user: CurrentUser, finding_id: str, decision: Decision
 ) -> dict[str, Any]:
-    """Confirm or dismiss (a note is required to dismiss), or reopen; kept in the trail."""
+    """Confirm or dismiss (a note is required to dismiss), or reopen; kept in the trail.
+    County accounts only (a town account reads: 403)."""
+    require_decider(user)
     with state.db.write() as session:
         row = _visible_finding(session, finding_id, user)
         try:
@@ -261,8 +263,10 @@ def progress(
     format: Literal["json", "csv", "xlsx"] = "json",
     level: Literal["village", "town"] = "village",
 ) -> Response | dict[str, Any]:
-    """Per town and village: counts, share done, rank, change since yesterday."""
-    table = county_progress(session, user.county_id)
+    """Per town and village: counts, share done, rank, change since yesterday. The
+    county's whole ranking, for county and town accounts, as on the /audit page."""
+    county_id, _ = finding_scope(user)  # the same scope as /audit/progress
+    table = county_progress(session, county_id)
     stamp = table.as_of.strftime("%Y%m%d")
     if format == "csv":
         return Response(

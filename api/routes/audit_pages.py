@@ -2,23 +2,24 @@
 needed. Chinese by default, English with ``?lang=en`` (remembered in a cookie).
 
 The same accounts log in through a form that stores the same bearer token in an
-HttpOnly cookie (SameSite=Lax); forms that change something also carry a token derived
-from it, so another site cannot make a logged-in official's browser decide a finding.
+HttpOnly cookie (SameSite=Lax), checked like a bearer token on every request (a password
+change or reset ends the session). Every form that changes something (logout included)
+carries a CSRF token, an HMAC of the session under the secret key, and every POST whose
+Origin or Referer names another host is refused: another site cannot make a logged-in
+official's browser decide a finding, start a refresh, log in or log out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import time
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.security import OAuth2PasswordRequestForm
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from sqlalchemy import select
@@ -35,18 +36,41 @@ from photocheck.audit.storage import (
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
 from photocheck.store import Household, Photo, Role, Town, User, Village
 
-from ..audit import finding_scope, photo_visible, preview_bytes, visible
-from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State
+from ..audit import finding_scope, photo_visible, preview_bytes, require_decider, visible
+from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State, get_state, user_for_token
 from ..downloads import ranged_response
 from ..errors import ApiError
-from ..security import decode_token
+from ..page_session import COOKIE, LANG_COOKIE
+from ..page_session import csrf_token as _csrf
+from ..page_session import page_lang as _lang
 from . import auth
 from .audit import XLSX, county_progress, events_json, status_json
 
-router = APIRouter(prefix="/audit", include_in_schema=False)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def same_origin(request: Request) -> None:
+    """Refuse a POST sent by a page of another site (its Origin, or else its Referer,
+    names another host). Requests without either (curl, tools) still need the CSRF token."""
+    if request.method in SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    source = origin or request.headers.get("referer")
+    if source is None:
+        return
+    host = request.headers.get("host", "")
+    if origin == "null" or urlsplit(source).netloc.lower() != host.lower():
+        raise ApiError(
+            403,
+            "CROSS_ORIGIN",
+            f"a form sent from another site ({source[:100]}) is refused; use the audit page",
+            message_zh="拒绝来自其他网站的表单提交，请在审计页面本身操作",
+        )
+
+
+router = APIRouter(prefix="/audit", include_in_schema=False, dependencies=[Depends(same_origin)])
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 
-COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
 
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("住房安全核验 · 县级审计", "Housing safety verification · county audit"),
@@ -140,6 +164,8 @@ TEXT: dict[str, tuple[str, str]] = {
         "is open: look at the new photos, then confirm or dismiss."),
     "earlier_mark": ("此前：{status}", "earlier: {status}"),
     "decided_by": ("处理人", "decided by"),
+    "read_only": ("乡镇账号只能查看，确认或排除由县级账号处理",
+                  "a town account reads only; the county confirms or dismisses"),
 }  # fmt: skip
 
 
@@ -152,22 +178,22 @@ class _Lang:
         return (en if self.lang == "en" else zh).format(**kw)
 
 
-def _lang(request: Request) -> str:
-    q = request.query_params.get("lang")
-    if q in ("zh", "en"):
-        return q
-    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
-
-
-def _csrf(token: str) -> str:
-    return hashlib.sha256(("csrf:" + token).encode()).hexdigest()[:32]
+def check_csrf(request: Request, csrf: str) -> None:
+    if not request.cookies.get(COOKIE) or not hmac.compare_digest(csrf, _csrf(request)):
+        raise ApiError(
+            403,
+            "CSRF_FAILED",
+            "the form is stale or did not come from this page; reload the page and try again",
+            message_zh="表单已过期或并非来自本页面，请刷新页面后重试",
+        )
 
 
 def _page_user(request: Request, state: State, session: Session) -> User:
     """The logged-in county or town official, or a redirect to the login form."""
-    token = request.cookies.get(COOKIE)
-    claims = decode_token(token, state.settings.SECRET_KEY or "") if token else None
-    user = session.get(User, claims.user_id) if claims else None
+    try:
+        user = user_for_token(state, session, request.cookies.get(COOKIE))
+    except ApiError:
+        user = None
     if user is None:
         target = quote(
             str(request.url.path) + ("?" + request.url.query if request.url.query else "")
@@ -180,11 +206,10 @@ def _page_user(request: Request, state: State, session: Session) -> User:
 
 def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLResponse:
     lang = _lang(request)
-    token = request.cookies.get(COOKIE, "")
     response = templates.TemplateResponse(
         request,
         name,
-        {"t": _Lang(lang), "lang": lang, "user": user, "csrf": _csrf(token), **ctx},
+        {"t": _Lang(lang), "lang": lang, "user": user, "csrf": _csrf(request), **ctx},
     )
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
@@ -197,19 +222,19 @@ def login_form(request: Request, next: str = "/audit") -> HTMLResponse:
 
 
 @router.post("/login", response_model=None)
-def login_submit(
+async def login_submit(
     request: Request,
-    state: State,
     username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    password: Annotated[str, Form(max_length=1000)],
     next: Annotated[str, Form()] = "/audit",
 ) -> Response:
-    """The API's own login (same limits and lock-outs), its token kept in a cookie."""
-    form = OAuth2PasswordRequestForm(username=username, password=password)
+    """The API's own login (same delays and limits), its token kept in a cookie."""
+    state = get_state(request)
     try:
-        token = auth.login(state, request, form)
+        token = await auth.log_in(state, auth.client_address(request), username, password)
     except ApiError as exc:
-        error = "bad_login" if exc.status == 401 else exc.message
+        said = exc.message if _lang(request) == "en" else exc.message_zh or exc.message
+        error = "bad_login" if exc.status == 401 else said
         return _render(request, "audit_login.html", None, next=next, error=error)
     if token.must_change_password:
         return _render(request, "audit_login.html", None, next=next, error="change_pw")
@@ -221,7 +246,10 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> RedirectResponse:
+    """End the browser session (the form's CSRF token is checked: no forced logout)."""
+    if request.cookies.get(COOKIE):
+        check_csrf(request, csrf)
     response = RedirectResponse("/audit/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response
@@ -326,12 +354,11 @@ def _status_view(state: State, session: Session, county_id: int) -> dict[str, An
 
 @router.post("/refresh", response_model=None)
 def refresh_submit(
-    request: Request, state: State, session: SessionDep, csrf: Annotated[str, Form()]
+    request: Request, state: State, session: SessionDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     """A county official's "update now": queued for the worker; the page never waits."""
     user = _page_user(request, state, session)
-    if not hmac.compare_digest(csrf, _csrf(request.cookies.get(COOKIE, ""))):
-        raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
+    check_csrf(request, csrf)
     if user.role != Role.COUNTY:
         raise ApiError(403, "FORBIDDEN", "an update is started by a county account")
     if state.audit is not None:
@@ -395,6 +422,7 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
         "audit_finding.html",
         user,
         row=row,
+        can_decide=user.role == Role.COUNTY,
         label=KIND_LABELS[FindingKind(row.kind)],
         photos=views,
         sketch=Markup(sketch) if points or centre else None,
@@ -496,12 +524,12 @@ def decision_submit(
     session: SessionDep,
     finding_id: str,
     action: Annotated[str, Form()],
-    csrf: Annotated[str, Form()],
+    csrf: Annotated[str, Form()] = "",  # missing: 403 like a wrong one, not 422
     note: Annotated[str, Form()] = "",
 ) -> Response:
     user = _page_user(request, state, session)
-    if not hmac.compare_digest(csrf, _csrf(request.cookies.get(COOKIE, ""))):
-        raise ApiError(403, "FORBIDDEN", "the form is stale; reload the page and try again")
+    check_csrf(request, csrf)
+    require_decider(user)
     with state.db.write() as write:
         row = write.get(AuditFindingRow, finding_id)
         if row is None or not visible(write, row, user):

@@ -3,92 +3,142 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from photocheck.store import Town, User, Village
 from photocheck.store.models import County, utcnow
 
-from ..deps import AnyUser, SessionDep, State
+from .. import deps
+from ..deps import AnyUser, SessionDep
 from ..errors import ApiError
+from ..login_limits import (
+    ThrottleRules,
+    clear_failures,
+    hashing_busy,
+    login_wait,
+    record_failure,
+    too_many_attempts,
+    too_many_failures,
+)
 from ..schemas import ChangePassword, Token, UserOut
-from ..security import hash_password, make_token, verify_password
+from ..security import HashingBusy, hash_password, make_token, verify_password
+from ..state import AppState
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-ACCOUNT_LOCK_AFTER = 20  # consecutive failures from anywhere lock the account itself
-ACCOUNT_LOCK_MINUTES = 15
+_LIMITS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "wrong username or password"},
+    422: {"description": "malformed form"},
+    429: {"description": "too many attempts or failures from this address (Retry-After)"},
+    503: {"description": "busy checking other logins (Retry-After)"},
+}
 
 
-def _locked(retry_after: float) -> ApiError:
-    seconds = max(1, int(retry_after + 0.999))
-    return ApiError(
-        429,
-        "TOO_MANY_LOGIN_FAILURES",
-        f"too many failed logins; try again in {seconds} s",
-        headers={"Retry-After": str(seconds)},
-    )
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
-@router.post("/token", response_model=Token)
-def login(
-    state: State, request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> Token:
-    """OAuth2 password login; failed attempts are limited per username and address."""
-    address = request.client.host if request.client else "?"
-    username = form.username.strip()
-    wait = state.limiter.retry_after(username, address)
+async def log_in(state: AppState, address: str, username: str, password: str) -> Token:
+    """The one login path (API and /audit): address rate, then the (username, address)
+    delay, then argon2 on the bounded pool (a dummy hash for unknown usernames)."""
+    username = username.strip()
+    if "\x00" in username or len(username) > 100:
+        raise ApiError(
+            422,
+            "INVALID_REQUEST",
+            "username: at most 100 characters, no NUL",
+            message_zh="账号：最多 100 个字符，不能含 NUL 字符",
+        )
+    wait = state.address_rate.take(address)
     if wait > 0:
-        raise _locked(wait)
-    with state.db.session() as session:
-        user = session.scalar(select(User).where(User.username == username))
-        ok = verify_password(form.password, user.password_hash if user else None)
-        now = utcnow()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            raise _locked((user.locked_until - now).total_seconds())
+        raise too_many_attempts(wait)
+    rules = ThrottleRules.from_settings(state.settings)
+
+    def look_up() -> tuple[float, bool, User | None]:
+        with state.db.session() as session:
+            wait, on_record = login_wait(session, username, address, rules)
+            user = session.scalar(select(User).where(User.username == username))
+            return wait, on_record, user
+
+    wait, on_record, user = await run_in_threadpool(look_up)
+    if wait > 0:
+        raise too_many_failures(wait)
+    try:
+        ok = await state.passwords.run(
+            verify_password, password, user.password_hash if user else None
+        )
+    except HashingBusy:
+        raise hashing_busy() from None
     if not ok or user is None:
-        state.limiter.failed(username, address)
-        if user is not None:
-            _count_failure(state, user.id)
-        raise ApiError(401, "BAD_CREDENTIALS", "wrong username or password")
-    state.limiter.succeeded(username, address)
-    if user.failed_logins:
-        with state.db.write() as session:
-            session.get(User, user.id).failed_logins = 0  # type: ignore[union-attr]
+        await run_in_threadpool(record_failure, state.db, username, address, rules)
+        raise ApiError(
+            401, "BAD_CREDENTIALS", "wrong username or password", message_zh="账号或密码错误"
+        )
+    if on_record:
+        await run_in_threadpool(_clear, state, username, address)
     minutes = state.settings.TOKEN_MINUTES
     assert state.settings.SECRET_KEY is not None
     return Token(
-        access_token=make_token(user.id, state.settings.SECRET_KEY, minutes),
+        access_token=make_token(user.id, user.token_generation, state.settings.SECRET_KEY, minutes),
         expires_at=utcnow() + dt.timedelta(minutes=minutes),
         must_change_password=user.must_change_password,
     )
 
 
-def _count_failure(state: State, user_id: int) -> None:
+def _clear(state: AppState, username: str, address: str | None) -> None:
     with state.db.write() as session:
-        user = session.get(User, user_id)
-        assert user is not None
-        user.failed_logins += 1
-        if user.failed_logins >= ACCOUNT_LOCK_AFTER:
-            user.locked_until = utcnow() + dt.timedelta(minutes=ACCOUNT_LOCK_MINUTES)
-            user.failed_logins = 0
+        clear_failures(session, username, address)
+
+
+@router.post("/token", response_model=Token, responses=_LIMITS)
+async def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form(max_length=1000)],
+) -> Token:
+    """OAuth2 password login (form ``username``, ``password``). Failures slow down per
+    username and address (growing delays, never a lock-out)."""
+    return await log_in(deps.get_state(request), client_address(request), username, password)
 
 
 @router.post("/change-password", status_code=204)
-def change_password(state: State, user: AnyUser, body: ChangePassword) -> None:
-    """Set a new password (required after the first login with an initial password)."""
-    if not verify_password(body.old_password, user.password_hash):
-        raise ApiError(403, "BAD_CREDENTIALS", "the old password is wrong")
+async def change_password(request: Request, user: AnyUser, body: ChangePassword) -> None:
+    """Set a new password (JSON ``{old_password, new_password}``; required after the
+    first login with an initial password). Every token issued before, this one too,
+    stops working: log in again with the new password."""
+    state = deps.get_state(request)
+    try:
+        ok = await state.passwords.run(verify_password, body.old_password, user.password_hash)
+        if ok and body.new_password != body.old_password:
+            hashed = await state.passwords.run(hash_password, body.new_password)
+    except HashingBusy:
+        raise hashing_busy() from None
+    if not ok:
+        raise ApiError(
+            403, "BAD_CREDENTIALS", "the old password is wrong", message_zh="原密码不正确"
+        )
     if body.new_password == body.old_password:
-        raise ApiError(422, "INVALID_REQUEST", "the new password must differ from the old one")
+        raise ApiError(
+            422,
+            "INVALID_REQUEST",
+            "the new password must differ from the old one",
+            message_zh="新密码不能与原密码相同",
+        )
+    await run_in_threadpool(_set_password, state, user.id, hashed)
+
+
+def _set_password(state: AppState, user_id: int, hashed: str) -> None:
     with state.db.write() as session:
-        row = session.get(User, user.id)
+        row = session.get(User, user_id)
         assert row is not None
-        row.password_hash = hash_password(body.new_password)
+        row.password_hash = hashed
         row.must_change_password = False
+        row.token_generation += 1
+        clear_failures(session, row.username)
 
 
 @router.get("/me", response_model=UserOut)

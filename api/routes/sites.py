@@ -27,7 +27,7 @@ from photocheck.store.sites import (
     village_package_photos,
 )
 
-from ..deps import CountyUser, CurrentUser, DbId, SessionDep, State, VillageScope
+from ..deps import CountyUser, DbId, Scope, SessionDep, State, VillageScope
 from ..downloads import ranged_response
 from ..drone import store_site_photo
 from ..errors import ApiError
@@ -84,8 +84,11 @@ class LinkIn(BaseModel):
     replace: bool = False  # also unlink the site's households not listed
 
 
-def site_json(session: Session, site: SharedSite) -> dict[str, Any]:
+def site_json(session: Session, site: SharedSite, scope: Scope | None = None) -> dict[str, Any]:
+    """The site as the caller may see it: only the linked households in its scope."""
     households = site_households(session, site)
+    if scope is not None:
+        households = [h for h in households if scope.covers(h)]
     village_ids = sorted({h.village_id for h in households})
     villages = session.scalars(select(Village).where(Village.id.in_(village_ids))).all()
     kind = SiteKind(site.kind)
@@ -128,6 +131,37 @@ def _get_site(session: Session, county_id: int, site_code: str) -> SharedSite:
     return site
 
 
+def site_in_scope(session: Session, site: SharedSite, scope: Scope) -> bool:
+    """A village sees the sites linked to its households; a town those in the town or
+    linked to its villages' households; the county all of its own."""
+    if site.county_id != scope.county_id:
+        return False
+    if scope.village_id is None and scope.town_id is None:
+        return True
+    if scope.village_id is None and site.town_id == scope.town_id:
+        return True
+    linked = select(Household.id).where(
+        Household.county_id == site.county_id, Household.site_code == site.site_code
+    )
+    if scope.village_id is not None:
+        linked = linked.where(Household.village_id == scope.village_id)
+    else:
+        linked = linked.join(Village).where(Village.town_id == scope.town_id)
+    return session.scalar(linked.limit(1)) is not None
+
+
+def _scoped_site(session: Session, scope: Scope, site_code: str) -> SharedSite:
+    site = _get_site(session, scope.county_id, site_code)
+    if not site_in_scope(session, site, scope):
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"site {site_code!r} is not linked to a household in your area",
+            message_zh=f"安置点 {site_code!r} 未关联您辖区内的农户",
+        )
+    return site
+
+
 def _link(session: Session, site: SharedSite, codes: list[str], replace: bool) -> None:
     try:
         link_households(session, site, codes, replace=replace)
@@ -159,15 +193,20 @@ def register_site(state: State, user: CountyUser, body: SiteIn) -> JSONResponse:
 
 
 @router.get("/sites")
-def get_sites(user: CurrentUser, session: SessionDep) -> list[dict[str, Any]]:
-    """Every site of the caller's county, with linked households and photos."""
-    return [site_json(session, s) for s in list_sites(session, user.county_id)]
+def get_sites(scope: VillageScope, session: SessionDep) -> list[dict[str, Any]]:
+    """The sites the caller may see (county: all; town: its own and those of its
+    villages' households; village: those of its households), with photos."""
+    return [
+        site_json(session, s, scope)
+        for s in list_sites(session, scope.county_id)
+        if site_in_scope(session, s, scope)
+    ]
 
 
 @router.get("/sites/{site_id}")
-def get_site(user: CurrentUser, session: SessionDep, site_id: SiteCode) -> dict[str, Any]:
-    """One site; 404 if the county has no such site."""
-    return site_json(session, _get_site(session, user.county_id, site_id))
+def get_site(scope: VillageScope, session: SessionDep, site_id: SiteCode) -> dict[str, Any]:
+    """One site; 404 if the county has no such site, 403 if it is outside your area."""
+    return site_json(session, _scoped_site(session, scope, site_id), scope)
 
 
 @router.patch("/sites/{site_id}")
@@ -216,15 +255,16 @@ async def upload_site_photo(
 @router.get("/sites/{site_id}/photos/{photo_id}/file")
 def site_photo_file(
     state: State,
-    user: CurrentUser,
+    scope: VillageScope,
     session: SessionDep,
     request: Request,
     site_id: SiteCode,
     photo_id: DbId,
 ) -> Response:
     """The original bytes under the canonical name (Content-Disposition, RFC 5987),
-    streamed from the blob store; Range and ETag (the SHA-256) like the packages."""
-    site = _get_site(session, user.county_id, site_id)
+    streamed from the blob store; Range and ETag (the SHA-256) like the packages. Only
+    of a site the caller may see."""
+    site = _scoped_site(session, scope, site_id)
     photo = session.get(SitePhoto, photo_id)
     if photo is None or photo.site_id != site.id:
         raise ApiError(404, "PHOTO_NOT_FOUND", f"site {site_id!r} has no photo {photo_id}")

@@ -12,6 +12,7 @@ from photocheck.store import County, Role, Town, User, Village
 
 from ..deps import CountyUser, State
 from ..errors import ApiError
+from ..login_limits import clear_failures
 from ..schemas import AccountSlip
 from ..security import new_password
 
@@ -56,7 +57,8 @@ def create_town_account(state: State, user: CountyUser, body: TownAccountIn) -> 
 def reset_password(
     state: State, user: CountyUser, username: Annotated[str, Path(max_length=100)]
 ) -> AccountSlip:
-    """A new initial password for an account of this county (answered once)."""
+    """A new initial password for an account of this county (answered once). Every
+    token issued to the account before stops working; its login delays are cleared."""
     clear, hashed = new_password()
     with state.db.write() as session:
         target = session.scalar(
@@ -65,7 +67,8 @@ def reset_password(
         if target is None:
             raise ApiError(404, "USER_NOT_FOUND", f"no account {username!r} in this county")
         target.password_hash, target.must_change_password = hashed, True
-        target.failed_logins, target.locked_until = 0, None
+        target.token_generation += 1  # the stolen phone's token dies now
+        clear_failures(session, target.username)  # and its owner is not kept waiting
         county = session.get(County, target.county_id)
         town = session.get(Town, target.town_id) if target.town_id else None
         village = session.get(Village, target.village_id) if target.village_id else None

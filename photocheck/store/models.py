@@ -34,6 +34,7 @@ __all__ = [
     "County",
     "Household",
     "IdempotencyKey",
+    "LoginThrottle",
     "Photo",
     "PhotoMatch",
     "Role",
@@ -124,9 +125,29 @@ class User(Base):
     town_id: Mapped[int | None] = mapped_column(ForeignKey("towns.id"))
     village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id"))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # unused since revision 0005 (login_throttle replaced the account lock); kept because
+    # dropping a column of a referenced table on SQLite means rebuilding the table
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # every token carries the generation it was issued in; a password change or reset
+    # bumps it, so tokens (and /audit cookies) issued before stop working at once
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginThrottle(Base):
+    """Failed logins per (username as typed, client address): growing delays, no lock.
+
+    In the database so every server process sees the same count. Unknown usernames get
+    rows too (answers must not tell who exists); rows are forgotten after a while.
+    """
+
+    __tablename__ = "login_throttle"
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    next_allowed: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Household(Base):

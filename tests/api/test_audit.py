@@ -93,7 +93,7 @@ def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) 
     assert seen and all(not {"A1", "B1"} & set(f["household_ids"]) for f in seen)
     assert client.get(f"/audit/findings/{dup['id']}", headers=town_user).status_code == 404
     r = client.post(url, json={"action": "confirm"}, headers=town_user)
-    assert r.status_code == 404
+    assert r.status_code == 403  # a town account reads only (issue 9 item 8)
 
 
 def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.Client) -> None:

@@ -92,6 +92,10 @@ def test_dismiss_a_duplicate_in_the_browser(
         page.click("#xlsx")
     assert download.value.suggested_filename.endswith(".xlsx")
     page.screenshot(path=str(tmp_path / "progress.png"), full_page=True)
+    page.click("#logout")  # a form with its CSRF token (issue 9 item 9)
+    page.wait_for_url(server.url + "/audit/login")
+    page.goto(server.url + "/audit")
+    assert "/audit/login" in page.url
     if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
         out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
