@@ -38,8 +38,17 @@ _ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", f"{P}/audit/refresh"): (503,),
     ("get", f"{P}/audit/findings/{{finding_id}}"): (404,),
     ("post", f"{P}/audit/findings/{{finding_id}}/decision"): (404,),
+    # tus resumable uploads (the tus protocol's own codes: 400, 412, 460)
+    ("post", f"{P}/uploads"): (400, 412, 413),
+    ("head", f"{P}/uploads/{{upload_id}}"): (404, 412, 423),
+    ("patch", f"{P}/uploads/{{upload_id}}"): (400, 404, 409, 412, 415, 423, 460, 503),
+    ("delete", f"{P}/uploads/{{upload_id}}"): (404, 412, 423),
 }
 _DESCRIPTIONS = {
+    400: "a tus header is missing or malformed",
+    412: "send Tus-Resumable: 1.0.0",
+    423: "the upload is being written; retry",
+    460: "the upload's SHA-256 does not match its bytes",
     401: "not logged in, or the token is invalid or expired",
     403: "the initial password must be changed first, or this is outside your role or area",
     404: "not found in your county",
