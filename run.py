@@ -5,7 +5,10 @@
     python3 run.py test  [ARGS...]   # create .venv, install with test extras, run pytest
     python3 run.py photocheck ARGS   # any photocheck command inside the venv
 
-The virtual environment is (re)built only when pyproject.toml changes.
+The virtual environment is (re)built only when pyproject.toml changes. Commands run in
+the directory you call them from, so relative paths (arguments, PHOTOCHECK_DATA_DIR,
+PHOTOCHECK_POLICY, PHOTOCHECK_MODEL) mean what you typed; the data folder defaults to
+data/ beside this file.
 """
 
 from __future__ import annotations
@@ -14,12 +17,18 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("PHOTOCHECK_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PATH_SETTINGS = ("PHOTOCHECK_DATA_DIR", "PHOTOCHECK_POLICY", "PHOTOCHECK_MODEL")
+
+
+def _say(message: str) -> None:
+    print(f"run.py: {message}", file=sys.stderr, flush=True)
 
 
 def _ensure_env() -> None:
@@ -27,13 +36,33 @@ def _ensure_env() -> None:
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == want:
         return
+    started = time.monotonic()
     if not (BIN / "python").exists():
-        print(f"creating {VENV}", file=sys.stderr)
+        _say(f"creating the virtual environment {VENV}")
         venv.create(VENV, with_pip=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    _say("updating pip")
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    _say(
+        "installing photocheck with its dependencies and test tools "
+        "(first time: a few minutes, ~400 MB; later only when pyproject.toml changes)"
+    )
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
     stamp.write_text(want)
+    _say(f"installed in {time.monotonic() - started:.0f} s")
+
+
+def child_env(environ: dict[str, str], cwd: Path) -> dict[str, str]:
+    """The command's environment: relative path settings made absolute against the
+    caller's directory (so they mean the same in every process the command starts), and
+    the data folder beside the checkout unless one is given."""
+    env = dict(environ)
+    for name in PATH_SETTINGS:
+        value = env.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            env[name] = str((cwd / Path(value).expanduser()).resolve())
+    env.setdefault("PHOTOCHECK_DATA_DIR", str(ROOT / "data"))
+    return env
 
 
 def main(argv: list[str]) -> int:
@@ -42,13 +71,10 @@ def main(argv: list[str]) -> int:
         return 2
     _ensure_env()
     cmd, rest = argv[0], argv[1:]
-    if cmd == "test":
-        args = [str(BIN / "python"), "-m", "pytest", *rest]
-    elif cmd == "serve":
-        args = [str(BIN / "photocheck"), "serve", *rest]
-    else:
-        args = [str(BIN / "photocheck"), *rest]
-    return subprocess.call(args, cwd=ROOT)
+    if cmd == "test":  # pytest finds its configuration and ../shared/data from the checkout
+        return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+    args = [str(BIN / "photocheck"), *(["serve"] if cmd == "serve" else []), *rest]
+    return subprocess.call(args, env=child_env(dict(os.environ), Path.cwd()))
 
 
 if __name__ == "__main__":

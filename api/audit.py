@@ -14,15 +14,19 @@ save takes a per-county database lock too, so several processes stay correct.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from photocheck.audit import AuditConfig, refresh
+from photocheck.audit.match_picture import has_match_points, render_match_picture
 from photocheck.audit.previews import make_preview
 from photocheck.audit.storage import (
     RefreshResult,
@@ -31,7 +35,7 @@ from photocheck.audit.storage import (
 )
 from photocheck.audit.tables import AuditFindingRow
 from photocheck.errors import BlobNotFound
-from photocheck.store import Photo, Role, User
+from photocheck.store import Photo, PhotoMatch, Role, User
 
 from .errors import ApiError
 from .state import AppState
@@ -42,6 +46,7 @@ __all__ = [
     "RefreshTicket",
     "audit_config",
     "finding_scope",
+    "match_picture_bytes",
     "preview_bytes",
     "refresh_county",
     "require_decider",
@@ -108,6 +113,7 @@ class AuditWorker:
         self._last_poke = 0.0
         self._next_poll = 0.0  # the first loop looks at once
         self._tickets: list[RefreshTicket] = []
+        self._stale: set[int] = set()  # counties whose matches changed after the answer
         self.running: int | None = None  # the county being refreshed now
         self.last_error: str | None = None
 
@@ -139,6 +145,13 @@ class AuditWorker:
             self._first_poke = self._first_poke or now
             self._last_poke = now
             self._cv.notify_all()
+
+    def scene_matches(self, photo_id: int, county_id: int) -> None:
+        """A scene check after the answer found matches for a photo the findings may
+        already include: refresh its county soon (debounced, as after an upload)."""
+        with self._cv:
+            self._stale.add(county_id)
+        self.poke()
 
     def request(self, county_id: int) -> RefreshTicket:
         """Queue a refresh of the county now (no debounce)."""
@@ -203,12 +216,14 @@ class AuditWorker:
     def _run(self, counties: list[int] | None, tickets: list[RefreshTicket]) -> None:
         with self._run_lock:
             if counties is None:
+                with self._cv:
+                    stale, self._stale = self._stale, set()
                 try:
                     with self.state.db.session() as session:
-                        counties = counties_with_pending(session)
+                        counties = sorted(set(counties_with_pending(session)) | stale)
                 except SQLAlchemyError as exc:
                     self._failed(None, exc)
-                    counties = []
+                    counties = sorted(stale)
             wanted = {t.county_id for t in tickets}
             for county_id in sorted(set(counties) - wanted):
                 self._refresh(RefreshTicket(county_id))
@@ -296,8 +311,31 @@ def photo_visible(session: Session, photo_id: int, user: User) -> Photo:
         or photo.household.county_id != county
         or (town is not None and photo.household.village.town_id != town)
     ):
-        raise ApiError(404, "PHOTO_NOT_FOUND", f"no photo {photo_id} in your area")
+        raise ApiError(
+            404,
+            "PHOTO_NOT_FOUND",
+            f"no photo {photo_id} in your area",
+            message_zh=f"你的管辖范围内没有照片 {photo_id}",
+        )
     return photo
+
+
+def match_picture_bytes(state: AppState, match: PhotoMatch, a: Photo, b: Photo) -> bytes | None:
+    """The match picture of a same-scene pair (``audit.match_picture``), drawn once
+    from the two previews and the stored inlier points, then kept in the previews store."""
+    if not has_match_points(match.evidence):
+        return None
+    name = f"match_{match.id}_{PREVIEW_SIZE}.jpg"
+    cached = state.previews.get_named(name)
+    if cached is not None:
+        return cached
+    previews = [preview_bytes(state, photo) for photo in (a, b)]
+    if previews[0] is None or previews[1] is None:
+        return None
+    images = [np.asarray(Image.open(io.BytesIO(p)).convert("RGB")) for p in previews if p]
+    picture = render_match_picture(images[0], images[1], match.evidence)
+    state.previews.put_named(name, picture)
+    return picture
 
 
 def preview_bytes(state: AppState, photo: Photo) -> bytes | None:

@@ -67,7 +67,7 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
             blobs=blobs,
             county=args.county,
             synthetic=args.synthetic,
-            include_photo_reasons=args.all,
+            include_photo_reasons=not args.without_photo_reasons,
             show_progress=sys.stderr.isatty() or args.progress,
             gps_radius_m=settings.GPS_RADIUS_M,
         )
@@ -123,7 +123,12 @@ def add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     p = audit_sub.add_parser("report", help="write a self-contained HTML audit report")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--county", help="county name (default: the first one)")
-    p.add_argument("--all", action="store_true", help="also list single-photo check reasons")
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)  # now the default
+    p.add_argument(
+        "--without-photo-reasons",
+        action="store_true",
+        help="leave out the upload check's own reasons (the page lists them)",
+    )
     p.add_argument("--synthetic", type=int, metavar="N", help="demo: a synthetic county of N")
     p.add_argument("--progress", action="store_true", help="progress bar even when piped")
     p.set_defaults(func=cmd_audit_report)

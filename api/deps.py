@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -19,23 +19,47 @@ from photocheck.store import Household, Role, User
 from photocheck.store.repo import find_household
 
 from .errors import ApiError
+from .page_session import page_api_token
 from .security import decode_token
 from .state import AppState
 
 __all__ = [
+    "MAX_DB_ID",
     "AnyUser",
     "CountyUser",
     "CurrentUser",
+    "DbId",
+    "DbIdFilter",
     "Scope",
     "ScopedHousehold",
     "SessionDep",
     "State",
     "UploadHousehold",
     "VillageScope",
+    "parse_db_id",
     "user_for_token",
 ]
 
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+# Row IDs are 64-bit signed in both databases; a larger number is no ID (422, not an
+# OverflowError deep in the driver).
+MAX_DB_ID = 2**63 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+DbIdFilter = Annotated[int | None, Query(ge=1, le=MAX_DB_ID)]
+
+
+def parse_db_id(text: str) -> int | None:
+    """An ID given as text (``?town=12`` or a name): the number, or None for a name."""
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_DB_ID:
+        return int(text)
+    return None
+
+
+_oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def _bearer(request: Request, bearer: Annotated[str | None, Depends(_oauth2)]) -> str | None:
+    """The ``Authorization: Bearer`` token, else a web page's cookie with its CSRF header."""
+    return bearer or page_api_token(request)
 
 
 def get_state(request: Request) -> AppState:
@@ -102,6 +126,7 @@ def get_current_user(user: AnyUser) -> User:
             403,
             "PASSWORD_CHANGE_REQUIRED",
             "change the initial password first (POST /api/v1/auth/change-password)",
+            message_zh="请先修改初始密码（POST /api/v1/auth/change-password）",
         )
     return user
 
@@ -111,7 +136,12 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def get_county_user(user: CurrentUser) -> User:
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "only a county account may do this")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "only a county account may do this",
+            message_zh="只有县级账号可以进行此操作",
+        )
     return user
 
 
@@ -155,9 +185,19 @@ def get_scoped_household(
     """The household named in the path, if the caller may see it (404 / 403 otherwise)."""
     household = find_household(session, scope.county_id, household_id)
     if household is None:
-        raise ApiError(404, "HOUSEHOLD_NOT_FOUND", f"no household {household_id!r} in this county")
+        raise ApiError(
+            404,
+            "HOUSEHOLD_NOT_FOUND",
+            f"no household {household_id!r} in this county",
+            message_zh=f"本县没有农户「{household_id}」",
+        )
     if not scope.covers(household):
-        raise ApiError(403, "FORBIDDEN", f"household {household_id!r} is not in your area")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"household {household_id!r} is not in your area",
+            message_zh=f"农户「{household_id}」不在你的管辖范围内",
+        )
     return household
 
 
@@ -167,7 +207,12 @@ ScopedHousehold = Annotated[Household, Depends(get_scoped_household)]
 def get_upload_household(user: CurrentUser, household: ScopedHousehold) -> Household:
     """Only the village verifier uploads ("whoever verifies enters and answers for it")."""
     if user.role != Role.VILLAGE:
-        raise ApiError(403, "FORBIDDEN", "only the village's verifier account uploads photos")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "only the village's verifier account uploads photos",
+            message_zh="只有本村核验员账号可以上传照片",
+        )
     return household
 
 

@@ -20,17 +20,32 @@ __all__ = ["content_disposition", "ranged_response"]
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 
 
-def content_disposition(filename: str, *, inline: bool = False) -> str:
+def ascii_fallback(filename: str, readable: str | None = None) -> str:
+    """A readable ASCII name for old clients: ``readable`` (e.g. IDs and kind) when the
+    caller gives one, else the name's ASCII runs (a Chinese name would otherwise be all
+    underscores), keeping the extension."""
+    stem, dot, ext = (readable or filename).rpartition(".")
+    if not dot:
+        stem, ext = ext, ""
+    safe_ext = re.sub(r"[^A-Za-z0-9]", "", ext)[:10]
+    words = re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", stem)
+    base = "-".join(words).strip("._-")[:150] or "download"
+    return f"{base}.{safe_ext}" if safe_ext else base
+
+
+def content_disposition(
+    filename: str, *, inline: bool = False, ascii_name: str | None = None
+) -> str:
     """``attachment; filename="ascii"; filename*=UTF-8''percent-encoded``.
 
-    Old clients read the ASCII fallback (non-ASCII letters become ``_``); every current
-    browser and curl ``-J`` use the UTF-8 form.
+    Old clients read the ASCII fallback (``ascii_fallback``); every current browser and
+    curl ``-J`` use the UTF-8 form.
     """
     nfc = "".join(
         "_" if c in '<>:"/\\|?*' or ord(c) < 32 else c
         for c in unicodedata.normalize("NFC", filename)
     )  # a path-free name, whatever the caller built it from
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%;' else "_" for c in nfc)
+    fallback = ascii_fallback(nfc, ascii_name)
     kind = "inline" if inline else "attachment"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(nfc, safe='')}"
 
@@ -68,6 +83,7 @@ def ranged_response(
     media_type: str,
     filename: str,
     inline: bool = False,
+    ascii_name: str | None = None,
 ) -> Response:
     """200, 206, 304 or 416 for a body of known size produced by ``body(start, end)``
     (called before the answer starts, so a store that is down still gets its 503)."""
@@ -75,7 +91,7 @@ def ranged_response(
     headers = {
         "ETag": quoted,
         "Accept-Ranges": "bytes",
-        "Content-Disposition": content_disposition(filename, inline=inline),
+        "Content-Disposition": content_disposition(filename, inline=inline, ascii_name=ascii_name),
         "Cache-Control": "private, no-cache",
     }
     if_none_match = request.headers.get("if-none-match")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import joinedload
 from photocheck import ContentModel, PhotoContext, Policy, Verdict, check_photo
 from photocheck.drone import photo_facts
 from photocheck.metadata.gps import haversine_m
+from photocheck.similarity.engine import pdq_usable
 from photocheck.store import BlobStore, Database, PendingBlob
 from photocheck.store.repo import EXTENSIONS
 from photocheck.store.sites import SharedSite, SitePhoto, new_site_photo_name
@@ -99,7 +100,8 @@ def take_site_photo(
             if row.site_id != site.id:
                 other = row.site.site_code
                 msg = f"this photo is already stored for site {other!r} as {row.canonical_name}"
-                raise ApiError(409, "PHOTO_OF_OTHER_SITE", msg)
+                zh = f"这张照片已登记在安置点「{other}」，文件名 {row.canonical_name}"
+                raise ApiError(409, "PHOTO_OF_OTHER_SITE", msg, message_zh=zh)
             return 200, {**answer, **_stored(row), "stored": True, "existing": True}
         day = (facts.capture_time or dt.datetime.now(intake.policy.metadata.tz)).date()
         name = new_site_photo_name(session, site, day, "." + EXTENSIONS.get(fmt or "", "jpg"))
@@ -123,7 +125,8 @@ def take_site_photo(
             reasons=reasons,
             metrics=_plain(report.metrics),
             exif=_plain(report.metadata.to_json()) if report.metadata else None,
-            pdq=fp.pdq.hex() if fp.pdq else None,
+            # only a hash past the quality gate is kept (the engine trusts stored ones)
+            pdq=fp.pdq.hex() if fp.pdq and pdq_usable(fp, intake.policy.similarity) else None,
             pixel_sha256=fp.pixel_sha256,
             uploaded_by=user_id,
             policy_version=report.policy_version,
@@ -141,7 +144,7 @@ def _site(session: Any, site_pk: int) -> SharedSite:
         .where(SharedSite.id == site_pk)
     )
     if site is None:
-        raise ApiError(404, "SITE_NOT_FOUND", "the site was removed")
+        raise ApiError(404, "SITE_NOT_FOUND", "the site was removed", message_zh="该安置点已被删除")
     return site
 
 

@@ -1,6 +1,6 @@
 """The job handlers of this service and ``photocheck worker``.
 
-The handlers are the library's (``Intake.make_features``, ``backfill_scene_features``,
+The handlers are the library's (``Intake.job_handlers()``, ``backfill_scene_features``,
 ``audit.refresh.refresh_pending``) bound to this process's state; the queue is
 ``photocheck.jobs`` (PostgreSQL only: the embedded default runs the same work on
 threads).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from photocheck import jobs
@@ -26,8 +27,8 @@ log = logging.getLogger("api.jobs")
 
 
 def handlers(state: AppState) -> dict[str, jobs.Handler]:
-    def scene_features(payload: dict[str, Any]) -> None:
-        state.intake.make_features(int(payload["photo_id"]))
+    def keyed(handler: Callable[[int], None]) -> jobs.Handler:
+        return lambda payload: handler(int(payload["key"]))
 
     def scene_backfill(_: dict[str, Any]) -> None:
         state.intake.backfill_scene_features()
@@ -40,11 +41,8 @@ def handlers(state: AppState) -> dict[str, jobs.Handler]:
             max_pixels=state.policy.quality.max_pixels,
         )
 
-    return {
-        jobs.SCENE_FEATURES: scene_features,
-        jobs.SCENE_BACKFILL: scene_backfill,
-        jobs.AUDIT_REFRESH: audit_refresh,
-    }
+    found = {kind: keyed(h) for kind, h in state.intake.job_handlers().items()}
+    return found | {jobs.SCENE_BACKFILL: scene_backfill, jobs.AUDIT_REFRESH: audit_refresh}
 
 
 def job_runner(state: AppState, concurrency: int = 2) -> jobs.JobRunner | None:

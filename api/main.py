@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from photocheck import ContentModel, default_policy, jobs, load_policy
 from photocheck.errors import BlobStoreUnavailable
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.reconcile import GRACE_S
+from photocheck.store.resumable import PartialUploads
 from photocheck.store.scenes import OrbSceneMatcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
+from .input_guard import refuse_control_chars
 from .jobs import job_runner
+from .liveness import Liveness
 from .login_limits import AddressRate
 from .migrate import upgrade
+from .openapi_doc import install_openapi
 from .routes import audit as audit_routes
-from .routes import audit_pages, auth, households, photos, retakes, sites, users
+from .routes import (
+    audit_pages,
+    auth,
+    file_matching,
+    households,
+    photos,
+    retakes,
+    sites,
+    tus,
+    users,
+    village_pages,
+)
 from .security import PasswordPool
 from .settings import Settings
 from .state import AppState
@@ -48,18 +65,19 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
     report.temp_removed += stores["drone"].clean_staging(GRACE_S)  # site uploads' staging
     policy = load_policy(settings.POLICY) if settings.POLICY else default_policy()
     model = ContentModel(settings.MODEL) if settings.MODEL else ContentModel()
+    queue = db.dialect == "postgresql"  # the PostgreSQL job queue (scale-out)
+    if queue:
+        jobs.install(settings.database_url)
     intake = Intake(
         db,
         blobs,
         policy,
         scene=OrbSceneMatcher(policy, blobs),
         index_dir=settings.DATA_DIR / "dupindex",
+        jobs=jobs.QueueJobs(db) if queue else None,
     )
-    intake.scene_job_delay_s = settings.JOB_SCENE_DELAY_S
-    queue = db.dialect == "postgresql"  # the PostgreSQL job queue does the backfill
     count = intake.rebuild_index(backfill=not queue) if index else 0
-    if queue:
-        jobs.install(settings.database_url)
+    if queue:  # the backfill runs once, as a job, not in every process
         with db.write() as session:
             jobs.enqueue(session, jobs.SCENE_BACKFILL, {}, dedupe_key=jobs.SCENE_BACKFILL)
     log.info(
@@ -70,7 +88,7 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
     )
     passwords = PasswordPool(settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE)
     address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
-    return AppState(
+    state = AppState(
         settings,
         db,
         blobs,
@@ -83,6 +101,10 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         site_blobs=stores["drone"],
         previews=stores["previews"],
     )
+    expiry = dt.timedelta(hours=settings.TUS_EXPIRY_HOURS)
+    state.partial = PartialUploads(settings.partial_dir, expiry)
+    state.partial.sweep()
+    return state
 
 
 def _prepare(store: BlobStore) -> None:
@@ -99,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state = build_state(settings)
     state.audit = worker = AuditWorker(state)
     runner = job_runner(state) if settings.JOBS_IN_SERVE else None
+    state.intake.on_scene_matches = worker.scene_matches  # findings of a later scene check
+    state.liveness = liveness = Liveness(state.db, settings.DATA_DIR)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -112,23 +136,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             runner.stop()
         worker.stop()
         state.intake.stop_following()
+        liveness.close()
         state.passwords.shutdown()
         state.db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI / ReDoc served from the installed package, not a
+    # CDN: a county network may have no internet.
+    app = FastAPIOffline(
         title="photocheck",
         version="1",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        static_url="/docs-assets",
+        dependencies=[Depends(refuse_control_chars)],  # NUL & co.: 422 on every route
     )
     app.state.photocheck = state
-    install_error_handlers(app)
+    install_error_handlers(app, html_pages=("/audit", audit_pages.error_page))
+    install_openapi(app)  # the error answers and media types each operation really gives
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, households, photos, retakes, sites, users):
+    for module in (auth, file_matching, households, photos, retakes, sites, tus, users):
         api.include_router(module.router)
     api.include_router(audit_routes.router)  # issue 5: findings, decisions, progress
     app.include_router(api)
     app.include_router(audit_pages.router)  # the /audit web page
+    app.include_router(village_pages.router)  # issue 12: the village's PC upload page
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, object]:

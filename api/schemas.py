@@ -30,8 +30,18 @@ class Token(BaseModel):
 
 
 class ChangePassword(BaseModel):
-    old_password: str
-    new_password: str = Field(min_length=8, max_length=200)
+    """The JSON body of ``POST /auth/change-password`` (not a form, unlike the login)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"old_password": "initial-from-slip", "new_password": "my-new-pass-1"}]
+        }
+    )
+
+    old_password: str = Field(description="the current (or initial) password")
+    new_password: str = Field(
+        min_length=8, max_length=200, description="8 to 200 characters, not the old one"
+    )
 
 
 class UserOut(BaseModel):
@@ -96,6 +106,8 @@ class PhotoOut(BaseModel):
     is_current: bool
     policy_version: str
     model_version: str
+    # {"status": "pending", "message", "message_zh"} until the same-scene check has run
+    scene_check: dict[str, str] | None = None
 
 
 class HouseholdOut(BaseModel):
@@ -111,6 +123,7 @@ class HouseholdOut(BaseModel):
     status: str  # missing | accept | review | reject (the current photo's verdict)
     current_photo: PhotoOut | None
     history: list[PhotoOut]
+    scene_check: dict[str, str] | None = None  # the current photo's, while pending
 
 
 class RetakeOut(BaseModel):
@@ -131,3 +144,6 @@ class UploadOut(BaseModel):
     matches: list[dict[str, Any]]
     retake_required: bool
     practice: bool = False
+    # {"status": "pending", ...}: the same-scene check runs after this answer; the
+    # household record (GET /households/{id}) shows its outcome
+    scene_check: dict[str, str] | None = None

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     MAX_UPLOAD_MB: float = Field(default=20.0, gt=0)
     TOKEN_MINUTES: int = Field(default=12 * 60, gt=0)
     POLICY: Path | None = None  # default: the packaged policy
-    MODEL: Path | None = None  # default: models/efficientnet_lite0.onnx
+    MODEL: Path | None = None  # default: photocheck/models/efficientnet_lite0.onnx
     GPS_RADIUS_M: float | None = Field(default=None, gt=0)  # default: the policy's
     # failed logins per (username, address): these many are answered at once; after
     # them each next attempt waits LOGIN_DELAY_S, doubling per failure up to the cap
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # PostgreSQL job queue (ignored on SQLite, where jobs run on the process's threads)
     JOBS_IN_SERVE: bool = True  # serve processes run jobs too (besides `photocheck worker`)
     JOB_HEARTBEAT_S: float = Field(default=30.0, gt=0)  # a dead worker's jobs: re-picked after
-    JOB_SCENE_DELAY_S: float = Field(default=30.0, ge=0)  # the features job's safety delay
+    TUS_EXPIRY_HOURS: float = Field(default=24.0, gt=0)  # unfinished resumable uploads
     BLOB_URL: str | None = None  # default: the data folder; s3://BUCKET/PREFIX for S3
     S3_ENDPOINT: str | None = None  # e.g. http://127.0.0.1:8333; default AWS_ENDPOINT_URL
     S3_ACCESS_KEY: str | None = None  # default: AWS_ACCESS_KEY_ID (none: unsigned)
@@ -62,6 +62,13 @@ class Settings(BaseSettings):
             BlobConfig(Path("."), value)  # raises ValueError for anything but s3://BUCKET
         return value or None
 
+    @field_validator("DATA_DIR", "POLICY", "MODEL", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Relative paths are taken from the directory the process starts in, once: the
+        database, blobs and secret then stay in one place whatever changes the cwd."""
+        return None if value is None else value.expanduser().resolve()
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.MAX_UPLOAD_MB * 1024 * 1024)
@@ -70,7 +77,12 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         if self.DATABASE_URL:
             return self.DATABASE_URL
-        return f"sqlite:///{self.DATA_DIR.resolve() / 'photocheck.sqlite3'}"
+        return f"sqlite:///{self.DATA_DIR / 'photocheck.sqlite3'}"
+
+    @property
+    def partial_dir(self) -> Path:
+        """Resumable uploads in progress (beside the blobs' local staging folder)."""
+        return self.DATA_DIR / "partial"
 
     def blob_config(self) -> BlobConfig:
         return BlobConfig(

@@ -20,6 +20,7 @@ from photocheck.store import BlobStore, PendingBlob, SizeLimitExceeded
 from photocheck.store.blobs import BlobWriter
 
 from .errors import ApiError
+from .input_guard import check_text
 
 __all__ = ["ParsedUpload", "looks_like_image", "read_upload"]
 
@@ -37,7 +38,12 @@ class ParsedUpload:
 
 def too_large(limit: int) -> ApiError:
     mb = limit / (1024 * 1024)
-    return ApiError(413, "PAYLOAD_TOO_LARGE", f"the photo is larger than the {mb:g} MB limit")
+    return ApiError(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"the photo is larger than the {mb:g} MB limit",
+        message_zh=f"照片超过 {mb:g} MB 的大小限制",
+    )
 
 
 class _Collector:
@@ -73,7 +79,7 @@ class _Collector:
     def part_begin(self) -> None:
         self.parts += 1
         if self.parts > MAX_PARTS:
-            raise ApiError(422, "INVALID_REQUEST", "too many form parts")
+            raise ApiError(422, "INVALID_REQUEST", "too many form parts", message_zh="表单字段太多")
         self._headers, self._name, self._is_file = {}, None, False
         self._buffer = bytearray()
 
@@ -85,12 +91,21 @@ class _Collector:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name")
         self._name = name.decode("utf-8", "replace") if name is not None else None
+        if self._name is not None:
+            check_text("form field name", self._name)
         if self._name == "file":
             if self.writer is not None:
-                raise ApiError(422, "INVALID_REQUEST", "send one `file` part only")
+                raise ApiError(
+                    422,
+                    "INVALID_REQUEST",
+                    "send one `file` part only",
+                    message_zh="只能上传一个 file 文件",
+                )
             self._is_file = True
             raw = options.get(b"filename")
             self.filename = raw.decode("utf-8", "replace") if raw is not None else None
+            if self.filename is not None:
+                check_text("file.filename", self.filename)
             self.writer = self.blobs.open_writer(self.limit)
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
@@ -100,11 +115,18 @@ class _Collector:
         else:
             self._buffer += data[start:end]
             if len(self._buffer) > MAX_FIELD_BYTES:
-                raise ApiError(413, "PAYLOAD_TOO_LARGE", f"form field {self._name!r} is too large")
+                raise ApiError(
+                    413,
+                    "PAYLOAD_TOO_LARGE",
+                    f"form field {self._name!r} is too large",
+                    message_zh=f"表单字段 {self._name} 太大",
+                )
 
     def part_end(self) -> None:
         if not self._is_file and self._name:
-            self.fields[self._name] = self._buffer.decode("utf-8", "replace")
+            value = self._buffer.decode("utf-8", "replace")
+            check_text(f"form.{self._name}", value, free_text=True)  # JSON: checked parsed
+            self.fields[self._name] = value
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -120,7 +142,10 @@ async def read_upload(request: Request, blobs: BlobStore, limit: int) -> ParsedU
     boundary = options.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
         raise ApiError(
-            415, "UNSUPPORTED_MEDIA_TYPE", "send the photo as multipart/form-data (field `file`)"
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the photo as multipart/form-data (field `file`)",
+            message_zh="请以 multipart/form-data 表单上传照片（字段 file）",
         )
     collector = _Collector(blobs, limit)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
@@ -135,7 +160,12 @@ async def read_upload(request: Request, blobs: BlobStore, limit: int) -> ParsedU
         raise too_large(limit) from None
     except MultipartParseError as exc:
         collector.abort()
-        raise ApiError(422, "INVALID_REQUEST", f"malformed multipart body: {exc}") from None
+        raise ApiError(
+            422,
+            "INVALID_REQUEST",
+            f"malformed multipart body: {exc}",
+            message_zh="上传表单格式错误",
+        ) from None
     except ClientDisconnect:
         collector.abort()
         raise
@@ -144,7 +174,9 @@ async def read_upload(request: Request, blobs: BlobStore, limit: int) -> ParsedU
         await _drain(stream, limit)
         raise
     if collector.writer is None:
-        raise ApiError(422, "INVALID_REQUEST", "no `file` part in the form")
+        raise ApiError(
+            422, "INVALID_REQUEST", "no `file` part in the form", message_zh="表单中没有 file 文件"
+        )
     return ParsedUpload(collector.writer.finish(), collector.filename, collector.fields)
 
 

@@ -66,6 +66,11 @@ def _emit(obj: dict[str, Any]) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     policy, model = load_policy_arg(args), load_model(args)
     files = list(iter_image_paths(args.paths))
+    for raw in args.paths:  # a folder that gives nothing is said so, not silently skipped
+        folder = Path(raw)
+        if folder.is_dir() and not any(f.is_relative_to(folder) for f in files):
+            suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+            print(f"photocheck: no photos in {folder} (looked for {suffixes})", file=sys.stderr)
 
     def one(path: Path) -> dict[str, Any]:
         try:
@@ -118,7 +123,9 @@ def build_parser(
     """The parser of the library's commands; ``extend`` adds more subcommands."""
     parser = argparse.ArgumentParser(prog="photocheck", description=__doc__)
     parser.add_argument("--policy", help="policy TOML (default: packaged; env PHOTOCHECK_POLICY)")
-    parser.add_argument("--model", help="ONNX model file (default: models/; env PHOTOCHECK_MODEL)")
+    parser.add_argument(
+        "--model", help="ONNX model file (default: photocheck/models/; env PHOTOCHECK_MODEL)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("check", help="check photos; one JSON object per file")

@@ -138,7 +138,7 @@ def _phash_from_thumbnail(thumb: np.ndarray) -> int:
     average, and as close to imagehash.phash (mean 0.5 bits) as before (0.7).
     """
     small = cv2.resize(thumb, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    dct = cv2.dct(small)[:8, :8]
+    dct = np.asarray(cv2.dct(small), dtype=np.float32)[:8, :8]
     # cv2.dct is orthonormal; rescale row/column 0 to scipy's unnormalised DCT-II so the
     # median comparison matches imagehash.phash.
     dct[0, :] *= _SQRT2

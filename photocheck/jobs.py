@@ -8,21 +8,21 @@ run inside our own transaction, so a job exists exactly when the row it is about
 was committed. Delivery is at least once, so every handler here is idempotent: it
 looks at the database and does only what is still missing.
 
-Jobs:
+Jobs (the payload's ``key`` is the photo id where there is one):
 
-- ``scene_features {photo_id}``: make a stored photo's scene features from its
-  original if they are still missing. Enqueued with the photo row, ``SCENE_DELAY_S``
-  late: the uploading process normally makes them from the pixels it already
-  decoded (``FeatureQueue``) long before, and the job finds nothing to do; if that
-  process died first, another worker does it.
+- ``scene_check {key}``: the photo's scene check after the answer
+  (``Intake.run_scene_check``, idempotent; it makes the features too). Enqueued in
+  the photo's own transaction (``QueueJobs.photo_stored``), so a worker that died
+  after the commit loses nothing: another one picks the job.
 - ``scene_backfill {}``: features for every stored photo without them (older
   formats too), queued once at start-up instead of a thread in every process.
 - ``audit_refresh {}``: recompute the findings of every county with photos the
   stored findings do not include (state in the database, so a skipped or repeated
   job loses nothing). Enqueued with each photo, deduplicated while one is queued.
 
-The embedded default (SQLite) has no queue: ``enqueue`` does nothing and the same
-work runs on the process's own threads (``FeatureQueue``, backfill, ``AuditWorker``).
+``QueueJobs`` is the PostgreSQL implementation of the ``Jobs`` interface
+(``photocheck.store.jobs``); the embedded default (SQLite) has no queue: the same work
+runs on the process's own threads (``ThreadJobs``, backfill, ``AuditWorker``).
 """
 
 from __future__ import annotations
@@ -31,20 +31,25 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from .store.db import Database
 
 __all__ = [
     "AUDIT_REFRESH",
     "SCENE_BACKFILL",
-    "SCENE_FEATURES",
+    "SCENE_CHECK",
     "Handler",
     "JobRunner",
+    "QueueJobs",
     "enqueue",
     "install",
     "psycopg_conninfo",
@@ -52,10 +57,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCENE_FEATURES = "scene_features"
+SCENE_CHECK = "scene_check"  # = photocheck.store.intake.SCENE_CHECK
 SCENE_BACKFILL = "scene_backfill"
 AUDIT_REFRESH = "audit_refresh"
-SCENE_DELAY_S = 30.0  # the uploading process makes them within ms; this is the safety net
 AUDIT_DELAY_S = 3.0  # a burst of uploads gives one refresh (debounce)
 INSTALL_LOCK = 0x6A6F6273  # pg_advisory_lock key: one install at a time ("jobs")
 
@@ -97,6 +101,43 @@ def enqueue(
                 ["{}"],
             ),
         )
+
+
+class QueueJobs:
+    """The ``Jobs`` interface (``photocheck.store.jobs``) on the PostgreSQL queue: any
+    worker process runs the job, at least once (``key`` is the payload's ``key``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def enqueue(self, kind: str, key: int) -> None:
+        """A job in a transaction of its own (start-up: photos still unchecked)."""
+        with self.db.session() as session:
+            enqueue(session, kind, {"key": key}, dedupe_key=f"{kind}:{key}")
+            session.commit()
+
+    def drain(self, timeout: float | None = None, kind: str = SCENE_CHECK) -> bool:
+        """Wait until no ``kind`` job is queued or running, whichever worker runs it
+        (tests, benchmarks); False on timeout."""
+        from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
+
+        table = QueryBuilderEnvironment().settings.queue_table
+        query = text(f"SELECT count(*) FROM {table} WHERE entrypoint = :kind")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.db.session() as session:
+                if not session.scalar(query, {"kind": kind}):
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+    def photo_stored(self, session: Session, photo_id: int, *, scene_check: bool) -> None:
+        """The jobs of a photo just stored, in the transaction that stores it."""
+        if scene_check:
+            key = f"{SCENE_CHECK}:{photo_id}"
+            enqueue(session, SCENE_CHECK, {"key": photo_id}, dedupe_key=key)
+        enqueue(session, AUDIT_REFRESH, {}, delay_s=AUDIT_DELAY_S, dedupe_key=AUDIT_REFRESH)
 
 
 def install(database_url: str) -> None:

@@ -1,10 +1,10 @@
 """The content model: EfficientNet-Lite0 (ImageNet) in one onnxruntime session per process.
 
-The ONNX file and its class names live in ``models/`` (made by
-``scripts/export_model.py``; provenance in ``models/README.md``). The graph takes
-uint8 RGB 224x224 NHWC and normalises itself, and answers ImageNet logits plus the
-1280-d pooled features. Nothing is downloaded: a missing or damaged file is a
-``ModelError`` the caller shows as it is.
+The ONNX file and its class names live in ``photocheck/models/`` (package data, so a
+wheel carries them; made by ``scripts/export_model.py``; provenance in
+``photocheck/models/README.md``). The graph takes uint8 RGB 224x224 NHWC and
+normalises itself, and answers ImageNet logits plus the 1280-d pooled features. Nothing
+is downloaded: a missing or damaged file is a ``ModelError`` the caller shows as it is.
 
 ImageNet has no "house" class, so a building is the probability mass summed over the
 classes whose pictures are buildings or parts of building fronts, and a screen/document
@@ -36,7 +36,7 @@ __all__ = [
     "model_input",
 ]
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent / "models"  # package data: in the wheel
 DEFAULT_MODEL_PATH = MODELS_DIR / "efficientnet_lite0.onnx"
 CLASSES_FILE = "imagenet_classes.txt"  # beside the model file
 INPUT_SIZE = 224

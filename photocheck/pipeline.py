@@ -36,7 +36,7 @@ from .fingerprints import Fingerprint, byte_digest, fingerprint
 from .metadata import Metadata, read_metadata
 from .model import ContentModel, ContentScores, model_input
 from .policy import Policy
-from .reasons import ReasonCode
+from .reasons import ReasonCode, Subject
 from .verdict import Finding, Reason, Verdict, decide, explain
 
 __all__ = ["Report", "check_file", "check_photo"]
@@ -70,6 +70,11 @@ class Report:
         }
 
 
+def _subject(context: PhotoContext) -> Subject:
+    """Drone photos of shared sites are the ones checked without house framing."""
+    return Subject.HOUSE if context.check_framing else Subject.SITE
+
+
 def check_photo(
     data: bytes,
     *,
@@ -95,10 +100,12 @@ def check_photo(
         photo = decode(
             data,
             max_pixels=policy.quality.max_pixels,
+            max_bytes=policy.quality.max_decode_bytes,
             working_size=policy.quality.working_size,
         )
     except DecodeError as exc:
-        reasons = explain([Finding(ReasonCode.UNREADABLE, {"error": str(exc)})], policy)
+        unreadable = [Finding(ReasonCode.UNREADABLE, {"error": str(exc)})]
+        reasons = explain(unreadable, policy, _subject(context))
         return Report(
             verdict=decide(reasons),
             reasons=tuple(reasons),
@@ -125,7 +132,7 @@ def check_photo(
     for out in outputs:
         findings.extend(out.findings)
         metrics.update(out.metrics)
-    reasons = explain(findings, policy)
+    reasons = explain(findings, policy, _subject(context))
     metrics["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return Report(
         verdict=decide(reasons),

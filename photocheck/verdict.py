@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .policy import Policy
-from .reasons import MESSAGES, ReasonCode, Severity
+from .reasons import ReasonCode, Severity, Subject, message_for
 
 __all__ = ["Finding", "Reason", "Verdict", "decide", "explain"]
 
@@ -47,14 +47,18 @@ class Reason:
         }
 
 
-def explain(findings: Iterable[Finding], policy: Policy) -> list[Reason]:
-    """Attach severities and messages; one reason per code (first evidence wins)."""
+def explain(
+    findings: Iterable[Finding], policy: Policy, subject: Subject = Subject.HOUSE
+) -> list[Reason]:
+    """Attach severities and messages (worded for that severity and subject); one reason
+    per code (first evidence wins)."""
     seen: dict[ReasonCode, Reason] = {}
     for f in findings:
         if f.code in seen:
             continue
-        msg = MESSAGES[f.code]
-        seen[f.code] = Reason(f.code, policy.severity_of(f.code), msg.zh, msg.en, f.evidence)
+        severity = policy.severity_of(f.code)
+        msg = message_for(f.code, severity, subject)
+        seen[f.code] = Reason(f.code, severity, msg.zh, msg.en, f.evidence)
     order = list(ReasonCode)
     return sorted(seen.values(), key=lambda r: (r.severity != Severity.REJECT, order.index(r.code)))
 

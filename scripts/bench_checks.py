@@ -25,6 +25,7 @@ a 2-thread pool (a server checks several uploads at once), against the bare deco
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import statistics
 import subprocess
@@ -131,7 +132,7 @@ def bench_speed(photos: list[Path], reps: int) -> None:
         for path, data in blobs.items():
             order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate order
             for name in order:
-                ms, cpu_ms = _timed(lambda n=name, d=data: runs[n](d))
+                ms, cpu_ms = _timed(functools.partial(runs[name], data))
                 samples.setdefault((path, name), []).append(ms)
                 if name == "full":
                     cpu_samples.setdefault(path, []).append(cpu_ms)

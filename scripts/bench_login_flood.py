@@ -56,7 +56,7 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
 
 def start_server(tree: Path, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(tree), "PHOTOCHECK_DATA_DIR": str(data_dir)}
-    exe = [sys.executable, "-m", "photocheck.cli"]
+    exe = [sys.executable, "-m", "api.cli"]
     subprocess.run(
         [*exe, "user", "add", "bench-admin", "--role", "county", "--county", "bench"],
         input=b"bench-password\n",

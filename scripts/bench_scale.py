@@ -76,11 +76,11 @@ def schema_url(base: str) -> tuple[str, str]:
 def backend_pids(base: str, schema: str) -> list[int]:
     engine = create_engine(base)
     with engine.connect() as conn:
-        pids = conn.execute(
+        rows = conn.execute(
             text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
             {"a": f"{APP}_{schema}"},
-        ).scalars()
-        out = list(pids)
+        ).all()
+        out = [int(row[0]) for row in rows]
     engine.dispose()
     return out
 
@@ -95,7 +95,6 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
         "PHOTOCHECK_MAX_UPLOAD_MB": "40",
         "PHOTOCHECK_SECRET_KEY": "bench-secret-key-shared-by-the-workers",
         "PHOTOCHECK_JOBS_IN_SERVE": "false",
-        "PHOTOCHECK_JOB_SCENE_DELAY_S": "30",
     }
     exe = [sys.executable, "-m", "api.cli"]
     subprocess.run(
@@ -122,7 +121,9 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
         for p, proc in zip(ports, procs, strict=True):
             wait_healthy(f"http://127.0.0.1:{p}/health", proc)
         datas = [p.read_bytes() for p in photos]
-        headers = village_login(f"http://127.0.0.1:{ports[0]}/api/v1", [None] * len(datas) * rounds)
+        headers = village_login(
+            f"http://127.0.0.1:{ports[0]}/api/v1", [None for _ in range(len(datas) * rounds)]
+        )
         bodies = [
             (i, *multipart(f"{i}.jpg", datas[i % len(datas)])) for i in range(len(datas) * rounds)
         ]
@@ -167,9 +168,9 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
             f"PostgreSQL + local blobs, {workers} serve process(es), {clients} clients, "
             f"{n} uploads: {n / wall:.2f} uploads/s"
         )
-        for k in before:
-            ms = (after[k] - before[k]) * 1000 / n
-            print(f"  CPU per upload, {k:8s}: {ms:7.1f} ms")
+        for name in before:
+            ms = (after[name] - before[name]) * 1000 / n
+            print(f"  CPU per upload, {name:8s}: {ms:7.1f} ms")
         print(
             "  (postgres: this schema's backends only; WAL writer/checkpointer are shared "
             "with other users of the cluster and not counted)"
@@ -209,7 +210,7 @@ def synthetic_entries(n: int, seed: int = 7) -> Iterator[object]:
                 embedding=None,
                 lat=None,
                 lon=None,
-                sha256=None,
+                sha256="",
                 pixel_sha256=None,
             )
 
@@ -350,7 +351,7 @@ def run_rows(photos: list[Path]) -> None:
     from photocheck.store.scenes import OrbSceneMatcher
 
     policy, model = default_policy(), ContentModel()
-    scene = OrbSceneMatcher(policy, None)  # type: ignore[arg-type]  (no blobs needed)
+    scene = OrbSceneMatcher(policy, None)  # type: ignore[arg-type]  # no blobs needed
     feats, embs, reports, sizes = [], [], [], []
     for path in photos:
         data = path.read_bytes()

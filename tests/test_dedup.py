@@ -49,8 +49,8 @@ def test_precision_recall(found: dict[frozenset[str], Pair]) -> None:
         )
         rows.append((relation, hits, len(labelled), right, len(said)))
     print()
-    for relation, hits, n, right, said in rows:
-        print(f"{relation}: recall {hits}/{n}, precision {right}/{said} (labelled pairs only)")
+    for relation, hits, n, right, n_said in rows:
+        print(f"{relation}: recall {hits}/{n}, precision {right}/{n_said} (labelled pairs only)")
     same_photo, same_scene = rows
     assert same_photo[1] == same_photo[2]
     assert same_scene[1] == same_scene[2]

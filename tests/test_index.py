@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def _random(rng: np.random.Generator, n: int) -> list[bytes]:
 
 
 def _pairs(matches: list[Match]) -> set[tuple[int, int]]:
-    return {(int(m.key), m.distance) for m in matches}
+    return {(cast(int, m.key), m.distance) for m in matches}
 
 
 @pytest.mark.parametrize("n", [500, 70_000])  # full scan, and the multi-index tables
@@ -32,7 +33,7 @@ def test_matches_oracle_with_planted_neighbours(n: int) -> None:
     fast.add_many(list(range(n)), hashes)
     for k in rng.choice(n, size=min(n, 400), replace=False):  # the oracle is slow
         oracle.add(int(k), hashes[k])
-    subset = {int(k) for k in oracle._hashes}
+    subset = {cast(int, k) for k in oracle._hashes}
     for radius in (0, 8, 15, 16, 31, 32, 47, 48, 70):
         for _ in range(3):
             target = int(rng.choice(sorted(subset)))

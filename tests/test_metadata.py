@@ -235,7 +235,7 @@ def test_dji_mini2_drone_tags(name: str, relative: float) -> None:
     assert drone.absolute_altitude_m is not None and 1030 < drone.absolute_altitude_m < 1050
     assert drone.flight_yaw is not None and drone.gimbal_pitch is not None
     # no drone-dji position here: EXIF GPS is the fallback
-    assert drone.position_source == "exif" and drone.lat == meta.gps.lat
+    assert drone.position_source == "exif" and meta.gps is not None and drone.lat == meta.gps.lat
 
 
 def test_dji_thermal_below_sea_level() -> None:
@@ -376,3 +376,12 @@ def test_lightroom_metadata_only_write_is_not_an_edit() -> None:
     assert meta.editors == ()
     exported = meta_of("exif/edited_software/canon_1dmk3_via_lightroom.jpg")
     assert exported.editors
+
+
+def test_deep_xmp_is_ignored_with_a_note_not_a_recursion_error() -> None:
+    deep = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 1200 + b"x" + b"</a>" * 1200
+    out = parse_xmp(deep + b"</x:xmpmeta>")
+    assert out.props == {} and out.history == []
+    assert out.notes == ["XMP: nested deeper than 64 levels, ignored"]
+    shallow = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 60 + b"x" + b"</a>" * 60
+    assert parse_xmp(shallow + b"</x:xmpmeta>").props == {"a": ["x"]}

@@ -25,6 +25,8 @@ def test_roundtrip_and_size() -> None:
     assert (g.width, g.height, len(g)) == (f.width, f.height, len(f))
     assert abs(g.points - f.points).max() <= 1 / 32
     assert (g.descriptors == f.descriptors).all()
+    assert g.views is not None and g.octaves is not None and g.angles is not None
+    assert f.views is not None and f.octaves is not None and f.angles is not None
     assert (g.views == f.views).all() and (g.octaves == f.octaves).all()
     assert g.squeezes == f.squeezes
     turn = (g.angles - f.angles + 180) % 360 - 180
@@ -80,6 +82,8 @@ def test_same_scene(a: str, b: str) -> None:
     fa, fb = _features(a), _features(b)
     m = match_scene(fa, fb)
     assert m.is_same_scene, m
+    evidence = m.evidence()
+    assert 0 < evidence["inliers"] <= evidence["matches"], evidence  # type: ignore[operator]
     assert match_scene(fb, fa).inliers == m.inliers  # symmetric
 
 

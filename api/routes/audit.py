@@ -31,7 +31,7 @@ from photocheck.audit.tables import AuditEvent, AuditFindingRow, FindingStatus
 from photocheck.store import Role, Town, User, Village
 
 from ..audit import finding_scope, require_decider, visible
-from ..deps import CurrentUser, SessionDep, State
+from ..deps import MAX_DB_ID, CurrentUser, SessionDep, State, parse_db_id
 from ..errors import ApiError
 from ..state import AppState
 
@@ -52,21 +52,36 @@ def resolve_area(
     town_id = village_id = None
     if town:
         q = select(Town.id).where(Town.county_id == county_id)
-        q = q.where(Town.id == int(town)) if town.isdigit() else q.where(Town.name == town)
+        town_number = parse_db_id(town)
+        if town_number is not None:
+            q = q.where(Town.id == town_number)
+        else:
+            q = q.where(Town.name == town)
         town_id = session.scalar(q)
         if town_id is None:
-            raise ApiError(404, "TOWN_NOT_FOUND", f"no town {town!r} in this county")
+            raise ApiError(
+                404,
+                "TOWN_NOT_FOUND",
+                f"no town {town!r} in this county",
+                message_zh=f"本县没有乡镇「{town}」",
+            )
     if village:
         q = select(Village.id).join(Town).where(Town.county_id == county_id)
-        if village.isdigit():
-            q = q.where(Village.id == int(village))
+        village_number = parse_db_id(village)
+        if village_number is not None:
+            q = q.where(Village.id == village_number)
         else:
             q = q.where(Village.name == village)
             if town_id is not None:
                 q = q.where(Village.town_id == town_id)
         village_id = session.scalar(q)
         if village_id is None:
-            raise ApiError(404, "VILLAGE_NOT_FOUND", f"no village {village!r} in this county")
+            raise ApiError(
+                404,
+                "VILLAGE_NOT_FOUND",
+                f"no village {village!r} in this county",
+                message_zh=f"本县没有村「{village}」",
+            )
     return town_id, village_id
 
 
@@ -157,7 +172,7 @@ def list_findings(
     date: dt.date | None = None,
     include_inactive: bool = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_ID)] = 0,
 ) -> dict[str, Any]:
     """Findings in the caller's county (or town) as last computed (``status`` says when
     and how many photos are not included yet); filters combine. A town filter matches
@@ -166,7 +181,12 @@ def list_findings(
     town_id, village_id = resolve_area(session, county_id, town, village)
     if own_town is not None:
         if town_id not in (None, own_town):
-            raise ApiError(403, "FORBIDDEN", "a town account sees its own town only")
+            raise ApiError(
+                403,
+                "FORBIDDEN",
+                "a town account sees its own town only",
+                message_zh="乡镇账号只能查看本乡镇",
+            )
         town_id = own_town
     total, rows = query_findings(
         session,
@@ -202,7 +222,12 @@ def audit_refresh(
     after the refresh (200); otherwise it is queued (202)."""
     county_id, _ = finding_scope(user)
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "a refresh is started by a county account")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "a refresh is started by a county account",
+            message_zh="只有县级账号可以更新核查结果",
+        )
     if state.audit is None:
         raise ApiError(503, "AUDIT_UNAVAILABLE", "the audit worker is not running")
     if not wait:
@@ -219,7 +244,12 @@ def audit_refresh(
 def _visible_finding(session: Session, finding_id: str, user: User) -> AuditFindingRow:
     row = session.get(AuditFindingRow, finding_id)
     if row is None or not visible(session, row, user):
-        raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+        raise ApiError(
+            404,
+            "FINDING_NOT_FOUND",
+            f"no finding {finding_id!r} in your area",
+            message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+        )
     return row
 
 

@@ -12,7 +12,6 @@ official's browser decide a finding, start a refresh, log in or log out.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photocheck.audit import CHINA_TZ, KIND_LABELS, FindingKind, progress_csv, progress_xlsx
+from photocheck.audit.match_picture import has_match_points, match_caption
 from photocheck.audit.sketch import SketchPoint, position_sketch, progress_bars
 from photocheck.audit.storage import (
     DecisionError,
@@ -35,12 +35,22 @@ from photocheck.audit.storage import (
     query_findings,
 )
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
-from photocheck.store import Household, Photo, Role, Town, User, Village
+from photocheck.store import Household, Photo, PhotoMatch, Role, Town, User, Village
 
-from ..audit import finding_scope, photo_visible, preview_bytes, require_decider, visible
-from ..deps import SessionDep, State, get_state, user_for_token
+from ..audit import (
+    finding_scope,
+    match_picture_bytes,
+    photo_visible,
+    preview_bytes,
+    require_decider,
+    visible,
+)
+from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State, get_state, user_for_token
 from ..downloads import ranged_response
 from ..errors import ApiError
+from ..page_session import COOKIE, LANG_COOKIE
+from ..page_session import csrf_token as _csrf
+from ..page_session import page_lang as _lang
 from . import auth
 from .audit import XLSX, county_progress, events_json, status_json
 
@@ -68,8 +78,9 @@ async def same_origin(request: Request) -> None:
 
 router = APIRouter(prefix="/audit", include_in_schema=False, dependencies=[Depends(same_origin)])
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+# an unknown value shows as a dash, never as "None" (set before any template compiles)
+templates.env.finalize = lambda value: "—" if value is None else value
 
-COOKIE, LANG_COOKIE = "photocheck_token", "photocheck_lang"
 
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("住房安全核验 · 县级审计", "Housing safety verification · county audit"),
@@ -77,6 +88,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "progress": ("进度排名", "Progress ranking"),
     "logout": ("退出", "Log out"),
     "login": ("登录", "Log in"),
+    "error_title": ("无法打开此页面", "This page cannot be shown"),
+    "login_other": ("换一个账号登录", "Log in with another account"),
     "username": ("账号", "Account"),
     "password": ("密码", "Password"),
     "bad_login": ("账号或密码错误", "Wrong account or password"),
@@ -163,6 +176,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "is open: look at the new photos, then confirm or dismiss."),
     "earlier_mark": ("此前：{status}", "earlier: {status}"),
     "decided_by": ("处理人", "decided by"),
+    "match_title": ("同一房屋的比对依据", "Why these photos show the same house"),
     "read_only": ("乡镇账号只能查看，确认或排除由县级账号处理",
                   "a town account reads only; the county confirms or dismisses"),
 }  # fmt: skip
@@ -175,21 +189,6 @@ class _Lang:
     def __call__(self, key: str, **kw: Any) -> str:
         zh, en = TEXT.get(key, (key, key))
         return (en if self.lang == "en" else zh).format(**kw)
-
-
-def _lang(request: Request) -> str:
-    q = request.query_params.get("lang")
-    if q in ("zh", "en"):
-        return q
-    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
-
-
-def _csrf(request: Request) -> str:
-    """The session's form token: only a page of this site, rendered for this session,
-    knows it (an HMAC of the session cookie under the secret key)."""
-    secret = (get_state(request).settings.SECRET_KEY or "").encode()
-    token = request.cookies.get(COOKIE, "")
-    return hmac.new(secret, ("csrf:" + token).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def check_csrf(request: Request, csrf: str) -> None:
@@ -227,6 +226,15 @@ def _render(request: Request, name: str, user: User | None, **ctx: Any) -> HTMLR
     )
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+def error_page(request: Request, exc: ApiError) -> HTMLResponse:
+    """An error of an /audit page as a page (a village account's 403 included), in the
+    page's language: the browser user never sees raw JSON."""
+    message = exc.message if _lang(request) == "en" else exc.message_zh
+    response = _render(request, "audit_error.html", None, code=exc.code, message=message)
+    response.status_code = exc.status
     return response
 
 
@@ -270,8 +278,8 @@ async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Redirec
 
 
 def _areas(session: Session, county_id: int, town_id: int | None) -> tuple[list, list]:
-    towns = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
-    towns = [t for t in towns if town_id is None or t.id == town_id]
+    every = session.scalars(select(Town).where(Town.county_id == county_id).order_by(Town.name))
+    towns = [t for t in every if town_id is None or t.id == town_id]
     ids = [t.id for t in towns]
     villages = session.scalars(
         select(Village).where(Village.town_id.in_(ids)).order_by(Village.name)
@@ -284,13 +292,13 @@ def findings_page(
     request: Request,
     state: State,
     session: SessionDep,
-    town: int | None = None,
-    village: int | None = None,
+    town: DbIdFilter = None,
+    village: DbIdFilter = None,
     kind: FindingKind | None = None,
     status: FindingStatus | None = None,
     date: dt.date | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_ID)] = 0,
 ) -> HTMLResponse:
     user = _page_user(request, state, session)
     county_id, own_town = finding_scope(user)
@@ -358,11 +366,12 @@ def _earlier_statuses(session: Session, rows: list[AuditFindingRow]) -> dict[str
 
 def _status_view(state: State, session: Session, county_id: int) -> dict[str, Any]:
     s = status_json(state, session, county_id)
-    when = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
-    if when is not None:  # HH:MM today, with the date on other days
-        when = when.astimezone(CHINA_TZ)
-        today = dt.datetime.now(CHINA_TZ).date() == when.date()
-        when = when.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
+    at = dt.datetime.fromisoformat(s["computed_at"]) if s["computed_at"] else None
+    when = None
+    if at is not None:  # HH:MM today, with the date on other days
+        at = at.astimezone(CHINA_TZ)
+        today = dt.datetime.now(CHINA_TZ).date() == at.date()
+        when = at.strftime("%H:%M" if today else "%Y-%m-%d %H:%M")
     return {**s, "when": when}
 
 
@@ -374,7 +383,12 @@ def refresh_submit(
     user = _page_user(request, state, session)
     check_csrf(request, csrf)
     if user.role != Role.COUNTY:
-        raise ApiError(403, "FORBIDDEN", "an update is started by a county account")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "an update is started by a county account",
+            message_zh="只有县级账号可以更新核查结果",
+        )
     if state.audit is not None:
         state.audit.request(user.county_id)
     return RedirectResponse("/audit?queued=1", status_code=303)
@@ -418,7 +432,12 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
     user = _page_user(request, state, session)
     row = session.get(AuditFindingRow, finding_id)
     if row is None or not visible(session, row, user):
-        raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+        raise ApiError(
+            404,
+            "FINDING_NOT_FOUND",
+            f"no finding {finding_id!r} in your area",
+            message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+        )
     lang = _lang(request)
     photos = [p for p in (session.get(Photo, pid) for pid in row.photo_ids[:12]) if p]
     views = [_photo_view(session, p, lang) for p in photos]
@@ -431,6 +450,7 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
     points = [SketchPoint(v["lat"], v["lon"], f"{i + 1}. {v['household']}")
               for i, v in enumerate(views) if v["lat"] is not None]  # fmt: skip
     sketch = position_sketch(points, centre, centre_label=_Lang(lang)("centre"))
+    households = {p.id: p.household.household_code for p in photos}
     return _render(
         request,
         "audit_finding.html",
@@ -443,10 +463,25 @@ def finding_page(request: Request, state: State, session: SessionDep, finding_id
         has_points=bool(points),
         events=[{**e, "at": _beijing(e["at"])} for e in events_json(session, row.id)],
         earlier=[_earlier_view(session, row, e) for e in earlier_findings(session, row)],
-        evidence=_evidence_lines(
-            row.evidence, lang, {p.id: p.household.household_code for p in photos}
-        ),
+        evidence=_evidence_lines(row.evidence, lang, households),
+        match_pictures=_match_pictures(row.evidence, lang, households),
     )
+
+
+def _match_pictures(
+    evidence: dict[str, Any], lang: str, households: dict[int, str]
+) -> list[dict[str, Any]]:
+    """The same-scene pairs whose verified points can be drawn, with a caption."""
+    out = []
+    for pair in evidence.get("pairs") or []:
+        ev = pair.get("evidence") or {}
+        if pair.get("relation") != "same_scene" or not has_match_points(ev):
+            continue
+        a, b = int(pair["a"]), int(pair["b"])
+        zh, en = match_caption(str(households.get(a, a)), str(households.get(b, b)), ev)
+        url = f"/audit/matches/{a}/{b}/picture"
+        out.append({"url": url, "caption": en if lang == "en" else zh})
+    return out
 
 
 def _earlier_view(session: Session, row: AuditFindingRow, e: AuditFindingRow) -> dict[str, Any]:
@@ -500,6 +535,9 @@ VALUES: dict[str, tuple[str, str]] = {
 
 
 def _say(value: Any, lang: str) -> str:
+    """A value as the page shows it: never "None" (an unknown is a dash)."""
+    if value is None:
+        return "—"
     pair = VALUES.get(value) if isinstance(value, str) else None
     return (pair[1] if lang == "en" else pair[0]) if pair else str(value)
 
@@ -516,14 +554,16 @@ def _evidence_lines(
             for p in value:
                 a = households.get(int(p["a"]), p["a"])
                 b = households.get(int(p["b"]), p["b"])
-                distance = "distance" if en else "差异"
-                out.append(
-                    (f"{a} ↔ {b}", f"{_say(p['relation'], lang)}, {distance} {p['distance']}")
-                )
+                said = _say(p.get("relation"), lang)
+                if p.get("distance") is not None:  # a same-scene pair has no hash distance
+                    said += f", {'distance' if en else '差异'} {p['distance']}"
+                out.append((f"{a} ↔ {b}", said))
         elif isinstance(value, dict):
             pid = value.get("photo_id")
             who = households.get(int(pid), pid) if pid is not None else ""
-            out.append((label, f"{who} {str(value.get('taken_at', '')).replace('T', ' ')}".strip()))
+            taken = value.get("taken_at")
+            when = str(taken).replace("T", " ") if taken is not None else ""
+            out.append((label, f"{who} {when}".strip() or "—"))
         elif isinstance(value, list):
             out.append((label, ", ".join(_say(v, lang) for v in value)))
         else:
@@ -547,7 +587,12 @@ def decision_submit(
     with state.db.write() as write:
         row = write.get(AuditFindingRow, finding_id)
         if row is None or not visible(write, row, user):
-            raise ApiError(404, "FINDING_NOT_FOUND", f"no finding {finding_id!r} in your area")
+            raise ApiError(
+                404,
+                "FINDING_NOT_FOUND",
+                f"no finding {finding_id!r} in your area",
+                message_zh=f"你的管辖范围内没有核查线索 {finding_id}",
+            )
         try:
             decide_finding(write, row, user.id, action, note)
         except DecisionError as exc:
@@ -561,7 +606,7 @@ def decision_submit(
 
 
 @router.get("/photos/{photo_id}/preview")
-def photo_preview(request: Request, state: State, session: SessionDep, photo_id: int):
+def photo_preview(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
     preview = preview_bytes(state, photo_visible(session, photo_id, user))
     if preview is None:
@@ -570,8 +615,30 @@ def photo_preview(request: Request, state: State, session: SessionDep, photo_id:
                     headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
 
 
+@router.get("/matches/{photo_id}/{other_id}/picture")
+def match_picture(
+    request: Request, state: State, session: SessionDep, photo_id: DbId, other_id: DbId
+):
+    """The two photos with the scene check's verified points joined (cached once)."""
+    user = _page_user(request, state, session)
+    a = photo_visible(session, photo_id, user)
+    b = photo_visible(session, other_id, user)
+    match = session.scalar(
+        select(PhotoMatch).where(
+            PhotoMatch.photo_id == a.id,
+            PhotoMatch.other_photo_id == b.id,
+            PhotoMatch.relation == "same_scene",
+        )
+    )
+    picture = match_picture_bytes(state, match, a, b) if match is not None else None
+    if picture is None:
+        raise ApiError(404, "MATCH_NOT_FOUND", "no drawable same-scene match of these photos")
+    return Response(picture, media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=86400"})  # fmt: skip
+
+
 @router.get("/photos/{photo_id}/full")
-def photo_full(request: Request, state: State, session: SessionDep, photo_id: int):
+def photo_full(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
     photo = photo_visible(session, photo_id, user)
     media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
@@ -607,7 +674,12 @@ def progress_download(request: Request, state: State, session: SessionDep, ext: 
     elif ext == "csv":
         body, media = progress_csv(table), "text/csv; charset=utf-8"
     else:
-        raise ApiError(404, "NOT_FOUND", "progress is available as .xlsx or .csv")
+        raise ApiError(
+            404,
+            "NOT_FOUND",
+            "progress is available as .xlsx or .csv",
+            message_zh="进度表只有 .xlsx 和 .csv 两种格式",
+        )
     name = f"progress-{stamp}.{ext}"
     return Response(body, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

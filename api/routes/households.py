@@ -12,6 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from photocheck.store import County, ImportRejected, Photo, User, parse_household_file
+from photocheck.store.intake import scene_check_status
 from photocheck.store.repo import household_photos, import_households
 
 from ..deps import CountyUser, ScopedHousehold, SessionDep, State
@@ -41,7 +42,11 @@ async def import_file(
         rows = parse_household_file(data, filename)
     except ImportRejected as exc:
         raise ApiError(
-            422, "IMPORT_INVALID", str(exc), details=[e.to_json() for e in exc.errors]
+            422,
+            "IMPORT_INVALID",
+            str(exc),
+            message_zh=exc.message_zh,
+            details=[e.to_json() for e in exc.errors],
         ) from None
 
     def store() -> ImportOut:
@@ -71,12 +76,22 @@ async def _read_import_body(request: Request) -> tuple[bytes, str]:
     ctype = request.headers.get("content-type", "")
     size = int(request.headers.get("content-length") or 0)
     if size > MAX_IMPORT_BYTES:
-        raise ApiError(413, "PAYLOAD_TOO_LARGE", "the household file is too large")
+        raise ApiError(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            "the household file is too large",
+            message_zh="农户名单文件太大",
+        )
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
-            raise ApiError(422, "INVALID_REQUEST", "no `file` part in the form")
+            raise ApiError(
+                422,
+                "INVALID_REQUEST",
+                "no `file` part in the form",
+                message_zh="表单中没有 file 文件",
+            )
         data = await upload.read()
         name = upload.filename or ""
         await form.close()
@@ -85,7 +100,12 @@ async def _read_import_body(request: Request) -> tuple[bytes, str]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_IMPORT_BYTES:
-            raise ApiError(413, "PAYLOAD_TOO_LARGE", "the household file is too large")
+            raise ApiError(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                "the household file is too large",
+                message_zh="农户名单文件太大",
+            )
     name = ".xlsx" if "spreadsheetml" in ctype else ".csv"
     return bytes(body), name
 
@@ -128,6 +148,7 @@ def get_household(household: ScopedHousehold, session: SessionDep) -> HouseholdO
         status=current.verdict if current else "missing",
         current_photo=current,
         history=history,
+        scene_check=current.scene_check if current else None,
     )
 
 
@@ -145,4 +166,5 @@ def photo_out(photo: Photo, uploader: str | None) -> PhotoOut:
         is_current=photo.is_current,
         policy_version=photo.policy_version,
         model_version=photo.model_version,
+        scene_check=scene_check_status(photo.scene_checked),
     )

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +27,7 @@ from photocheck.store.sites import (
     village_package_photos,
 )
 
-from ..deps import CountyUser, Scope, SessionDep, State, VillageScope
+from ..deps import CountyUser, DbId, Scope, SessionDep, State, VillageScope
 from ..downloads import ranged_response
 from ..drone import store_site_photo
 from ..errors import ApiError
@@ -38,10 +38,32 @@ router = APIRouter(tags=["drone"])
 SiteCode = Annotated[str, Path(min_length=1, max_length=64)]
 
 
+def _parse_kind(value: object) -> object:
+    return SiteKind.parse(value) if isinstance(value, str) else value
+
+
+# The enum value, or its Chinese or English label (what a county's spreadsheet says).
+KindText = Annotated[
+    SiteKind,
+    BeforeValidator(_parse_kind),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [
+                *(k.value for k in SiteKind),
+                *(k.label_zh for k in SiteKind),
+                *(k.label_en for k in SiteKind),
+            ],
+            "description": "relocation | nursing_home | public_housing, or 移民搬迁点…",
+        }
+    ),
+]
+
+
 class SiteIn(BaseModel):
     site_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s/\\]+$")
     name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(description="relocation | nursing_home | public_housing, or 移民搬迁点…")
+    kind: KindText
     town: str = Field(min_length=1, max_length=100)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -49,8 +71,10 @@ class SiteIn(BaseModel):
 
 
 class SitePatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    kind: str | None = None
+    """Only the fields sent change; ``name`` and ``kind`` cannot be null (422)."""
+
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    kind: KindText = None  # type: ignore[assignment]
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
 
@@ -58,13 +82,6 @@ class SitePatch(BaseModel):
 class LinkIn(BaseModel):
     households: list[str] = Field(max_length=100_000)
     replace: bool = False  # also unlink the site's households not listed
-
-
-def _kind(text: str) -> SiteKind:
-    try:
-        return SiteKind.parse(text)
-    except ValueError as exc:
-        raise ApiError(422, "INVALID_SITE", str(exc)) from None
 
 
 def site_json(session: Session, site: SharedSite, scope: Scope | None = None) -> dict[str, Any]:
@@ -110,7 +127,12 @@ def photo_json(p: SitePhoto) -> dict[str, Any]:
 def _get_site(session: Session, county_id: int, site_code: str) -> SharedSite:
     site = find_site(session, county_id, site_code)
     if site is None:
-        raise ApiError(404, "SITE_NOT_FOUND", f"no site {site_code!r} in this county")
+        raise ApiError(
+            404,
+            "SITE_NOT_FOUND",
+            f"no site {site_code!r} in this county",
+            message_zh=f"本县没有安置点「{site_code}」",
+        )
     return site
 
 
@@ -150,19 +172,28 @@ def _link(session: Session, site: SharedSite, codes: list[str], replace: bool) -
         link_households(session, site, codes, replace=replace)
     except UnknownHouseholds as exc:
         raise ApiError(
-            422, "UNKNOWN_HOUSEHOLDS", str(exc), details={"households": exc.codes}
+            422,
+            "UNKNOWN_HOUSEHOLDS",
+            str(exc),
+            message_zh="本县没有这些农户：" + "、".join(exc.codes),
+            details={"households": exc.codes},
         ) from None
 
 
 @router.post("/sites", status_code=201)
 def register_site(state: State, user: CountyUser, body: SiteIn) -> JSONResponse:
     """Register a site (county): ID, name, kind, town, location, linked households."""
-    kind = _kind(body.kind)
+    kind = body.kind
     with state.db.write() as session:
         county = session.get(County, user.county_id)
         assert county is not None
         if find_site(session, county.id, body.site_id) is not None:
-            raise ApiError(409, "SITE_EXISTS", f"site {body.site_id!r} is already registered")
+            raise ApiError(
+                409,
+                "SITE_EXISTS",
+                f"site {body.site_id!r} is already registered",
+                message_zh=f"安置点「{body.site_id}」已登记",
+            )
         try:
             site = create_site(
                 session, county, site_code=body.site_id, name=body.name, kind=kind,
@@ -199,7 +230,7 @@ def edit_site(state: State, user: CountyUser, site_id: SiteCode, body: SitePatch
         site = _get_site(session, user.county_id, site_id)
         changes = body.model_dump(exclude_unset=True)
         if "kind" in changes:
-            changes["kind"] = _kind(changes["kind"]).value
+            changes["kind"] = SiteKind(changes["kind"]).value
         for key, value in changes.items():
             setattr(site, key, value)
         try:
@@ -242,7 +273,7 @@ def site_photo_file(
     session: SessionDep,
     request: Request,
     site_id: SiteCode,
-    photo_id: int,
+    photo_id: DbId,
 ) -> Response:
     """The original bytes under the canonical name (Content-Disposition, RFC 5987),
     streamed from the blob store; Range and ETag (the SHA-256) like the packages. Only
@@ -250,8 +281,14 @@ def site_photo_file(
     site = _scoped_site(session, scope, site_id)
     photo = session.get(SitePhoto, photo_id)
     if photo is None or photo.site_id != site.id:
-        raise ApiError(404, "PHOTO_NOT_FOUND", f"site {site_id!r} has no photo {photo_id}")
+        raise ApiError(
+            404,
+            "PHOTO_NOT_FOUND",
+            f"site {site_id!r} has no photo {photo_id}",
+            message_zh=f"安置点「{site_id}」没有照片 {photo_id}",
+        )
     blobs = state.site_blobs
+    ext = photo.canonical_name.rpartition(".")[2]
     return ranged_response(
         request,
         size=photo.size,
@@ -259,17 +296,29 @@ def site_photo_file(
         body=lambda start, end: blobs.iter_range(photo.blob_path, start, end),
         media_type="image/jpeg" if photo.format in (None, "JPEG", "MPO") else "image/*",
         filename=photo.canonical_name,
+        ascii_name=f"site-{site.site_code}-photo-{photo.id}.{ext}",
     )
 
 
 def _village(session: Session, scope: Any, village_id: int) -> Village:
     village = session.get(Village, village_id)
-    if village is None or session.get(Town, village.town_id).county_id != scope.county_id:
-        raise ApiError(404, "VILLAGE_NOT_FOUND", f"no village {village_id} in this county")
+    town = session.get(Town, village.town_id) if village is not None else None
+    if village is None or town is None or town.county_id != scope.county_id:
+        raise ApiError(
+            404,
+            "VILLAGE_NOT_FOUND",
+            f"no village {village_id} in this county",
+            message_zh=f"本县没有编号为 {village_id} 的村",
+        )
     if (scope.village_id is not None and scope.village_id != village.id) or (
         scope.town_id is not None and scope.town_id != village.town_id
     ):
-        raise ApiError(403, "FORBIDDEN", f"village {village_id} is not in your area")
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"village {village_id} is not in your area",
+            message_zh=f"编号为 {village_id} 的村不在你的管辖范围内",
+        )
     return village
 
 
@@ -280,7 +329,7 @@ def drone_package(
     scope: VillageScope,
     session: SessionDep,
     request: Request,
-    village_id: Annotated[int, Path(ge=1)],
+    village_id: DbId,
 ) -> Response:
     """A zip of the drone photos of every site linked to the village's households, under
     canonical names, with a manifest CSV; streamed, resumable (Range), stable ETag."""
@@ -293,7 +342,13 @@ def drone_package(
             )
         )
         why = "no drone photos yet for its sites" if linked else "no household linked to a site"
-        raise ApiError(404, "NO_DRONE_PHOTOS", f"village {village.name!r} has {why}")
+        why_zh = "所属安置点还没有航拍照片" if linked else "没有农户关联到安置点"
+        raise ApiError(
+            404,
+            "NO_DRONE_PHOTOS",
+            f"village {village.name!r} has {why}",
+            message_zh=f"{village.name}{why_zh}",
+        )
     layout = build_package(photos)
     town = village.town
     name = f"{town.county.name}_{town.name}_{village.name}_航拍照片.zip"
@@ -304,6 +359,7 @@ def drone_package(
         body=layout.iter_range,
         media_type="application/zip",
         filename=name,
+        ascii_name=f"county-{town.county_id}-town-{town.id}-village-{village.id}-drone-photos.zip",
     )
 
 

@@ -33,9 +33,19 @@ def create_town_account(state: State, user: CountyUser, body: TownAccountIn) -> 
             select(Town).where(Town.county_id == user.county_id, Town.name == body.town)
         )
         if town is None:
-            raise ApiError(404, "TOWN_NOT_FOUND", f"no town {body.town!r} in this county")
+            raise ApiError(
+                404,
+                "TOWN_NOT_FOUND",
+                f"no town {body.town!r} in this county",
+                message_zh=f"本县没有乡镇「{body.town}」",
+            )
         if session.scalar(select(User.id).where(User.username == body.username)) is not None:
-            raise ApiError(409, "USERNAME_TAKEN", f"username {body.username!r} is taken")
+            raise ApiError(
+                409,
+                "USERNAME_TAKEN",
+                f"username {body.username!r} is taken",
+                message_zh=f"用户名「{body.username}」已被占用",
+            )
         session.add(
             User(
                 username=body.username,
@@ -65,7 +75,12 @@ def reset_password(
             select(User).where(User.username == username, User.county_id == user.county_id)
         )
         if target is None:
-            raise ApiError(404, "USER_NOT_FOUND", f"no account {username!r} in this county")
+            raise ApiError(
+                404,
+                "USER_NOT_FOUND",
+                f"no account {username!r} in this county",
+                message_zh=f"本县没有账号「{username}」",
+            )
         target.password_hash, target.must_change_password = hashed, True
         target.token_generation += 1  # the stolen phone's token dies now
         clear_failures(session, target.username)  # and its owner is not kept waiting

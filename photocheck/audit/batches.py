@@ -309,6 +309,7 @@ def _jump(
         return None
     pa, pb = a.position, b.position
     assert pa is not None and pb is not None
+    assert a.taken_at is not None and b.taken_at is not None
     dist = haversine_m(pa[0], pa[1], pb[0], pb[1])
     seconds = max(tb - ta, 1.0)
     kmh = dist / seconds * 3.6

@@ -119,9 +119,13 @@ def photo_columns(photos: Iterable[PhotoRecord]) -> PhotoColumns:
         village=np.array(vl, dtype=np.int64),
         village_ids=list(lcodes),
         reason_flagged=_mask(n, [k for k in flagged if _reason_candidate(photos[k])]),
-        thumbnail_mismatch=_mask(n, [k for k in thumbs if not photos[k].thumbnail.matches]),
+        thumbnail_mismatch=_mask(n, [k for k in thumbs if not _thumb_matches(photos[k])]),
         in_app_without_camera=_mask(n, [k for k in no_camera if _in_app(photos[k])]),
     )
+
+
+def _thumb_matches(p: PhotoRecord) -> bool:
+    return p.thumbnail is None or p.thumbnail.matches
 
 
 def _reason_candidate(p: PhotoRecord) -> bool:

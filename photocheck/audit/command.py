@@ -53,12 +53,14 @@ def write_report(
     blobs: BlobStore | None = None,
     county: str | None = None,
     synthetic: int | None = None,
-    include_photo_reasons: bool = False,
+    include_photo_reasons: bool = True,
     show_progress: bool = True,
     gps_radius_m: float | None = None,
 ) -> int:
-    """Write the report; returns the number of findings in it. ``gps_radius_m``
-    overrides the policy's radius, as the service's PHOTOCHECK_GPS_RADIUS_M does."""
+    """Write the report; returns the number of findings in it: the ones /audit lists
+    (the upload check's own review/reject reasons too, unless ``include_photo_reasons``
+    is False). ``gps_radius_m`` overrides the policy's radius, as the service's
+    PHOTOCHECK_GPS_RADIUS_M does."""
     now = dt.datetime.now(dt.UTC)
     if synthetic:
         from .synthetic import synthetic_county
@@ -68,7 +70,7 @@ def write_report(
         photos, villages, households, matches = c.photos, c.villages, c.households, c.matches
         now = dt.datetime.combine(c.campaign_start + dt.timedelta(days=4), dt.time(4), dt.UTC)
 
-        def load(_: str) -> bytes | None:
+        def load(pid: str) -> bytes | None:
             return None
     else:
         from ..store import Database

@@ -77,7 +77,7 @@ class AuditFinding:
     summary_zh: str
     summary_en: str
     evidence: dict[str, Any] = field(default_factory=dict)
-    day: dt.date | None = None  # local day the photos were taken (or uploaded)
+    day: dt.date | None = None  # local day the photos were uploaded (filed), else taken
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,15 +96,16 @@ class AuditFinding:
 
 
 def _day(photo: PhotoRecord) -> dt.date | None:
+    """The filing date: the server's upload day (China time). The EXIF date is evidence a
+    verifier's camera wrote, not when the photo was filed; it stands in only for records
+    without an upload time (offline sets)."""
+    if photo.uploaded_at is not None:
+        return photo.uploaded_at.astimezone(CHINA_TZ).date()
     # ``taken_at`` without building it: dropping a tzinfo never changes the date
     when = photo.captured_at
     if when is None and photo.app is not None:
         when = photo.app.captured_at
-    if when is not None:
-        return when.date()
-    if photo.uploaded_at is not None:
-        return photo.uploaded_at.astimezone(CHINA_TZ).date()
-    return None
+    return when.date() if when is not None else None
 
 
 def build_finding(

@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import enum
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from .records import CHINA_TZ, HouseholdRecord, VillageRecord
@@ -146,13 +146,15 @@ def _count(town: str, village: str, vid: str, states: Sequence[tuple[HouseholdSt
 def _ranked(rows: list[ProgressRow]) -> list[ProgressRow]:
     """Competition ranking (1, 2, 2, 4) by share done, today and yesterday."""
 
-    def ranks(key) -> dict[int, int]:
+    def ranks(key: Callable[[ProgressRow], float]) -> dict[int, int]:
         order = sorted(range(len(rows)), key=lambda i: -key(rows[i]))
         out: dict[int, int] = {}
         for pos, i in enumerate(order):
             prev = order[pos - 1] if pos else None
-            same = prev is not None and abs(key(rows[prev]) - key(rows[i])) < 1e-9
-            out[i] = out[prev] if same else pos + 1
+            if prev is not None and abs(key(rows[prev]) - key(rows[i])) < 1e-9:
+                out[i] = out[prev]
+            else:
+                out[i] = pos + 1
         return out
 
     today = ranks(lambda r: r.pct_done)
@@ -181,7 +183,8 @@ def compute_progress(
         was = household_state(h, cutoff)
         done_before = was in (HouseholdState.ACCEPTED, HouseholdState.REVIEW)
         per_village.setdefault(h.village_id, []).append((household_state(h, now), done_before))
-    village_rows, per_town = [], {}
+    village_rows: list[ProgressRow] = []
+    per_town: dict[str, list[tuple[HouseholdState, bool]]] = {}
     for vid, states in per_village.items():
         v = vmap.get(vid, VillageRecord(vid, vid, ""))
         village_rows.append(_count(v.town, v.name, vid, states))
@@ -263,7 +266,8 @@ def progress_xlsx(table: ProgressTable) -> bytes:
     from openpyxl.styles import Font
 
     wb = Workbook()
-    wb.remove(wb.active)
+    if wb.active is not None:
+        wb.remove(wb.active)
     stamp = table.as_of.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
     for name, headers, rows in _sheets(table):
         ws = wb.create_sheet(name)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
+from PIL import Image
 from tqdm import tqdm
 
 from .findings import KIND_LABELS, AuditFinding
+from .match_picture import has_match_points, match_caption, render_match_picture
 from .previews import make_preview
 from .progress import ProgressTable
 from .records import CHINA_TZ, PhotoRecord, VillageRecord
@@ -54,8 +59,17 @@ th{background:#eee}td.l{text-align:left}.finding{border:1px solid #ccc;margin:1e
 {% if p.uri %}<img src="{{ p.uri }}" alt="{{ p.record.household_id }}">{% else %}<i>无法显示</i>{% endif %}
 <figcaption>{{ loop.index }}. {{ p.record.household_id }} {{ p.record.head_name }} · {{ p.record.village_name }}<br>
 {{ p.record.taken_at|when }} · {{ p.record.verifier }}</figcaption></figure>{% endfor %}
-{{ f.sketch }}</div></div>{% endfor %}
+{{ f.sketch }}</div>
+{% for m in f.matches %}<figure class="match"><img src="{{ m.uri }}" alt="match" style="max-width:100%">
+<figcaption>{{ m.zh }}<br><small>{{ m.en }}</small></figcaption></figure>{% endfor %}
+</div>{% endfor %}
 </body></html>"""  # noqa: E501
+
+
+def _preview_rgb(data: bytes | None) -> np.ndarray | None:
+    """The upright preview of a photo as RGB pixels, or None (undecodable, gone)."""
+    preview = make_preview(data, size=480) if data else None
+    return None if preview is None else np.asarray(Image.open(io.BytesIO(preview)).convert("RGB"))
 
 
 def format_when(value: dt.datetime | None) -> str:
@@ -87,6 +101,24 @@ def build_report(
             )
         return cache[pid]
 
+    def picture(pair: Mapping[str, Any]) -> dict[str, str] | None:
+        """The match picture of a same-scene pair, from the previews (``match_picture``)."""
+        evidence = pair.get("evidence") or {}
+        if pair.get("relation") != "same_scene" or not has_match_points(evidence):
+            return None
+        a, b = str(pair["a"]), str(pair["b"])
+        images = [_preview_rgb(load_photo(pid)) for pid in (a, b)]
+        if images[0] is None or images[1] is None:
+            return None
+        jpeg = render_match_picture(images[0], images[1], evidence)
+        names = [photos[p].household_id if p in photos else p for p in (a, b)]
+        zh, en = match_caption(names[0], names[1], evidence)
+        return {
+            "uri": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode(),
+            "zh": zh,
+            "en": en,
+        }
+
     items = []
     bar = tqdm(findings, desc="report", unit="finding", file=sys.stderr, disable=not show_progress)
     for f in bar:
@@ -110,6 +142,9 @@ def build_report(
                 "label_en": en,
                 "photos": [{"record": r, "uri": uri(r.photo_id)} for r in records],
                 "sketch": Markup(position_sketch(points, centre)) if points else "",
+                "matches": [
+                    m for p in f.evidence.get("pairs") or [] if (m := picture(p)) is not None
+                ],
             }
         )
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))

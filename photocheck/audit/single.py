@@ -105,8 +105,8 @@ def _far_candidates(
         if v is not None and v.centre_lat is not None and v.centre_lon is not None:
             clat[code], clon[code], known[code] = v.centre_lat, v.centre_lon, True
     cand = np.flatnonzero(cols.located & known[cols.village])
-    code = cols.village[cand]
-    dist = haversine_m_np(cols.lat[cand], cols.lon[cand], clat[code], clon[code])
+    codes = cols.village[cand]
+    dist = haversine_m_np(cols.lat[cand], cols.lon[cand], clat[codes], clon[codes])
     r = th.gps_radius_m
     return cand[~(dist <= r * (1 - 1e-9) - 1e-9)]
 

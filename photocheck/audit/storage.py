@@ -176,7 +176,7 @@ def load_county(session: Session, county_id: int) -> CountyData:
         AuditPhotoCheck.thumbnail_correlation, AuditPhotoCheck.thumbnail_mad,
         AuditPhotoCheck.thumbnail_matches,
     )  # fmt: skip
-    rows = session.execute(
+    rows: Iterable[Any] = session.execute(
         select(*columns)
         .join(Household, Photo.household_id == Household.id)
         .join(User, Photo.uploaded_by == User.id)
@@ -254,14 +254,15 @@ def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
     a, b = aliased(Photo), aliased(Photo)
     ha, hb = aliased(Household), aliased(Household)
     m = PhotoMatch
-    for pid, other, relation, distance, evidence in session.execute(
+    rows: Iterable[Any] = session.execute(
         select(m.photo_id, m.other_photo_id, m.relation, m.distance, m.evidence)
         .join(a, PhotoMatch.photo_id == a.id)
         .join(ha, a.household_id == ha.id)
         .join(b, PhotoMatch.other_photo_id == b.id)
         .join(hb, b.household_id == hb.id)
         .where(ha.county_id == county_id, hb.county_id == county_id)
-    ):
+    )
+    for pid, other, relation, distance, evidence in rows:
         yield MatchRecord(str(pid), str(other), relation, distance, evidence)
 
 
@@ -553,11 +554,12 @@ def query_findings(
         if value is not None:  # any photo of the finding in the town / village
             q = q.where(AuditFindingRow.id.in_(select(AuditFindingArea.finding_id).where(
                 column == value)))  # fmt: skip
-    for column, value in (
+    exact: tuple[tuple[Any, Any], ...] = (
         (AuditFindingRow.kind, kind),
         (AuditFindingRow.status, status),
         (AuditFindingRow.day, day),
-    ):
+    )
+    for column, value in exact:
         if value is not None:
             q = q.where(column == value)
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0

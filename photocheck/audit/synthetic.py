@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from .geo import haversine_m
 from .records import (
@@ -142,10 +143,10 @@ def _walk_village(
     verifier = f"{village.village_id}-verifier"
     t = dt.datetime.combine(start, dt.time(8, 0)) + dt.timedelta(minutes=rng.uniform(0, 40))
     last_day = start + dt.timedelta(days=days - 1)
-    prev = homes[0] if homes else None
+    prev = homes[0] if homes else (0.0, 0.0)
     for i, home in enumerate(homes):
         hid = f"{village.village_id}{i + 1:04d}"
-        t += dt.timedelta(seconds=haversine_m(*prev, *home) / 1.1)  # type: ignore[misc]
+        t += dt.timedelta(seconds=haversine_m(*prev, *home) / 1.1)
         if t.time() > dt.time(18, 0):
             t = dt.datetime.combine(t.date() + dt.timedelta(days=1), dt.time(8, 0))
             t += dt.timedelta(minutes=rng.uniform(0, 30))
@@ -194,7 +195,19 @@ def _verdict(rng: random.Random) -> tuple[str, tuple[str, ...]]:
     return "accept", ()
 
 
-def _replace(county: SyntheticCounty, i: int, **changes: object) -> None:
+def _when(p: PhotoRecord) -> dt.datetime:
+    """A synthetic photo always has a capture time."""
+    assert p.captured_at is not None
+    return p.captured_at
+
+
+def _where(p: PhotoRecord) -> tuple[float, float]:
+    """A synthetic photo always has a position."""
+    assert p.lat is not None and p.lon is not None
+    return p.lat, p.lon
+
+
+def _replace(county: SyntheticCounty, i: int, **changes: Any) -> None:
     from dataclasses import replace
 
     county.photos[i] = replace(county.photos[i], **changes)
@@ -220,8 +233,9 @@ def _plant(
         # 6-10 households "photographed" at the village office one evening
         idx = rng.sample(by_village[vid][5:-5], rng.randint(6, 10))
         v = vmap[vid]
-        t0 = dt.datetime.combine(county.photos[idx[0]].captured_at.date(), dt.time(19, 5))
+        t0 = dt.datetime.combine(_when(county.photos[idx[0]]).date(), dt.time(19, 5))
         for k, i in enumerate(idx):
+            assert v.centre_lat is not None and v.centre_lon is not None
             lat, lon = _offset(v.centre_lat, v.centre_lon, rng.gauss(0, 4), rng.gauss(0, 4))
             taken = t0 + dt.timedelta(seconds=k * rng.uniform(40, 70))
             _replace(
@@ -237,11 +251,11 @@ def _plant(
     rest = [v for v in vids if not used.intersection(by_village[v])]
     for vid in rest[: n_jumps if n_jumps is not None else default]:
         # one photo whose GPS is 25 km away although the next house is minutes later
-        seq = sorted(by_village[vid], key=lambda i: county.photos[i].captured_at)
+        seq = sorted(by_village[vid], key=lambda i: _when(county.photos[i]))
         for a, b, c in zip(seq, seq[1:], seq[2:], strict=False):
             pa, pb, pc = county.photos[a], county.photos[b], county.photos[c]
-            if (pc.captured_at - pa.captured_at) < dt.timedelta(minutes=14):
-                lat, lon = _offset(pb.lat, pb.lon, 25e3, 0)
+            if (_when(pc) - _when(pa)) < dt.timedelta(minutes=14):
+                lat, lon = _offset(*_where(pb), 25e3, 0)
                 _replace(
                     county,
                     b,
@@ -254,8 +268,8 @@ def _plant(
                 break
     for vid in rest[len(county.planted_jumps) :][: n_bursts if n_bursts is not None else default]:
         # five households seconds apart, late at night
-        idx = sorted(by_village[vid], key=lambda i: county.photos[i].captured_at)[10:15]
-        t0 = dt.datetime.combine(county.photos[idx[0]].captured_at.date(), dt.time(21, 30))
+        idx = sorted(by_village[vid], key=lambda i: _when(county.photos[i]))[10:15]
+        t0 = dt.datetime.combine(_when(county.photos[idx[0]]).date(), dt.time(21, 30))
         for k, i in enumerate(idx):
             taken = t0 + dt.timedelta(seconds=8 * k)
             p = county.photos[i]

@@ -50,13 +50,14 @@ def check_content(inp: CheckInput) -> CheckOutput:
     scores, pol = inp.scores, inp.policy.content
     house = house_score(scores.building, scores.street)
     flat = flat_fraction(inp.photo.grey)
+    top = [list(t) for t in scores.top]
     metrics = {
         "building_score": round(scores.building, 4),
         "street_score": round(scores.street, 4),
         "house_score": round(house, 4),
         "screen_score": round(scores.screen, 4),
         "flat_fraction": round(flat, 4),
-        "top_labels": [list(t) for t in scores.top],
+        "top_labels": top,
     }
     findings: list[Finding] = []
     graphics = flat >= pol.graphics_min_flat_fraction
@@ -66,14 +67,14 @@ def check_content(inp: CheckInput) -> CheckOutput:
         evidence = {
             "screen_score": metrics["screen_score"],
             "flat_fraction": metrics["flat_fraction"],
-            "top_labels": metrics["top_labels"][:3],
+            "top_labels": top[:3],
         }
         findings.append(Finding(ReasonCode.SCREEN_PHOTO, evidence))
     if inp.context.check_framing and house < pol.house_min_score:
         evidence = {
             "house_score": metrics["house_score"],
             "house_min_score": pol.house_min_score,
-            "top_labels": metrics["top_labels"][:3],
+            "top_labels": top[:3],
         }
         findings.append(Finding(ReasonCode.NO_HOUSE, evidence))
     return CheckOutput(findings=findings, metrics=metrics)

@@ -136,6 +136,9 @@ def drone_info(xmp: XmpData, exif_gps: GPSFix | None, notes: list[str]) -> Drone
     position = _position(xmp, notes)
     if vendor is None and position is None:
         return None
+    lat: float | None
+    lon: float | None
+    source: str | None
     if position is not None:
         lat, lon, source = position[0], position[1], "xmp"
     elif exif_gps is not None:

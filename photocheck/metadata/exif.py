@@ -109,6 +109,7 @@ def to_fraction(value: Any) -> Fraction:
     if isinstance(value, Fraction) or (num is not None and den is not None):
         # exifread keeps 1/0 as a Ratio whose float() fails later: refuse it here
         num, den = getattr(value, "_numerator", num), getattr(value, "_denominator", den)
+        assert num is not None
         if not den:
             msg = f"{num}/{den} has a zero denominator"
             raise ZeroDivisionError(msg)

@@ -44,7 +44,13 @@ def read_metadata(data: bytes, *, exif: bytes | None = None, xmp: bytes | None =
 
     editors = find_editors(software=software, xmp=xmp_data, photoshop_writer=photoshop_writer(data))
     drone = drone_info(xmp_data, gps.fix, notes)
-    if gps.fix is None and gps.problem is None and drone is not None and drone.lat is not None:
+    if (
+        gps.fix is None
+        and gps.problem is None
+        and drone is not None
+        and drone.lat is not None
+        and drone.lon is not None
+    ):
         gps = GPSResult(
             fix=GPSFix(
                 lat=drone.lat, lon=drone.lon, altitude_m=drone.absolute_altitude_m, source="xmp"

@@ -1,14 +1,8 @@
 """`photocheck dedup`: pair the same photo and the same scene across many files.
 
-Two relations (DESIGN §4.2):
-
-- ``same_photo``: a copy of one photo (re-saved, resized, grey, flipped, rotated,
-  brightness-changed). Byte or pixel digest equal; or PDQ, any dihedral variant, within
-  ``same_photo_max_distance``; or PDQ within ``same_photo_verify_max_distance`` *and* a
-  homography that maps one frame onto the other (corner error tiny), which is what a
-  copy with strong brightness/contrast edits looks like.
-- ``same_scene``: not a copy, but the same house shot again: ORB matches that fit a
-  homography with enough inliers.
+Two relations, ``same_photo`` and ``same_scene``, decided pair by pair by the one
+duplicate engine (``similarity.engine``: the service asks the same rule). This module
+only finds the candidate pairs and verifies them.
 
 Not O(n²) geometric matching: copies come from the PDQ index; for scenes, every
 descriptor votes for the photos holding its nearest neighbours (FLANN LSH), and only
@@ -23,15 +17,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 
 from ..decode import decode
 from ..errors import DecodeError
-from ..fingerprints import DIHEDRAL_NAMES, Fingerprint, fingerprint, hamming
+from ..fingerprints import Fingerprint, fingerprint
 from ..policy import Policy, SimilarityPolicy
+from .engine import decide, query_variants
 from .index import PackedPDQIndex
 from .scene import SceneFeatures, extract_scene_features, match_scene
 
@@ -112,6 +107,7 @@ def load_entries(
             photo = decode(
                 data,
                 max_pixels=policy.quality.max_pixels,
+                max_bytes=policy.quality.max_decode_bytes,
                 working_size=policy.quality.working_size,
             )
         except (OSError, DecodeError) as exc:
@@ -127,16 +123,6 @@ def load_entries(
     return entries
 
 
-def _pdq_usable(fp: Fingerprint, sim: SimilarityPolicy) -> bool:
-    return fp.pdq is not None and (fp.pdq_quality or 0) >= sim.min_pdq_quality
-
-
-def _pdq_distance(a: Fingerprint, b: Fingerprint) -> tuple[int, int]:
-    """Best (distance, variant) of a's dihedral variants against b's hash."""
-    assert b.pdq is not None
-    return min((hamming(v, b.pdq), i) for i, v in enumerate(a.pdq_dihedral))
-
-
 def _copy_candidates(entries: Sequence[PhotoEntry], sim: SimilarityPolicy) -> set[tuple[int, int]]:
     """Pairs (i < j) equal by digest or within the PDQ verify radius."""
     pairs: set[tuple[int, int]] = set()
@@ -150,11 +136,10 @@ def _copy_candidates(entries: Sequence[PhotoEntry], sim: SimilarityPolicy) -> se
             pairs.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
     index = PackedPDQIndex()
     for i, e in enumerate(entries):
-        if _pdq_usable(e.fingerprint, sim):
-            for m in index.query_then_add(
-                i, e.fingerprint.pdq_dihedral, sim.same_photo_verify_max_distance
-            ):
-                pairs.add((int(m.key), i))
+        variants = query_variants(e.fingerprint, sim)
+        if variants:
+            for m in index.query_then_add(i, variants, sim.same_photo_verify_max_distance):
+                pairs.add((cast(int, m.key), i))
     return pairs
 
 
@@ -205,28 +190,16 @@ def _scene_candidates(
 
 
 def _classify(a: PhotoEntry, b: PhotoEntry, sim: SimilarityPolicy) -> Pair | None:
-    fa, fb = a.fingerprint, b.fingerprint
-    distance = variant = None
-    if _pdq_usable(fa, sim) and _pdq_usable(fb, sim):
-        distance, variant = _pdq_distance(fa, fb)
-    evidence: dict[str, Any] = {}
-    if variant is not None:
-        evidence["pdq_variant"] = DIHEDRAL_NAMES[variant]
-    if fa.sha256 == fb.sha256 or (fa.pixel_sha256 and fa.pixel_sha256 == fb.pixel_sha256):
-        evidence["exact"] = "bytes" if fa.sha256 == fb.sha256 else "pixels"
-        return Pair(a.name, b.name, "same_photo", distance, evidence)
-    if distance is not None and distance <= sim.same_photo_max_distance:
-        return Pair(a.name, b.name, "same_photo", distance, evidence)
-    scene = match_scene(a.features, b.features, sim)
-    evidence.update(scene.evidence())
-    if not scene.is_same_scene:
+    """The engine's rule (``engine.decide``), with ORB verification of the two entries."""
+
+    def verify() -> dict[str, Any] | None:
+        scene = match_scene(a.features, b.features, sim)
+        return scene.evidence() if scene.is_same_scene else None
+
+    decision = decide(a.fingerprint, b.fingerprint, verify, sim)
+    if decision is None:
         return None
-    aligned = (
-        scene.corner_error is not None and scene.corner_error <= sim.same_photo_max_corner_error
-    )
-    if distance is not None and distance <= sim.same_photo_verify_max_distance and aligned:
-        return Pair(a.name, b.name, "same_photo", distance, evidence)
-    return Pair(a.name, b.name, "same_scene", distance, evidence)
+    return Pair(a.name, b.name, decision.relation, decision.distance, decision.evidence)
 
 
 def dedup_entries(

@@ -31,6 +31,7 @@ __all__ = [
     "HashIndex",
     "Match",
     "PackedPDQIndex",
+    "pack_hashes",
     "popcount64",
 ]
 
@@ -163,6 +164,11 @@ def _flip_masks(max_flips: int) -> np.ndarray:
 _MASKS = [_flip_masks(f) for f in range(_MAX_PROBE_FLIPS + 1)]
 
 
+def pack_hashes(hashes: Sequence[bytes]) -> np.ndarray:
+    """32-byte hashes -> (n, 4) uint64 rows (what ``add_packed`` / ``query_rows`` take)."""
+    return _pack(_as_variants(list(hashes)))
+
+
 def _pack(hashes: Sequence[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, _WORDS).copy()
 
@@ -180,18 +186,22 @@ class PackedPDQIndex:
     its best distance. Every public method takes the lock, and ``query_then_add`` is
     atomic, so two identical photos uploaded at the same moment cannot both see an
     empty index.
+
+    ``keyed=False`` is the service's form (``store.dupindex``): a row's key is its row
+    number, so no key array is kept (8 B less per hash), and rows are never removed.
+    The tombstone array is made on the first removal only.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, *, keyed: bool = True) -> None:
         self._lock = threading.RLock()
         self._rows = np.zeros((max(capacity, 16), _WORDS), dtype=np.uint64)
-        self._keys = np.zeros(len(self._rows), dtype=np.int64)
-        self._live = np.zeros(len(self._rows), dtype=bool)
+        self._keys: np.ndarray | None = np.zeros(len(self._rows), dtype=np.int64) if keyed else None
+        self._live: np.ndarray | None = None  # None: every row is live
         self._n = 0  # rows used (live or dead)
         self._dead = 0
         # Multi-index over rows [0, _built): per chunk, row ids grouped by chunk value.
         self._built = 0
-        self._starts = np.zeros((_CHUNKS, 65537), dtype=np.int64)
+        self._starts = np.zeros((_CHUNKS, 65537), dtype=np.int32)
         self._table = np.zeros(0, dtype=np.uint8)  # row ids, 3 (or 4) bytes little-endian
         self._id_bytes = 3
 
@@ -205,29 +215,43 @@ class PackedPDQIndex:
     def nbytes(self) -> int:
         """Bytes held by the index's arrays (hashes, keys, tombstones, multi-index)."""
         with self._lock:
-            return sum(
-                a.nbytes for a in (self._rows, self._keys, self._live, self._starts, self._table)
-            )
+            arrays = (self._rows, self._keys, self._live, self._starts, self._table)
+            return sum(a.nbytes for a in arrays if a is not None)
 
     # -- writes --------------------------------------------------------------------
 
     def add(self, key: int, hash_: bytes) -> None:
         self.add_many([key], [hash_])
 
-    def add_many(self, keys: Sequence[int], hashes: Sequence[bytes]) -> None:
-        """Add many rows at once (one copy, one table rebuild at most)."""
+    def add_many(self, keys: Sequence[int], hashes: Sequence[bytes], *, build: bool = True) -> None:
+        """Add many rows at once (one copy, one table rebuild at most). ``build=False``
+        (a bulk load) leaves the new rows in the scanned tail until ``build()``."""
         if len(keys) != len(hashes):
             msg = "keys and hashes differ in length"
             raise ValueError(msg)
         if not keys:
             return
-        packed = _pack(_as_variants(hashes))
+        self.add_packed(np.asarray(keys, dtype=np.int64), _pack(_as_variants(hashes)), build=build)
+
+    def add_packed(self, keys: np.ndarray, packed: np.ndarray, *, build: bool = True) -> None:
+        """``add_many`` for hashes already packed as (n, 4) uint64; without keys the
+        rows must be appended at their row numbers (``keyed=False``)."""
         with self._lock:
-            self._append(np.asarray(keys, dtype=np.int64), packed)
+            if self._keys is None and not np.array_equal(
+                keys, np.arange(self._n, self._n + len(keys))
+            ):
+                msg = "an unkeyed index takes rows in order: key = row number"
+                raise ValueError(msg)
+            self._append(keys, packed, build=build)
 
     def remove(self, key: int) -> bool:
         """Tombstone every row of ``key``; True if there was one."""
         with self._lock:
+            if self._keys is None:
+                msg = "an unkeyed index never removes rows"
+                raise TypeError(msg)
+            if self._live is None:
+                self._live = np.ones(len(self._rows), dtype=bool)
             rows = np.flatnonzero((self._keys[: self._n] == key) & self._live[: self._n])
             if len(rows) == 0:
                 return False
@@ -247,25 +271,48 @@ class PackedPDQIndex:
             self._append(np.array([key], dtype=np.int64), _pack(variants[:1]))
         return found
 
-    def _append(self, keys: np.ndarray, packed: np.ndarray) -> None:
+    def _append(self, keys: np.ndarray, packed: np.ndarray, *, build: bool = True) -> None:
         need = self._n + len(keys)
         if need > len(self._rows):
             self._grow(max(need, len(self._rows) * 3 // 2))
         self._rows[self._n : need] = packed
-        self._keys[self._n : need] = keys
-        self._live[self._n : need] = True
+        if self._keys is not None:
+            self._keys[self._n : need] = keys
+        if self._live is not None:
+            self._live[self._n : need] = True
         self._n = need
-        if self._n >= _MIN_TABLE_ROWS and self._n - self._built > 4096 + self._built // 32:
+        if (
+            build
+            and self._n >= _MIN_TABLE_ROWS
+            and self._n - self._built > 4096 + self._built // 32
+        ):
             self._build()
 
     def _grow(self, capacity: int) -> None:
         for name in ("_rows", "_keys", "_live"):
             old = getattr(self, name)
+            if old is None:
+                continue
             new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
             new[: self._n] = old[: self._n]
             setattr(self, name, new)
 
+    def trim(self) -> None:
+        """Drop spare capacity (after a bulk load)."""
+        with self._lock:
+            for name in ("_rows", "_keys", "_live"):
+                old = getattr(self, name)
+                if old is not None:
+                    setattr(self, name, old[: max(self._n, 16)].copy())
+
+    def build(self) -> None:
+        """Build the chunk tables over every row now (after ``add_many(build=False)``)."""
+        with self._lock:
+            if self._n >= _MIN_TABLE_ROWS:
+                self._build()
+
     def _compact(self) -> None:
+        assert self._keys is not None and self._live is not None
         live = np.flatnonzero(self._live[: self._n])
         n = len(live)
         self._rows[:n] = self._rows[live]
@@ -280,15 +327,17 @@ class PackedPDQIndex:
         n = self._n
         self._id_bytes = 3 if n < 1 << 24 else 4
         chunks = self._rows[:n].view(np.uint16).reshape(n, _CHUNKS)
+        starts = np.zeros((_CHUNKS, 65537), dtype=np.int64)
         table = np.empty((_CHUNKS * n, self._id_bytes), dtype=np.uint8)  # flattened below
         for c in range(_CHUNKS):
             col = chunks[:, c]
             order = np.argsort(col, kind="stable").astype(np.uint32)
             counts = np.bincount(col, minlength=65536)
-            self._starts[c, 0] = c * n
-            np.cumsum(counts, out=self._starts[c, 1:])
-            self._starts[c, 1:] += c * n
+            starts[c, 0] = c * n
+            np.cumsum(counts, out=starts[c, 1:])
+            starts[c, 1:] += c * n
             table[c * n : (c + 1) * n] = order.view(np.uint8).reshape(n, 4)[:, : self._id_bytes]
+        self._starts = starts.astype(np.int32 if _CHUNKS * n < 2**31 else np.int64)
         self._table = table.reshape(-1)
         self._built = n
 
@@ -296,7 +345,18 @@ class PackedPDQIndex:
 
     def query(self, hashes: bytes | Sequence[bytes], max_distance: int) -> list[Match]:
         """Keys within ``max_distance`` bits of any of the query hashes (up to 8)."""
-        qs = _pack(_as_variants(hashes))
+        rows, variants, dists = self.query_rows(_pack(_as_variants(hashes)), max_distance)
+        with self._lock:
+            keys = rows if self._keys is None else self._keys[rows]
+        return _best_per_key(
+            Match(int(d), int(k), int(v)) for k, v, d in zip(keys, variants, dists, strict=True)
+        )
+
+    def query_rows(
+        self, qs: np.ndarray, max_distance: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, variant, distance) of live rows within ``max_distance`` of any packed
+        query hash of ``qs`` (k, 4); a row may repeat (several variants hit it)."""
         with self._lock:
             flips = max_distance // _CHUNKS
             if flips > _MAX_PROBE_FLIPS or self._built < _MIN_TABLE_ROWS:
@@ -308,12 +368,10 @@ class PackedPDQIndex:
                     rows, variants, dists = (
                         np.concatenate(p) for p in zip((rows, variants, dists), tail, strict=True)
                     )
-            keep = self._live[rows]
-            rows, variants, dists = rows[keep], variants[keep], dists[keep]
-            keys = self._keys[rows]
-        return _best_per_key(
-            Match(int(d), int(k), int(v)) for k, v, d in zip(keys, variants, dists, strict=True)
-        )
+            if self._live is not None:
+                keep = self._live[rows]
+                rows, variants, dists = rows[keep], variants[keep], dists[keep]
+        return rows, variants, dists
 
     def _row_ids(self, positions: np.ndarray) -> np.ndarray:
         """Unpack little-endian 3- or 4-byte row ids at ``positions`` of the table."""
@@ -351,8 +409,8 @@ class PackedPDQIndex:
         masks = _MASKS[flips].astype(np.int64)
         values = _chunks(qs)[:, :, None] ^ masks[None, None, :]  # (k, 16, P)
         chunk_ix = np.arange(_CHUNKS)[None, :, None]
-        lo = self._starts[chunk_ix, values].ravel()
-        hi = self._starts[chunk_ix, values + 1].ravel()
+        lo = self._starts[chunk_ix, values].ravel().astype(np.int64)
+        hi = self._starts[chunk_ix, values + 1].ravel().astype(np.int64)
         lengths = hi - lo
         total = int(lengths.sum())
         if total == 0:

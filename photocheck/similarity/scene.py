@@ -185,11 +185,12 @@ def is_current_format(data: bytes) -> bool:
 
 @dataclass(frozen=True)
 class SceneMatch:
-    matches: int  # mutual, ratio-tested descriptor matches
+    matches: int  # candidate matches the inliers were counted among (guided, or ratio-tested)
     inliers: int  # guided homography inliers whose orientation and scale agree
     ratio: float  # inliers / candidates (guided matches, or ratio-tested ones without)
     corner_error: float | None  # how far the homography moves a's frame onto b's, / diagonal
     is_same_scene: bool
+    pairs: np.ndarray | None = None  # (n, 4) xa, ya, xb, yb of the counted inliers
 
     def evidence(self) -> dict[str, object]:
         return {
@@ -210,7 +211,7 @@ def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
             continue  # ORB's pyramid and 31-px patches need room
         if squeeze != 1.0:
             img = cv2.resize(grey, (round(w * squeeze), h), interpolation=cv2.INTER_AREA)
-        orb = cv2.ORB_create(
+        orb = cv2.ORB_create(  # type: ignore[attr-defined]
             nfeatures=n,
             scaleFactor=ORB_SCALE,
             nlevels=ORB_LEVELS,
@@ -251,6 +252,10 @@ def _knn(
     """Hamming distances and indices of each of a's k nearest descriptors in b (only
     ``rows`` of a when given: brute force over b is the cost of matching)."""
     desc = a.descriptors if rows is None else a.descriptors[rows]
+    # OpenMP's thread count is per calling thread: the import's setting covers only the
+    # main thread, and a job or request thread would start a team of spinning threads
+    # (measured: 10x the CPU per search on a loaded 2-core server)
+    faiss.omp_set_num_threads(1)
     index = faiss.IndexBinaryFlat(256)
     index.add(b.descriptors)
     return index.search(np.ascontiguousarray(desc), min(k, len(b)))  # int32, int64
@@ -349,8 +354,9 @@ def _corner_error(hom: np.ndarray, a: SceneFeatures, b: SceneFeatures) -> float:
 
     Near 0 means b is a's frame, resized: the same photo, not a re-shot.
     """
-    ca = np.float32([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]]).reshape(-1, 1, 2)
-    cb = np.float32([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]])
+    ca = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], np.float32)
+    ca = ca.reshape(-1, 1, 2)
+    cb = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
     mapped = cv2.perspectiveTransform(ca, hom).reshape(-1, 2)
     return float(np.linalg.norm(mapped - cb, axis=1).max() / np.hypot(b.width, b.height))
 
@@ -362,6 +368,7 @@ class _OneWay:
     ratio: float
     hom: np.ndarray | None
     nearest: np.ndarray | None = None  # each of a's nearest descriptor in b (full knn only)
+    pairs: np.ndarray | None = None  # (n, 4) the counted inliers, a's point then b's
 
 
 _UNKNOWN = np.iinfo(np.int32).max  # distance of a knn row not computed: never matches
@@ -372,7 +379,7 @@ def _near_any(points: np.ndarray, proj: np.ndarray, width: int, height: int) -> 
     cells, each marked with its neighbours, so the test never misses (it may over-select)."""
     cell = GUIDE_PX
     gw, gh = int(width // cell) + 3, int(height // cell) + 3
-    grid = np.zeros((gh, gw), np.uint8)
+    grid: np.ndarray = np.zeros((gh, gw), np.uint8)
     cx = np.clip((points[:, 0] // cell).astype(np.int64) + 1, 0, gw - 1)
     cy = np.clip((points[:, 1] // cell).astype(np.int64) + 1, 0, gh - 1)
     grid[cy, cx] = 1
@@ -422,8 +429,12 @@ def _one_way(a: SceneFeatures, b: SceneFeatures, back: np.ndarray | None = None)
         guided, gmask = _homography(a.points[ga], b.points[gb])
         if guided is not None:
             hom, ia, ib, mask = guided, ga, gb, gmask
-    inliers = int(_consistent(hom, a, ia[mask], b, ib[mask]).sum())
-    return _OneWay(matches, inliers, inliers / max(len(ia), 1), hom, nearest)
+    ok = _consistent(hom, a, ia[mask], b, ib[mask])
+    inliers = int(ok.sum())
+    pairs = np.hstack((a.points[ia[mask][ok]], b.points[ib[mask][ok]]))
+    # matches: the ones the inliers were counted among (the guided set when it was used),
+    # so the evidence never shows more inliers than matches
+    return _OneWay(len(ia), inliers, inliers / max(len(ia), 1), hom, nearest, pairs)
 
 
 def match_scene(
@@ -438,10 +449,12 @@ def match_scene(
     if len(a) < 8 or len(b) < 8:
         return SceneMatch(0, 0, 0.0, None, False)
     fwd = _one_way(a, b)
-    best = fwd
+    best, pairs = fwd, fwd.pairs
     if fwd.inliers >= policy.scene_min_inliers * RECHECK_FRACTION:
         back = _one_way(b, a, fwd.nearest)
-        best = back if back.inliers < fwd.inliers else fwd
+        if back.inliers < fwd.inliers:
+            best = back
+            pairs = None if back.pairs is None else back.pairs[:, [2, 3, 0, 1]]
     same = best.inliers >= policy.scene_min_inliers and best.ratio >= policy.scene_min_inlier_ratio
     corner = None if fwd.hom is None else _corner_error(fwd.hom, a, b)
-    return SceneMatch(best.matches, best.inliers, best.ratio, corner, same)
+    return SceneMatch(best.matches, best.inliers, best.ratio, corner, same, pairs)

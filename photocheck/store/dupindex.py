@@ -4,8 +4,9 @@ It holds, for every stored photo (a rejected one too: a photo reused for another
 household is reuse whatever its quality) except copies already found to be another
 household's photo, what the two duplicate questions need, as row-aligned arrays:
 
-* same photo (all counties): the 256-bit PDQ hash in an exact 16-chunk multi-index
-  (Norouzi et al.; 32 B hash + 16 x 3 B row ids per photo), and the photo id;
+* same photo (all counties): the 256-bit PDQ hash in the one PDQ index of the project
+  (``similarity.index.PackedPDQIndex``, unkeyed: row = index row; 32 B hash + 16 x 3 B
+  row ids per photo), and the photo id;
 * same scene (one county): county and household ids in memory; the GPS point and a
   reduced content embedding (the 1280-d pooled features through a fixed, seeded random
   orthogonal projection to 128-d, int8) in a file-backed map when a directory is
@@ -32,7 +33,7 @@ from typing import IO
 
 import numpy as np
 
-from ..similarity.index import PDQ_BYTES, popcount64
+from ..similarity.index import PackedPDQIndex, pack_hashes
 
 __all__ = [
     "EMBEDDING_DIMS",
@@ -47,9 +48,6 @@ __all__ = [
 
 EMBEDDING_DIMS = 128  # projected dimensions (bench_service_index.py --separation)
 _PROJECTION_SEED = 20240611  # fixed: stored vectors and queries must share the basis
-_CHUNKS = 16  # 16-bit chunks of the 256-bit hash
-_MIN_TABLE_ROWS = 65536  # below this a full scan is as fast as probing
-_SCAN_BLOCK = 1 << 16
 _HAS_PDQ, _HAS_EMB, _HAS_GPS = 1, 2, 4
 
 
@@ -167,120 +165,6 @@ class _Column:
         return self.data.nbytes
 
 
-class _PdqTable:
-    """Exact Hamming search over packed PDQ rows: a 16-chunk multi-index (a probe of
-    each 16-bit chunk and its 16 one-bit neighbours finds every row within 31 bits),
-    plus a full scan of rows added since the last table build.
-
-    Row ids are 3 bytes (4 past 16M rows); bucket starts are int32.
-    """
-
-    def __init__(self) -> None:
-        self.rows = np.zeros((0, 4), dtype=np.uint64)
-        self.n = 0
-        self._built = 0
-        self._starts = np.zeros((_CHUNKS, 65537), dtype=np.int32)
-        self._table = np.zeros(0, dtype=np.uint8)
-        self._id_bytes = 3
-
-    def reserve(self, n: int) -> None:
-        if n > len(self.rows):
-            grown = np.zeros((max(n, 1024, len(self.rows) * 3 // 2), 4), dtype=np.uint64)
-            grown[: self.n] = self.rows[: self.n]
-            self.rows = grown
-
-    def append(self, packed: np.ndarray) -> None:
-        self.reserve(self.n + len(packed))
-        self.rows[self.n : self.n + len(packed)] = packed
-        self.n += len(packed)
-        if self.n >= _MIN_TABLE_ROWS and self.n - self._built > 4096 + self._built // 32:
-            self.build()
-
-    def trim(self) -> None:
-        """Drop spare capacity (after a bulk load)."""
-        self.rows = self.rows[: self.n].copy()
-
-    def build(self) -> None:
-        n = self.n
-        self._id_bytes = 3 if n < 1 << 24 else 4
-        chunks = self.rows[:n].view(np.uint16).reshape(n, _CHUNKS)
-        starts = np.zeros((_CHUNKS, 65537), dtype=np.int64)
-        table = np.empty((_CHUNKS * n, self._id_bytes), dtype=np.uint8)
-        for c in range(_CHUNKS):
-            col = chunks[:, c]
-            order = np.argsort(col, kind="stable").astype(np.uint32)
-            starts[c, 0] = c * n
-            np.cumsum(np.bincount(col, minlength=65536), out=starts[c, 1:])
-            starts[c, 1:] += c * n
-            table[c * n : (c + 1) * n] = order.view(np.uint8).reshape(n, 4)[:, : self._id_bytes]
-        self._starts = starts.astype(np.int32 if _CHUNKS * n < 2**31 else np.int64)
-        self._table = table.reshape(-1)
-        self._built = n
-
-    @property
-    def nbytes(self) -> int:
-        return self.rows.nbytes + self._starts.nbytes + self._table.nbytes
-
-    def query(self, qs: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, distance) within ``r`` bits of any query row of ``qs`` (k, 4); a row may
-        repeat (several variants hit it)."""
-        flips = r // _CHUNKS
-        if flips > 1 or self._built < _MIN_TABLE_ROWS:
-            return self._scan(qs, 0, self.n, r)
-        rows, dists = self._probe(qs, r)
-        if self.n > self._built:
-            tail_rows, tail_d = self._scan(qs, self._built, self.n, r)
-            rows, dists = np.concatenate((rows, tail_rows)), np.concatenate((dists, tail_d))
-        return rows, dists
-
-    def _scan(self, qs: np.ndarray, lo: int, hi: int, r: int) -> tuple[np.ndarray, np.ndarray]:
-        out_rows, out_d = [np.zeros(0, np.int64)], [np.zeros(0, np.int32)]
-        for start in range(lo, hi, _SCAN_BLOCK):
-            part = self.rows[start : min(hi, start + _SCAN_BLOCK)]
-            for q in qs:
-                d = _distances(part, q)
-                hit = np.flatnonzero(d <= r)
-                out_rows.append(hit + start)
-                out_d.append(d[hit])
-        return np.concatenate(out_rows), np.concatenate(out_d)
-
-    def _probe(self, qs: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-        values = qs.view(np.uint16).reshape(-1, _CHUNKS).astype(np.int64)[:, :, None] ^ _ONE_FLIP
-        chunk_ix = np.arange(_CHUNKS)[None, :, None]
-        lo = self._starts[chunk_ix, values].ravel().astype(np.int64)
-        lengths = self._starts[chunk_ix, values + 1].ravel() - lo
-        total = int(lengths.sum())
-        offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
-        positions = (offsets + np.arange(total)) * self._id_bytes
-        rows = np.take(self._table, positions).astype(np.int64)
-        for i in range(1, self._id_bytes):
-            rows |= np.take(self._table, positions + i).astype(np.int64) << (8 * i)
-        per_variant = lengths.reshape(len(qs), -1).sum(axis=1)
-        bounds = np.concatenate(([0], np.cumsum(per_variant)))
-        dists = np.empty(total, dtype=np.int32)
-        cand = np.take(self.rows, rows, axis=0)
-        for v, q in enumerate(qs):
-            dists[bounds[v] : bounds[v + 1]] = _distances(cand[bounds[v] : bounds[v + 1]], q)
-        hit = dists <= r
-        return rows[hit], dists[hit]
-
-
-_ONE_FLIP = np.array([0] + [1 << b for b in range(16)], dtype=np.int64)  # r <= 31: 1 flip
-
-
-def _distances(rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-    pc = popcount64(rows ^ q)
-    return pc[:, 0].astype(np.int32) + pc[:, 1] + pc[:, 2] + pc[:, 3]
-
-
-def _pack(hashes: Sequence[bytes]) -> np.ndarray:
-    for h in hashes:
-        if len(h) != PDQ_BYTES:
-            msg = f"a PDQ hash is {PDQ_BYTES} bytes, got {len(h)}"
-            raise ValueError(msg)
-    return np.frombuffer(b"".join(hashes), dtype=np.uint64).reshape(-1, 4).copy()
-
-
 class DuplicateIndex:
     """Row-aligned arrays: photo, household, county ids and flags in RAM; GPS points
     and reduced embeddings in RAM, or file-backed when ``spill_dir`` is given."""
@@ -293,7 +177,8 @@ class DuplicateIndex:
     def _reset(self) -> None:
         self._n = 0
         self._row_of: dict[int, int] | None = None  # photo id -> row, made on demand
-        self._pdq = _PdqTable()
+        # one PDQ row per index row (zeros where there is none: _HAS_PDQ filters them)
+        self._pdq = PackedPDQIndex(keyed=False)
         self._photo = np.zeros(0, dtype=np.int32)
         self._sorted = True  # photo ids arrive in increasing order (inserts are serialised)
         self._household = np.zeros(0, dtype=np.int32)
@@ -313,6 +198,18 @@ class DuplicateIndex:
                 return i < self._n and int(rows[i]) == photo_id
             return bool((rows == photo_id).any())
 
+    def household_of(self, photo_id: int) -> int | None:
+        """The household id of an indexed photo, or None."""
+        with self._lock:
+            rows = self._photo[: self._n]
+            if self._sorted:
+                i = int(np.searchsorted(rows, photo_id))
+                found = i if i < self._n and int(rows[i]) == photo_id else None
+            else:
+                hit = np.flatnonzero(rows == photo_id)
+                found = int(hit[0]) if len(hit) else None
+            return None if found is None else int(self._household[found])
+
     # -- writes ----------------------------------------------------------------------
 
     def build(self, entries: Iterable[DupEntry], batch: int = 8192) -> None:
@@ -327,8 +224,7 @@ class DuplicateIndex:
                     chunk = []
             self._append(chunk, build_tables=False)
             self._trim()
-            if self._n >= _MIN_TABLE_ROWS:
-                self._pdq.build()
+            self._pdq.build()
 
     def add(self, entry: DupEntry) -> None:
         with self._lock:
@@ -350,12 +246,11 @@ class DuplicateIndex:
             setattr(self, name, _grown(getattr(self, name), n, need))
         self._latlon.reserve(need)
         self._emb.reserve(need)
-        self._pdq.reserve(need)
         flags = np.zeros(k, dtype=np.uint8)
         packed = np.zeros((k, 4), dtype=np.uint64)
         with_pdq = [i for i, e in enumerate(entries) if e.pdq is not None]
         if with_pdq:
-            packed[with_pdq] = _pack([entries[i].pdq for i in with_pdq])  # type: ignore[misc]
+            packed[with_pdq] = pack_hashes([entries[i].pdq for i in with_pdq])  # type: ignore[misc]
             flags[with_pdq] |= _HAS_PDQ
         with_emb = [i for i, e in enumerate(entries) if e.embedding is not None]
         if with_emb:
@@ -377,12 +272,7 @@ class DuplicateIndex:
         self._county[n:need] = [e.county_id for e in entries]
         self._flags[n:need] = flags
         self._row_of = None
-        if build_tables:
-            self._pdq.append(packed)
-        else:
-            self._pdq.reserve(need)
-            self._pdq.rows[n:need] = packed
-            self._pdq.n = need
+        self._pdq.add_packed(np.arange(n, need), packed, build=build_tables)
         self._n = need
 
     def _trim(self) -> None:
@@ -398,9 +288,9 @@ class DuplicateIndex:
         """
         if not pdq_variants:
             return []
-        qs = _pack(list(pdq_variants))
+        qs = pack_hashes(list(pdq_variants))
         with self._lock:
-            rows, dists = self._pdq.query(qs, max_distance)
+            rows, _, dists = self._pdq.query_rows(qs, max_distance)
             keep = (self._flags[rows] & _HAS_PDQ) != 0
             rows, dists = rows[keep], dists[keep]
             photos = self._photo[rows]
@@ -467,7 +357,7 @@ class DuplicateIndex:
     def memory(self) -> dict[str, int]:
         """Bytes by part: ``resident`` (anonymous RAM) and ``file_backed`` (page cache)."""
         with self._lock:
-            ram = [self._photo, self._household, self._county, self._flags]
+            ram: list[np.ndarray] = [self._photo, self._household, self._county, self._flags]
             resident = self._pdq.nbytes + sum(a.nbytes for a in ram)
             resident += self._latlon.resident_bytes + self._emb.resident_bytes
             total = self._latlon.nbytes + self._emb.nbytes

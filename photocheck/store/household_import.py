@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..control_chars import describe, find_control_char
 from .models import Category
 
 __all__ = [
@@ -56,9 +57,12 @@ class RowError:
     row: int
     column: str | None
     message: str
+    message_zh: str = ""  # the county clerk reads Chinese; a generic line when not given
 
     def to_json(self) -> dict[str, object]:
-        return {"row": self.row, "column": self.column, "message": self.message}
+        where = f"第 {self.row} 行" if self.row else "文件"
+        zh = self.message_zh or f"{where}{f' {self.column} 列' if self.column else ''}有误"
+        return {"row": self.row, "column": self.column, "message": self.message, "message_zh": zh}
 
 
 class ImportRejected(Exception):
@@ -67,6 +71,7 @@ class ImportRejected(Exception):
     def __init__(self, errors: Sequence[RowError]) -> None:
         self.errors = list(errors)
         super().__init__(f"{len(self.errors)} problem(s) in the household file")
+        self.message_zh = f"农户名单有 {len(self.errors)} 处问题，未导入任何一行"
 
 
 def parse_household_file(data: bytes, filename: str = "") -> list[HouseholdRow]:
@@ -87,7 +92,8 @@ def _csv_rows(data: bytes) -> list[list[str]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         msg = f"the file is not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
-        raise ImportRejected([RowError(0, None, msg)]) from None
+        zh = f"文件不是 UTF-8 文本（第 {exc.start} 字节），请将 CSV 另存为 UTF-8 编码"
+        raise ImportRejected([RowError(0, None, msg, zh)]) from None
     return [row for row in csv.reader(io.StringIO(text, newline=""))]
 
 
@@ -97,7 +103,8 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportRejected([RowError(0, None, f"cannot read the XLSX file: {exc}")]) from None
+        msg = f"cannot read the XLSX file: {exc}"
+        raise ImportRejected([RowError(0, None, msg, "无法读取该 XLSX 文件")]) from None
     try:
         sheet = wb.worksheets[0]
         return [
@@ -109,16 +116,18 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
 
 def _validate(table: list[list[str]]) -> list[HouseholdRow]:
     if not table:
-        raise ImportRejected([RowError(1, None, "the file is empty")])
+        raise ImportRejected([RowError(1, None, "the file is empty", "文件是空的")])
     header = [h.strip().lower() for h in table[0]]
     missing = [c for c in REQUIRED if c not in header]
     unknown = [h for h in header if h and h not in COLUMNS]
     if missing or unknown:
-        errors = [RowError(1, c, f"missing column {c}") for c in missing]
-        errors += [RowError(1, h, f"unknown column {h}") for h in unknown]
-        raise ImportRejected(errors)
+        header_errors = [RowError(1, c, f"missing column {c}", f"缺少列 {c}") for c in missing]
+        header_errors += [RowError(1, h, f"unknown column {h}", f"未知的列 {h}") for h in unknown]
+        raise ImportRejected(header_errors)
     if len(table) - 1 > MAX_ROWS:
-        raise ImportRejected([RowError(0, None, f"more than {MAX_ROWS} rows")])
+        raise ImportRejected(
+            [RowError(0, None, f"more than {MAX_ROWS} rows", f"超过 {MAX_ROWS} 行")]
+        )
     col = {name: header.index(name) for name in COLUMNS if name in header}
     rows: list[HouseholdRow] = []
     errors: list[RowError] = []
@@ -127,11 +136,23 @@ def _validate(table: list[list[str]]) -> list[HouseholdRow]:
         if not any(cell.strip() for cell in raw):
             continue  # blank line
         cells = {name: (raw[i].strip() if i < len(raw) else "") for name, i in col.items()}
+        bad = [(c, ch) for c, v in cells.items() if (ch := find_control_char(v)) is not None]
+        if bad:
+            errors += [
+                RowError(number, c, f"contains a control character ({describe(ch)})")
+                for c, ch in bad
+            ]
+            continue
         row, row_errors = _row(number, cells)
         if row is not None and row.household_id in seen:
             first = seen[row.household_id]
             row_errors.append(
-                RowError(number, "household_id", f"duplicate household_id (also row {first})")
+                RowError(
+                    number,
+                    "household_id",
+                    f"duplicate household_id (also row {first})",
+                    f"户编号重复（与第 {first} 行相同）",
+                )
             )
         errors.extend(row_errors)
         if row is not None and not row_errors:
@@ -140,21 +161,29 @@ def _validate(table: list[list[str]]) -> list[HouseholdRow]:
     if errors:
         raise ImportRejected(errors)
     if not rows:
-        raise ImportRejected([RowError(2, None, "no household rows")])
+        raise ImportRejected([RowError(2, None, "no household rows", "没有农户数据行")])
     return rows
 
 
 def _row(number: int, cells: dict[str, str]) -> tuple[HouseholdRow | None, list[RowError]]:
-    errors = [RowError(number, c, f"{c} is empty") for c in REQUIRED if not cells.get(c)]
+    errors = [
+        RowError(number, c, f"{c} is empty", f"{c} 为空") for c in REQUIRED if not cells.get(c)
+    ]
     category = CATEGORY_NAMES.get(cells.get("category", "").lower())
     if cells.get("category") and category is None:
         allowed = ", ".join(CATEGORY_NAMES)
         errors.append(
-            RowError(number, "category", f"unknown category {cells['category']!r} ({allowed})")
+            RowError(
+                number,
+                "category",
+                f"unknown category {cells['category']!r} ({allowed})",
+                f"未知的类别「{cells['category']}」（可用：{allowed}）",
+            )
         )
     for name in ("household_id", "head_name", "town", "village", "site_id"):
         if len(cells.get(name, "")) > 64 or any(ch in cells.get(name, "") for ch in "/\\\0"):
-            errors.append(RowError(number, name, f"{name} is too long or contains / \\ or NUL"))
+            msg = f"{name} is too long or contains / \\ or NUL"
+            errors.append(RowError(number, name, msg, f"{name} 太长或含有 / \\ 或空字符"))
     lat, lon, coord_errors = _coords(number, cells.get("lat", ""), cells.get("lon", ""))
     errors.extend(coord_errors)
     if errors or category is None:
@@ -182,7 +211,14 @@ def _coords(
         return (
             None,
             None,
-            [RowError(number, "lat" if not lat_s else "lon", "give both lat and lon")],
+            [
+                RowError(
+                    number,
+                    "lat" if not lat_s else "lon",
+                    "give both lat and lon",
+                    "经纬度须同时填写",
+                )
+            ],
         )
     errors = []
     values: list[float] = []
@@ -190,13 +226,16 @@ def _coords(
         try:
             value = float(text)
         except ValueError:
-            errors.append(RowError(number, name, f"{name} {text!r} is not a number"))
+            zh = f"{name}「{text}」不是数字"
+            errors.append(RowError(number, name, f"{name} {text!r} is not a number", zh))
             continue
         if not math.isfinite(value) or abs(value) > bound:
-            errors.append(RowError(number, name, f"{name} {value} is out of range"))
+            zh = f"{name} {value} 超出范围"
+            errors.append(RowError(number, name, f"{name} {value} is out of range", zh))
         values.append(value)
     if not errors and values[0] == 0 and values[1] == 0:
-        errors.append(RowError(number, "lat", "lat/lon 0,0 is not a real location"))
+        zh = "经纬度 0,0 不是真实位置"
+        errors.append(RowError(number, "lat", "lat/lon 0,0 is not a real location", zh))
     if errors:
         return None, None, errors
     return values[0], values[1], []

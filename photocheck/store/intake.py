@@ -1,28 +1,36 @@
 """Taking in one checked upload: duplicate search across households, then storage.
 
 The photo checks (``check_photo``) have already run; here the report is extended with
-DUPLICATE_PHOTO / SAME_SCENE found against other households' photos, the original is
-made durable, and the row is committed. The order is what makes it safe:
+DUPLICATE_PHOTO found against other households' photos, the original is made durable,
+and the row is committed. Whether two photos are the same photo or the same scene is
+decided by the one duplicate engine (``similarity.engine``, also `photocheck dedup`'s);
+what a match means for a household by the pure rules of ``similarity.rules``. This
+module keeps storage and transactions.
 
-1. outside any lock: the same-photo query (a copy needs no scene work), then the
-   same-scene candidates (embedding cosine + GPS proximity in the county, other
-   households only) verified geometrically against their stored features, at most
-   ``SCENE_MAX_CANDIDATES`` of them; then the upload's own features, made once from
-   the already-decoded working image, so every stored photo has them and no original
-   is decoded again on the request path (older photos get theirs in a background
-   backfill at start-up);
-2. inside ``Database.write()``: the same-photo query again (exact digests from the
-   database's indexed columns, PDQ from the index), the verdict, the insert and the
-   commit; then the index is extended, still inside the lock. So of two identical
-   photos uploaded at once, the second always sees the first.
+On the request path (the answer):
 
-Same-scene checks stay outside the lock on purpose: two households shooting the same
-house within the same second can miss each other's SAME_SCENE (a review flag, not a
-reject); the county audit's batch dedup finds them.
+1. outside any lock: the same-photo query (exact digests from the database's indexed
+   columns, PDQ within the copy radius from the index): no scene work;
+2. inside ``Database.write()``: the same query again, the shared-site rule, the verdict,
+   the insert (``scene_checked`` false) and the commit; then the index is extended,
+   still inside the lock. So of two identical photos uploaded at once, the second
+   always sees the first.
 
-Shared sites follow one rule (``shares_site``): a site's photo may be used by exactly
-the households linked to that site. Such a household's upload of its site's drone
-photo is allowed, named in ``site_photo``, and its place is judged against the
+After the answer, a ``scene_check`` job (``store.jobs``; a thread in the embedded
+default, a PostgreSQL queue with workers) makes the photo's scene features from the
+already-decoded working image it was handed (or the original, after a restart) and
+verifies the candidates: photos of the county taken within ``SCENE_MAX_METRES`` or of
+similar content (the top ``SCENE_MAX_CANDIDATES``), and photos within the PDQ verify radius
+(32-48 bits: a copy only if the frames align), at most ``SCENE_MAX_CANDIDATES``,
+earlier photos only (each pair is checked once, by the later photo's job). Matches
+become ``photo_matches`` rows and reasons of the photo (its verdict is decided again),
+then ``scene_checked`` turns true. Until then ``GET /households/{id}`` says "scene check
+pending". A crash between answer and check loses nothing: the start-up enqueues every
+photo still unchecked.
+
+Shared sites follow one rule (``rules.shares_site``): a site's photo may be used by
+exactly the households linked to that site. Such a household's upload of its site's
+drone photo is allowed, named in ``site_photo``, and its place is judged against the
 site's point (a relocated household no longer lives at its registered point).
 
 The blob is committed (checked, durable) before the row, so a crash never leaves a row
@@ -31,13 +39,11 @@ without its file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,22 +54,49 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
-from .. import jobs
 from ..metadata.gps import haversine_m
 from ..pipeline import Report
 from ..policy import Policy
 from ..reasons import ReasonCode
+from ..similarity.engine import (
+    SAME_PHOTO,
+    SAME_SCENE,
+    StoredHashes,
+    pdq_distance,
+    query_variants,
+)
+from ..similarity.engine import (
+    decide as decide_pair,
+)
+from ..similarity.rules import (
+    MatchInfo,
+    SiteHit,
+    SitePhotoUse,
+    counts_against,
+    duplicate_findings,
+    merge_findings,
+    reason_from_json,
+    shares_site,
+    site_photo_outcome,
+)
 from ..similarity.scene import FORMAT_PREFIX
-from ..verdict import Finding, Reason, Verdict, decide, explain
+from ..verdict import Finding, Reason, Verdict, decide
 from .blobs import BlobStore, PendingBlob
 from .db import Database
-from .dupindex import DupEntry, DuplicateIndex, HashHit, embedding_to_bytes
+from .dupindex import (
+    DupEntry,
+    DuplicateIndex,
+    HashHit,
+    embedding_from_bytes,
+    embedding_to_bytes,
+)
+from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
-from .sites import DUPLICATE_SITE_PHOTO, SharedSite, _matching_site_photos, find_site
+from .sites import SharedSite, _matching_site_photos, find_site
 
 __all__ = [
-    "FeatureQueue",
+    "SCENE_CHECK",
     "Intake",
     "IntakeResult",
     "MatchInfo",
@@ -71,21 +104,34 @@ __all__ = [
     "SitePhotoUse",
     "StageTimings",
     "Upload",
+    "scene_check_status",
     "shares_site",
 ]
 
 log = logging.getLogger(__name__)
 
-# Same-scene candidates: content embeddings at least this similar (cosine of the
-# 1280-d pooled features), or photos taken within this distance, are checked
-# geometrically; at most this many per upload, most similar first.
-SCENE_MIN_SIMILARITY = 0.70  # developer set: same scene 0.72-0.89, unrelated <= 0.59
+SCENE_CHECK = "scene_check"  # the job kind
+# Same-scene candidates: photos of the county taken within this distance, then the
+# most similar in content (cosine of the 1280-d pooled features), are checked
+# geometrically, at most this many per upload. No embedding floor: off the request
+# path the budget allows it, and no global descriptor is a safe pre-filter (issue 11:
+# a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
+SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 2  # ~11 ms each: the dominant cost of an upload with candidates
-# Stored uploads whose features are still to be made after the answer (working grey
-# images, ~0.5 MB each); past this, an upload makes its own before answering.
-FEATURE_QUEUE_MAX = 64
-FEATURE_BATCH = 16  # features written per transaction by the background thread
+SCENE_MAX_CANDIDATES = 8  # ~11 ms each, after the answer
+# Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
+# this, the check decodes the original again.
+PENDING_MAX = 64
+PENDING_STATUS = {
+    "status": "pending",
+    "message": "scene check pending: compared with other households' photos shortly",
+    "message_zh": "同一房屋比对进行中：稍后与其他户的照片比对完毕",
+}
+
+
+def scene_check_status(checked: bool) -> dict[str, str] | None:
+    """What an answer or a household record says about the photo's scene check."""
+    return None if checked else dict(PENDING_STATUS)
 
 
 class SceneMatcher(Protocol):
@@ -113,28 +159,6 @@ class Upload:
     practice: bool = False
 
 
-@dataclass(frozen=True)
-class MatchInfo:
-    relation: str  # same_photo | same_scene
-    photo_id: int
-    household_id: str  # the other household's code
-    county: str
-    village: str
-    distance: float | None
-    evidence: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "relation": self.relation,
-            "photo_id": self.photo_id,
-            "household_id": self.household_id,
-            "county": self.county,
-            "village": self.village,
-            "distance": self.distance,
-            "evidence": self.evidence,
-        }
-
-
 @dataclass
 class IntakeResult:
     household_code: str
@@ -143,6 +167,7 @@ class IntakeResult:
     matches: list[MatchInfo] = field(default_factory=list)
     photo_id: int | None = None  # None when nothing was stored (practice)
     site_photo: dict[str, str] | None = None  # a linked household used its site's photo
+    scene_checked: bool = True  # False: the same-scene check runs after the answer
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, not in JSON
 
     @property
@@ -150,17 +175,31 @@ class IntakeResult:
         return self.verdict is Verdict.REJECT
 
     def to_json(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "photo_id": self.photo_id,
             "household_id": self.household_code,
             "verdict": self.verdict.value,
             "reasons": [r.to_json() for r in self.reasons],
             "matches": [m.to_json() for m in self.matches],
             "retake_required": self.retake_required,
+            "scene_check": scene_check_status(self.scene_checked),
         }
         if self.site_photo is not None:
             out["site_photo"] = self.site_photo
         return out
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The upload as the scene check sees it (from the request, or from its row)."""
+
+    photo_id: int | None  # None: a practice upload (nothing stored)
+    household: Household
+    hashes: StoredHashes
+    variants: tuple[bytes, ...]  # PDQ dihedral variants (only the hash after a restart)
+    embedding: np.ndarray | None
+    lat: float | None
+    lon: float | None
 
 
 class Intake:
@@ -174,6 +213,7 @@ class Intake:
         scene: SceneMatcher | None = None,
         *,
         index_dir: Path | None = None,
+        jobs: Jobs | None = None,
     ) -> None:
         self.db, self.blobs, self.policy, self.scene = db, blobs, policy, scene
         # GPS points and reduced embeddings live in an unlinked file there (page cache);
@@ -182,18 +222,33 @@ class Intake:
         self.index = DuplicateIndex(spill_dir=spill)
         self.timings = StageTimings()
         self._backfill: threading.Thread | None = None
-        self.features = FeatureQueue(scene.features, db) if scene is not None else None
         self.seen = 0  # the highest photo id the index has considered (catch_up)
         self._following = threading.Event()  # set: the follow() thread stops
-        self.scene_job_delay_s = jobs.SCENE_DELAY_S  # see photocheck.jobs
+        self.jobs: Jobs = jobs if jobs is not None else ThreadJobs(self.job_handlers())
+        self._pending = _PendingImages(PENDING_MAX)
+        # called with (photo_id, county_id) when a scene check found matches (the audit)
+        self.on_scene_matches: Callable[[int, int], None] | None = None
+
+    def job_handlers(self) -> dict[str, Callable[[int], None]]:
+        """What a job queue runs: ``{kind: handler(photo_id)}``."""
+        return {SCENE_CHECK: self.run_scene_check}
 
     def rebuild_index(self, *, backfill: bool = True) -> int:
-        """Load every stored photo into the index; returns how many. With ``backfill``,
-        photos stored without scene features get them in a background thread."""
+        """Load every stored photo into the index; returns how many. Photos whose scene
+        check did not run (the process died after the answer) are queued again. With
+        ``backfill``, photos stored without scene features get them in a background
+        thread."""
         with self.db.write_lock, self.db.session() as session:
             entries = list(dup_entries(session))
             self.index.build(entries)
             self.seen = max((e.photo_id for e in entries), default=0)
+            unchecked = list(
+                session.scalars(
+                    select(Photo.id).where(Photo.scene_checked.is_(False)).order_by(Photo.id)
+                )
+            )
+        for photo_id in unchecked:
+            self.jobs.enqueue(SCENE_CHECK, photo_id)
         if backfill and self.scene is not None:
             self._backfill = threading.Thread(
                 target=self.backfill_scene_features, name="scene-backfill", daemon=True
@@ -233,24 +288,10 @@ class Intake:
     def stop_following(self) -> None:
         self._following.set()
 
-    def make_features(self, photo_id: int) -> bool:
-        """The ``scene_features`` job: make one stored photo's features from its original
-        if they are still missing (idempotent: False when there was nothing to do)."""
-        if self.scene is None:
-            return False
-        with self.db.session() as session:
-            row = session.execute(
-                select(Photo.scene, Photo.sha256).where(Photo.id == photo_id)
-            ).first()
-        if row is None or not self.scene.needs_features(row.scene):
-            return False
-        made = self.scene.features_of_blob(row.sha256) or b""
-        with self.db.write() as session:
-            photo = session.get(Photo, photo_id)
-            if photo is None or not self.scene.needs_features(photo.scene):
-                return False
-            photo.scene = made
-        return True
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the scene checks queued in this process (tests, benchmarks)."""
+        drain = getattr(self.jobs, "drain", None)
+        return True if drain is None else bool(drain(timeout))
 
     def backfill_scene_features(self, batch: int = 32) -> int:
         """Make the features of stored photos that have none (stored before features were
@@ -259,6 +300,7 @@ class Intake:
 
         Runs off the request path (a thread started by ``rebuild_index``). A photo
         whose original cannot be decoded gets empty features, so it is tried once.
+        Photos still waiting for their scene check are left to it.
         """
         if self.scene is None:
             return 0
@@ -267,21 +309,14 @@ class Intake:
             with self.db.session() as session:
                 todo = session.execute(
                     select(Photo.id, Photo.sha256)
-                    .where(_needs_features(), Photo.id > after)
+                    .where(_needs_features(), Photo.id > after, Photo.scene_checked.is_(True))
                     .order_by(Photo.id)
                     .limit(batch)
                 ).all()
             if not todo:
                 return done
-            queued = self.features.held([pid for pid, _ in todo]) if self.features else {}
-            made = {
-                pid: self.scene.features_of_blob(sha) or b""
-                for pid, sha in todo
-                if pid not in queued  # a fresh upload's: the feature queue makes them
-            }
+            made = {pid: self.scene.features_of_blob(sha) or b"" for pid, sha in todo}
             after = todo[-1][0]
-            if not made:
-                continue
             with self.db.write() as session:
                 for row in session.scalars(select(Photo).where(Photo.id.in_(list(made)))):
                     # derived data only; the record is unchanged
@@ -294,29 +329,20 @@ class Intake:
         upload: Upload,
         on_commit: Callable[[Session, IntakeResult], None] | None = None,
     ) -> IntakeResult:
-        """Find duplicates, decide, store (unless practice). ``on_commit`` runs inside
-        the storing transaction (the idempotency record is written there)."""
+        """Find copies, decide, store (unless practice), queue the scene check.
+        ``on_commit`` runs inside the storing transaction (the idempotency record)."""
         report, clock = upload.report, self.timings.clock()
         with self.db.session() as session:
             household = _load_household(session, upload.household_id)
             site = _linked_site(session, household)
-            copied = self._same_photo_matches(session, household, report)  # no scene work
         lat, lon = _photo_point(report, upload.capture)
-        own = _OwnFeatures(self.scene, report)
-        clock.lap("same_photo")
-        scene_hits = [] if copied else self._scene_matches(household, upload, lat, lon, own, clock)
-        # every stored photo gets its features (no decode later): made now if they were
-        # needed above or the queue is full, else after the answer (FeatureQueue)
-        defer = (
-            not upload.practice
-            and own.computed is None
-            and report.photo is not None
-            and self.features is not None
-            and not self.features.full()
-        )
-        if not upload.practice and self.scene is not None and not defer:
-            own.get()
-            clock.lap("features")
+        clock.lap("household")
+        practice_scene: list[MatchInfo] = []
+        if upload.practice and self.scene is not None and report.photo is not None:
+            # nothing is stored to check later: the practice answer waits for it
+            probe = self._probe(None, household, upload, lat, lon)
+            practice_scene = self._scene_matches(probe, grey=report.photo.grey)
+            clock.lap("verification")
 
         blob_path = None
         if not upload.practice and upload.blob is not None:
@@ -327,21 +353,22 @@ class Intake:
             self.catch_up(session)  # other processes' photos committed meanwhile
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             same = self._same_photo_matches(session, household, report)
-            matches = same or scene_hits
-            findings = _duplicate_findings(same, scene_hits)
+            findings = duplicate_findings(same, practice_scene)
             site_use: SitePhotoUse | None = None
             if not same:  # a shared site's drone photo: only its linked households may use it
                 site_findings, site_use = self._site_photo_check(session, household, report)
                 findings = site_findings or findings
-            reasons = _merge(report.reasons, findings, self.policy)
+            reasons = merge_findings(report.reasons, findings, self.policy)
             if site is not None:
                 reasons = _judge_location_by_site(reasons, site, lat, lon, self.policy)
+            check_later = not same and self.scene is not None and blob_path is not None
             result = IntakeResult(
                 household.household_code,
                 decide(reasons),
                 reasons,
-                matches=matches,
+                matches=same or practice_scene,
                 site_photo=site_use.to_json() if site_use else None,
+                scene_checked=not check_later,
             )
             if blob_path is None:
                 result.timings = clock.done()
@@ -350,40 +377,48 @@ class Intake:
                 session,
                 household,
                 _photo_row(upload, result, blob_path, export_name(household, _fmt(report))),
-                [_match_row(m) for m in matches],
+                [_match_row(m) for m in same],
             )
             photo.gps_lat, photo.gps_lon = lat, lon
-            photo.scene = None if defer else (own.computed or b"")
+            photo.scene_checked = not check_later
+            if not check_later:  # a copy needs no features (it stays out of the index)
+                photo.scene = b""
             if upload.embedding is not None:
                 photo.embedding = embedding_to_bytes(upload.embedding)
             session.flush()
             result.photo_id = photo.id
             if on_commit is not None:
                 on_commit(session, result)
-            _queue_jobs(session, photo.id, self.scene_job_delay_s if photo.scene is None else None)
+            in_transaction = getattr(self.jobs, "photo_stored", None)
+            if in_transaction is not None:  # the PostgreSQL queue: its jobs commit with the row
+                in_transaction(session, photo.id, scene_check=check_later)
             clock.lap("db_write")
             session.commit()
             clock.lap("db_commit")
-            if defer:
-                assert self.features is not None and report.photo is not None
-                self.features.put(photo.id, report.photo.grey)
             if not same:  # a copy of another household's photo stays out (see dup_entries)
                 self.index.add(_entry(photo, household, upload.embedding))
             self.seen = max(self.seen, photo.id)
+        if check_later:
+            variants = query_variants(report.fingerprint, self.policy.similarity)
+            grey = report.photo.grey if report.photo is not None else None
+            self._pending.put(photo.id, grey, variants)
+            if in_transaction is None:
+                self.jobs.enqueue(SCENE_CHECK, photo.id)
         result.timings = clock.done()
         return result
 
     def _same_photo_matches(
         self, session: Session, household: Household, report: Report
     ) -> list[MatchInfo]:
-        """Exact bytes or pixels (the database's indexed digests), then PDQ (the index)."""
+        """Exact bytes or pixels (the database's indexed digests), then PDQ within the
+        copy radius (the index; the engine's quality gate picks the query hashes)."""
         fp = report.fingerprint
         hits = _exact_hits(session, fp.sha256, fp.pixel_sha256)
         known = {h.photo_id for h in hits}
         hits += [
             h
             for h in self.index.same_photo(
-                pdq_variants=fp.pdq_dihedral or ((fp.pdq,) if fp.pdq else ()),
+                pdq_variants=query_variants(fp, self.policy.similarity),
                 max_distance=self.policy.similarity.same_photo_max_distance,
             )
             if h.photo_id not in known
@@ -393,193 +428,259 @@ class Intake:
     def _site_photo_check(
         self, session: Session, household: Household, report: Report
     ) -> tuple[list[Finding], SitePhotoUse | None]:
-        """DUPLICATE_PHOTO for a site's drone photo used by a household not linked to that
-        site; for a linked household, which site photo it used."""
-        max_distance = self.policy.similarity.same_photo_max_distance
+        """The site-photo rule (``rules.site_photo_outcome``) over the county's site
+        photos that the engine calls the same photo."""
         matches = _matching_site_photos(
-            session, household.county_id, report.fingerprint, max_distance
+            session, household.county_id, report.fingerprint, self.policy.similarity
         )
-        for match in matches:
-            site = match.photo.site
-            if shares_site(household, site.site_code):
-                continue
-            evidence = {
-                "via": DUPLICATE_SITE_PHOTO,
-                "hash": match.via,
-                "distance": match.distance,
-                "site_id": site.site_code,
-                "site_name": site.name,
-                "site_photo": match.photo.canonical_name,
-                "household_site_id": household.site_code,
-                "household_category": household.category,
-            }
-            return [Finding(ReasonCode.DUPLICATE_PHOTO, evidence)], None
-        if matches:
-            first = matches[0]
-            return [], SitePhotoUse(first.photo.site.site_code, first.photo.canonical_name)
-        return [], None
+        hits = [
+            SiteHit(
+                m.photo.site.site_code, m.photo.site.name, m.photo.canonical_name, m.distance, m.via
+            )
+            for m in matches
+        ]
+        return site_photo_outcome(household, household.category, hits)
 
-    def _scene_matches(
+    # -- the scene check, after the answer ---------------------------------------------
+
+    def run_scene_check(self, photo_id: int) -> None:
+        """The ``scene_check`` job: features, candidates, verification, then the record.
+
+        Idempotent: a photo already checked (or gone) is left alone, so a job that runs
+        twice (a queue's at-least-once) changes nothing the second time.
+        """
+        held = self._pending.take(photo_id)
+        with self.db.session() as session:
+            row = session.get(Photo, photo_id)
+            if row is None or row.scene_checked:
+                return
+            household = _load_household(session, row.household_id)
+            probe = _Probe(
+                photo_id,
+                household,
+                _hashes_of(row),
+                held.variants if held else _row_variants(row, self.policy),
+                embedding_from_bytes(row.embedding) if row.embedding else None,
+                row.gps_lat,
+                row.gps_lon,
+            )
+            stored = row.scene
+        own = stored if stored and self.scene and not self.scene.needs_features(stored) else None
+        if own is None and self.scene is not None:
+            if held is not None and held.grey is not None:
+                own = self.scene.features(held.grey)
+            else:
+                own = self.scene.features_of_blob(probe.hashes.sha256) or b""
+        found = self._scene_matches(probe, own)
+        with self.db.write() as session:
+            row = session.get(Photo, photo_id)
+            if row is None or row.scene_checked:
+                return
+            if own is not None and (row.scene is None or row.scene != own):
+                row.scene = own
+            if found:
+                self._record_scene_matches(session, row, found)
+            row.scene_checked = True
+            session.commit()
+        if found and self.on_scene_matches is not None:
+            self.on_scene_matches(photo_id, probe.household.county_id)
+
+    def _record_scene_matches(self, session: Session, row: Photo, found: list[MatchInfo]) -> None:
+        """Match rows, the finding among the photo's reasons, the verdict decided again."""
+        for match in found:
+            link = _match_row(match)
+            link.photo_id = row.id
+            session.add(link)
+        same = [m for m in found if m.relation == SAME_PHOTO]
+        scene = [m for m in found if m.relation == SAME_SCENE]
+        reasons = [reason_from_json(r) for r in row.reasons or []]
+        merged = merge_findings(reasons, duplicate_findings(same, scene), self.policy)
+        row.reasons = _plain([r.to_json() for r in merged])
+        row.verdict = decide(merged).value
+
+    def _probe(
         self,
+        photo_id: int | None,
         household: Household,
         upload: Upload,
         lat: float | None,
         lon: float | None,
-        own: _OwnFeatures,
-        clock: _Clock,
-    ) -> list[MatchInfo]:
-        if self.scene is None or (upload.embedding is None and lat is None):
-            return []
-        candidates = self.index.scene_candidates(
-            county_id=household.county_id,
-            exclude_household=household.id,
-            embedding=np.asarray(upload.embedding) if upload.embedding is not None else None,
-            lat=lat,
-            lon=lon,
-            min_similarity=SCENE_MIN_SIMILARITY,
-            max_metres=SCENE_MAX_METRES,
-            limit=SCENE_MAX_CANDIDATES * 4,
+    ) -> _Probe:
+        fp = upload.report.fingerprint
+        return _Probe(
+            photo_id,
+            household,
+            StoredHashes(fp.sha256, fp.pixel_sha256, fp.pdq, fp.pdq_quality),
+            query_variants(fp, self.policy.similarity),
+            np.asarray(upload.embedding, np.float32) if upload.embedding is not None else None,
+            lat,
+            lon,
         )
-        clock.lap("scene_candidates")
+
+    def _candidates(self, probe: _Probe) -> list[tuple[int, int, tuple[int, int] | None, dict]]:
+        """(photo id, household id, PDQ (bits, variant) or None, extra evidence) of the
+        photos to verify: the PDQ verify tier first (a copy or not), then the scene
+        candidates, earlier photos only."""
+        sim = self.policy.similarity
+        out: list[tuple[int, int, tuple[int, int] | None, dict]] = []
+        seen: set[int] = set()
+        earlier = (lambda pid: pid < probe.photo_id) if probe.photo_id else (lambda pid: True)
+        for hit in self.index.same_photo(
+            pdq_variants=probe.variants, max_distance=sim.same_photo_verify_max_distance
+        ):
+            if hit.distance > sim.same_photo_max_distance and earlier(hit.photo_id):
+                owner = self.index.household_of(hit.photo_id)
+                if owner is not None:
+                    out.append((hit.photo_id, owner, None, {}))
+                    seen.add(hit.photo_id)
+        if probe.embedding is not None or probe.lat is not None:
+            for cand in self.index.scene_candidates(
+                county_id=probe.household.county_id,
+                exclude_household=probe.household.id,
+                embedding=probe.embedding,
+                lat=probe.lat,
+                lon=probe.lon,
+                min_similarity=SCENE_MIN_SIMILARITY,
+                max_metres=SCENE_MAX_METRES,
+                limit=SCENE_MAX_CANDIDATES * 4,
+            ):
+                if cand.photo_id not in seen and earlier(cand.photo_id):
+                    extra = {"embedding_similarity": cand.similarity, "metres": cand.metres}
+                    out.append((cand.photo_id, cand.household_id, None, extra))
+        return out
+
+    def _scene_matches(
+        self, probe: _Probe, own: bytes | None = None, grey: np.ndarray | None = None
+    ) -> list[MatchInfo]:
+        """The candidates the engine calls the same photo or scene, that count against
+        the probe's household (at most ``SCENE_MAX_CANDIDATES`` verified). ``own``: the
+        probe's features, else made from ``grey`` when a candidate needs them."""
+        if self.scene is None:
+            return []
+        candidates = self._candidates(probe)
         if not candidates:
             return []
-        # before the rows are read: a photo leaves the queue only once its row has them
-        queued = self.features.held([c.photo_id for c in candidates]) if self.features else {}
         with self.db.session() as session:
-            others = _households(session, {c.household_id for c in candidates})
+            others = _households(session, {c[1] for c in candidates})
             eligible = [
                 c
                 for c in candidates
-                if c.household_id in others and _counts_against(household, others[c.household_id])
+                if c[1] in others and counts_against(probe.household, others[c[1]])
             ][:SCENE_MAX_CANDIDATES]
-            stored = _stored_features(session, [c.photo_id for c in eligible])
-        out: list[MatchInfo] = []
-        for cand in eligible:
-            theirs = stored.get(cand.photo_id)  # None: not backfilled yet, never decoded here
-            if theirs is None and cand.photo_id in queued:
-                theirs = queued[cand.photo_id].get(self.scene.features) or None
-            mine = own.get() if theirs else None
-            evidence = self.scene.verify(mine, theirs) if mine and theirs else None
-            if evidence is None:
-                continue
-            evidence = {
-                **evidence,
-                "embedding_similarity": cand.similarity,
-                "metres": cand.metres,
+            rows = {
+                r.id: r
+                for r in session.execute(
+                    select(
+                        Photo.id,
+                        Photo.sha256,
+                        Photo.pixel_sha256,
+                        Photo.pdq,
+                        Photo.pdq_quality,
+                        Photo.scene,
+                    ).where(Photo.id.in_([c[0] for c in eligible]))
+                )
             }
-            out.append(
-                _info("same_scene", cand.photo_id, others[cand.household_id], None, evidence)
+        if own is None and eligible and grey is not None:
+            own = self.scene.features(grey)
+        sim = self.policy.similarity
+        out: list[MatchInfo] = []
+        for photo_id, household_id, _, extra in eligible:
+            row = rows.get(photo_id)
+            if row is None:
+                continue
+            # b"": an original that could not be decoded (no features, not tried again)
+            theirs = row.scene if row.scene is not None else self._features_of_pending(photo_id)
+            theirs_hashes = StoredHashes(
+                row.sha256,
+                row.pixel_sha256,
+                bytes.fromhex(row.pdq) if row.pdq else None,
+                row.pdq_quality,
             )
-        clock.lap("verification")
+            mine_hashes = StoredHashes(*_fields(probe.hashes), pdq_dihedral=probe.variants)
+
+            def verify(theirs: bytes | None = theirs) -> dict[str, Any] | None:
+                if not own or not theirs or self.scene is None:
+                    return None
+                return self.scene.verify(own, theirs)
+
+            bits = pdq_distance(mine_hashes, theirs_hashes, sim)
+            decision = decide_pair(mine_hashes, theirs_hashes, verify, sim, bits)
+            if decision is None:
+                continue
+            evidence = {**decision.evidence, **extra, "thresholds": _thresholds(self.policy)}
+            distance = None if decision.distance is None else float(decision.distance)
+            out.append(_info(decision.relation, photo_id, others[household_id], distance, evidence))
+        out.sort(key=lambda m: m.relation != SAME_PHOTO)
         return out
 
-
-@dataclass(frozen=True)
-class SitePhotoUse:
-    """A linked household's upload is its site's registered drone photo (allowed)."""
-
-    site_id: str
-    site_photo: str  # canonical name
-
-    def to_json(self) -> dict[str, str]:
-        return {"site_id": self.site_id, "site_photo": self.site_photo}
-
-
-class FeatureQueue:
-    """Scene features of stored uploads, made after the answer by a background thread.
-
-    An upload without same-scene candidates needs no features of its own to be
-    answered: they are only there for later uploads to compare against. Making them
-    (~20 ms of CPU) after the answer, on a thread at lower CPU priority, takes them off
-    the request path. Until its features are written, the photo's working grey image
-    waits here, and a later upload that has it as a candidate makes them itself
-    (``held``): no comparison is missed. At a crash the queue is lost; the photos keep
-    ``scene`` NULL and the start-up backfill decodes their originals instead.
-    """
-
-    def __init__(self, make: Callable[[np.ndarray], bytes], db: Database) -> None:
-        self._make, self._db = make, db
-        self._cond = threading.Condition()
-        self._pending: dict[int, _Pending] = {}
-        self._thread: threading.Thread | None = None
-
-    def full(self) -> bool:
-        """Whether the next upload should make its features itself (bounded memory;
-        concurrent uploads may overshoot by a few)."""
-        with self._cond:
-            return len(self._pending) >= FEATURE_QUEUE_MAX
-
-    def put(self, photo_id: int, grey: np.ndarray) -> None:
-        """Queue a committed photo's working image (its row has ``scene`` NULL)."""
-        with self._cond:
-            self._pending[photo_id] = _Pending(np.array(grey, copy=True))
-            self.start()
-            self._cond.notify_all()
-
-    def start(self) -> None:
-        """Start the background thread unless it runs (``put`` does this)."""
-        with self._cond:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="scene-features", daemon=True
-                )
-                self._thread.start()
-
-    def held(self, photo_ids: Sequence[int]) -> dict[int, _Pending]:
-        """The queued photos among ``photo_ids`` (their features: ``.get(make)``)."""
-        with self._cond:
-            return {pid: self._pending[pid] for pid in photo_ids if pid in self._pending}
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._pending)
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every queued photo's features are written; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._pending, timeout)
-
-    def _run(self) -> None:
-        _lower_priority()
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._pending))
-                batch = list(self._pending.items())[:FEATURE_BATCH]
-            made = {pid: item.get(self._make) for pid, item in batch}
-            try:
-                with self._db.write() as session:
-                    rows = session.scalars(select(Photo).where(Photo.id.in_(list(made))))
-                    for row in rows:
-                        if row.scene is None:  # derived data only; the record is unchanged
-                            row.scene = made[row.id]
-            except SQLAlchemyError:
-                n = len(made)
-                log.exception("scene features of %d photos not stored (backfilled at start)", n)
-            with self._cond:
-                for pid in made:
-                    self._pending.pop(pid, None)
-                self._cond.notify_all()
+    def _features_of_pending(self, photo_id: int) -> bytes | None:
+        """A candidate stored moments ago whose own check has not run: its features from
+        the image it left here, or from its original."""
+        if self.scene is None:
+            return None
+        held = self._pending.peek(photo_id)
+        if held is not None and held.grey is not None:
+            return self.scene.features(held.grey)
+        with self.db.session() as session:
+            sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
+        return self.scene.features_of_blob(sha) if sha else None
 
 
-class _Pending:
-    """One queued photo: its grey working image, and its features once made (once)."""
+def _thresholds(policy: Policy) -> dict[str, Any]:
+    sim = policy.similarity
+    return {
+        "scene_min_inliers": sim.scene_min_inliers,
+        "scene_min_inlier_ratio": sim.scene_min_inlier_ratio,
+        "same_photo_max_distance": sim.same_photo_max_distance,
+        "same_photo_verify_max_distance": sim.same_photo_verify_max_distance,
+        "same_photo_max_corner_error": sim.same_photo_max_corner_error,
+    }
 
-    def __init__(self, grey: np.ndarray) -> None:
-        self.grey = grey
-        self.features: bytes | None = None
+
+def _fields(h: StoredHashes) -> tuple[str, str | None, bytes | None, int | None]:
+    return h.sha256, h.pixel_sha256, h.pdq, h.pdq_quality
+
+
+def _hashes_of(row: Photo) -> StoredHashes:
+    return StoredHashes(
+        row.sha256, row.pixel_sha256, bytes.fromhex(row.pdq) if row.pdq else None, row.pdq_quality
+    )
+
+
+def _row_variants(row: Photo, policy: Policy) -> tuple[bytes, ...]:
+    """After a restart the dihedral variants are gone: the stored hash alone."""
+    return query_variants(_hashes_of(row), policy.similarity)
+
+
+@dataclass
+class _PendingImage:
+    grey: np.ndarray | None
+    variants: tuple[bytes, ...]
+
+
+class _PendingImages:
+    """Working images of stored uploads waiting for their scene check (bounded: past
+    ``limit`` the oldest are dropped and their check decodes the original)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
         self._lock = threading.Lock()
+        self._items: OrderedDict[int, _PendingImage] = OrderedDict()
 
-    def get(self, make: Callable[[np.ndarray], bytes]) -> bytes:
+    def put(self, photo_id: int, grey: np.ndarray | None, variants: tuple[bytes, ...]) -> None:
+        copy = None if grey is None else np.array(grey, copy=True)
         with self._lock:
-            if self.features is None:
-                self.features = make(self.grey)
-            return self.features
+            self._items[photo_id] = _PendingImage(copy, variants)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
 
+    def peek(self, photo_id: int) -> _PendingImage | None:
+        with self._lock:
+            return self._items.get(photo_id)
 
-def _lower_priority() -> None:
-    """Nice the calling thread (Linux: per thread) so request threads come first."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    def take(self, photo_id: int) -> _PendingImage | None:
+        with self._lock:
+            return self._items.pop(photo_id, None)
 
 
 class StageTimings:
@@ -621,47 +722,6 @@ class _Clock:
     def done(self) -> dict[str, float]:
         self._owner.add(self._laps)
         return self._laps
-
-
-class _OwnFeatures:
-    """The upload's scene features, made once from the already-decoded working image."""
-
-    def __init__(self, scene: SceneMatcher | None, report: Report) -> None:
-        self._scene, self._report = scene, report
-        self.computed: bytes | None = None
-
-    def get(self) -> bytes | None:
-        if self.computed is None and self._scene is not None and self._report.photo is not None:
-            self.computed = self._scene.features(self._report.photo.grey)
-        return self.computed
-
-
-def _queue_jobs(session: Session, photo_id: int, features_delay_s: float | None) -> None:
-    """The photo's background jobs, in its own transaction (PostgreSQL; no-op on SQLite).
-    Features still to make (``features_delay_s`` given): this process's FeatureQueue
-    makes them first, the job is the safety net."""
-    if features_delay_s is not None:
-        jobs.enqueue(session, jobs.SCENE_FEATURES, {"photo_id": photo_id}, delay_s=features_delay_s)
-    jobs.enqueue(
-        session,
-        jobs.AUDIT_REFRESH,
-        {},
-        delay_s=jobs.AUDIT_DELAY_S,
-        dedupe_key=jobs.AUDIT_REFRESH,
-    )
-
-
-def shares_site(household: Household, site_code: str | None) -> bool:
-    """The one shared-site rule (DESIGN §2.3): a photo of a shared site may be used by
-    exactly the households linked to that site, whatever their category."""
-    return bool(site_code) and household.site_code == site_code
-
-
-def _stored_features(session: Session, photo_ids: list[int]) -> dict[int, bytes]:
-    if not photo_ids:
-        return {}
-    rows = session.execute(select(Photo.id, Photo.scene).where(Photo.id.in_(photo_ids)))
-    return {pid: scene for pid, scene in rows if scene}
 
 
 def _exact_hits(session: Session, sha256: str, pixel_sha256: str | None) -> list[HashHit]:
@@ -724,14 +784,6 @@ def _households(session: Session, ids: set[int]) -> dict[int, Household]:
     return {h.id: h for h in rows}
 
 
-def _counts_against(household: Household, other: Household) -> bool:
-    """A match with ``other`` is a problem unless it is the same household (a retake)
-    or ``other`` is linked to the site this household is linked to (``shares_site``)."""
-    if other.id == household.id:
-        return False
-    return not shares_site(household, other.site_code)
-
-
 def _describe(session: Session, household: Household, hits: list[HashHit]) -> list[MatchInfo]:
     """The hits that count against ``household``, with the other household named."""
     if not hits:
@@ -745,7 +797,7 @@ def _describe(session: Session, household: Household, hits: list[HashHit]) -> li
     out = []
     for hit in hits:
         other = others.get(owners.get(hit.photo_id, -1))
-        if other is None or not _counts_against(household, other):
+        if other is None or not counts_against(household, other):
             continue
         evidence = {"via": hit.via, "pdq_distance": hit.distance}
         out.append(_info("same_photo", hit.photo_id, other, float(hit.distance), evidence))
@@ -764,41 +816,6 @@ def _info(
         distance=distance,
         evidence=evidence,
     )
-
-
-def _duplicate_findings(same: list[MatchInfo], scene: list[MatchInfo]) -> list[Finding]:
-    if same:
-        first = same[0]
-        evidence = {
-            "other_household_id": first.household_id,
-            "other_county": first.county,
-            "other_village": first.village,
-            "other_photo_id": first.photo_id,
-            "distance": first.distance,
-            "count": len(same),
-        }
-        return [Finding(ReasonCode.DUPLICATE_PHOTO, evidence)]
-    if scene:
-        first = scene[0]
-        evidence = {
-            "other_household_id": first.household_id,
-            "other_village": first.village,
-            "other_photo_id": first.photo_id,
-            "count": len(scene),
-        }
-        return [Finding(ReasonCode.SAME_SCENE, evidence)]
-    return []
-
-
-def _merge(reasons: Sequence[Reason], findings: list[Finding], policy: Policy) -> list[Reason]:
-    """The report's reasons plus the duplicate findings, ordered as ``explain`` does."""
-    if not findings:
-        return list(reasons)
-    extra = explain(findings, policy)
-    codes = {r.code for r in reasons}
-    merged = list(reasons) + [r for r in extra if r.code not in codes]
-    order = list(ReasonCode)
-    return sorted(merged, key=lambda r: (r.severity.value != "reject", order.index(r.code)))
 
 
 def _photo_point(

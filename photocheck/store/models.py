@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -207,6 +208,8 @@ class Photo(Base):
     policy_version: Mapped[str] = mapped_column(String(40))
     model_version: Mapped[str] = mapped_column(String(80))
     is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False until the same-scene check after the answer has run (store.intake)
+    scene_checked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     household: Mapped[Household] = relationship(foreign_keys=[household_id])
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "import_households",
     "record_photo",
     "retake_households",
+    "village_households",
     "village_username",
 ]
 
@@ -154,7 +155,8 @@ def _update_village_centres(session: Session, county_id: int) -> None:
             Household.county_id == county_id, Household.lat.is_not(None)
         )
     ):
-        points[vid].append((lat, lon))
+        if lat is not None and lon is not None:
+            points[vid].append((lat, lon))
     for vid, pts in points.items():
         village = session.get(Village, vid)
         if village is not None:
@@ -234,6 +236,17 @@ def retake_households(
         stmt = stmt.where(Village.town_id == town_id)
     if village_id is not None:
         stmt = stmt.where(Household.village_id == village_id)
+    return [(h, p) for h, p in session.execute(stmt)]
+
+
+def village_households(session: Session, village_id: int) -> list[tuple[Household, Photo | None]]:
+    """Every household of a village with its current photo (None: no photo yet)."""
+    stmt = (
+        select(Household, Photo)
+        .outerjoin(Photo, Photo.id == Household.current_photo_id)
+        .where(Household.village_id == village_id)
+        .order_by(Household.household_code)
+    )
     return [(h, p) for h, p in session.execute(stmt)]
 
 

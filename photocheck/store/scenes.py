@@ -45,6 +45,7 @@ class OrbSceneMatcher:
             photo = decode(
                 data,
                 max_pixels=self.policy.quality.max_pixels,
+                max_bytes=self.policy.quality.max_decode_bytes,
                 working_size=self.policy.quality.working_size,
             )
         except (BlobNotFound, DecodeError):
@@ -64,4 +65,10 @@ class OrbSceneMatcher:
         except ValueError:
             return None
         result = match_scene(fa, fb, self.policy.similarity)
-        return result.evidence() if result.is_same_scene else None
+        if not result.is_same_scene:
+            return None
+        evidence: dict[str, Any] = dict(result.evidence())
+        if result.pairs is not None:  # for the audit's match picture (engine docstring)
+            evidence["inlier_pairs"] = np.round(result.pairs, 1).tolist()
+            evidence["size_a"], evidence["size_b"] = [fa.width, fa.height], [fb.width, fb.height]
+        return evidence

@@ -36,6 +36,9 @@ from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relations
 from ..drone import PackagePhoto, Site, SiteKind, allocate_name
 from ..drone.zipstream import CallableSource
 from ..fingerprints import Fingerprint
+from ..policy import SimilarityPolicy
+from ..similarity.engine import StoredHashes, copy_of
+from ..similarity.rules import DUPLICATE_SITE_PHOTO
 from .blobs import BlobStore
 from .models import Base, County, Household, Town, User, Village, utcnow
 
@@ -55,8 +58,6 @@ __all__ = [
     "to_site",
     "village_package_photos",
 ]
-
-DUPLICATE_SITE_PHOTO = "site_photo"  # evidence "via": the match is a registered drone photo
 
 
 class SharedSite(Base):
@@ -320,16 +321,14 @@ class SitePhotoMatch:
     via: str  # sha256 | pixel_sha256 | pdq
 
 
-def _bits(a: bytes, b: bytes) -> int:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).bit_count()
-
-
 def _matching_site_photos(
-    session: Session, county_id: int, fp: Fingerprint, max_distance: int
+    session: Session, county_id: int, fp: Fingerprint, sim: SimilarityPolicy
 ) -> list[SitePhotoMatch]:
-    """Stored site photos of the county that are the same photo as ``fp``.
+    """Stored site photos of the county that the duplicate engine calls the same photo
+    as ``fp`` (``engine.copy_of``: digests, or PDQ within the copy radius).
 
     A county has a few hundred site photos at most: one query and a linear PDQ scan.
+    A stored site photo's hash passed the quality gate when it was stored.
     """
     rows = session.scalars(
         select(SitePhoto)
@@ -337,16 +336,15 @@ def _matching_site_photos(
         .options(joinedload(SitePhoto.site))
         .where(SharedSite.county_id == county_id, SitePhoto.verdict != "reject")
     ).all()
-    variants = fp.pdq_dihedral or ((fp.pdq,) if fp.pdq else ())
     out = []
     for row in rows:
-        if row.sha256 == fp.sha256:
-            out.append(SitePhotoMatch(row, 0, "sha256"))
-        elif fp.pixel_sha256 and row.pixel_sha256 == fp.pixel_sha256:
-            out.append(SitePhotoMatch(row, 0, "pixel_sha256"))
-        elif row.pdq and variants:
-            stored = bytes.fromhex(row.pdq)
-            best = min(_bits(stored, v) for v in variants)
-            if best <= max_distance:
-                out.append(SitePhotoMatch(row, best, "pdq"))
+        stored = StoredHashes(
+            row.sha256, row.pixel_sha256, bytes.fromhex(row.pdq) if row.pdq else None
+        )
+        copy = copy_of(fp, stored, sim)
+        if copy is None:
+            continue
+        exact = copy.evidence.get("exact")
+        via = {"bytes": "sha256", "pixels": "pixel_sha256"}.get(exact or "", "pdq")
+        out.append(SitePhotoMatch(row, 0 if exact else (copy.distance or 0), via))
     return sorted(out, key=lambda m: m.distance)

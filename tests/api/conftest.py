@@ -8,6 +8,7 @@ instead of skipping them.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -42,10 +44,29 @@ def _pg_url() -> str:
     raise AssertionError  # unreachable
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest revision, made once: each test copies it
+    (a file copy instead of running every migration again at each server start)."""
+    from api.migrate import upgrade
+    from photocheck.store import Database
+
+    path = tmp_path_factory.mktemp("template") / "photocheck.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path
+) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, or a new schema in the test PostgreSQL."""
     if request.param == "sqlite":
+        shutil.copyfile(migrated_sqlite, tmp_path / "photocheck.sqlite3")
         yield f"sqlite:///{tmp_path / 'photocheck.sqlite3'}"
         return
     base = _pg_url()
@@ -105,7 +126,8 @@ class LiveServer:
     @property
     def app_state(self) -> AppState:
         assert self._server is not None
-        return self._server.config.app.state.photocheck
+        app: Any = self._server.config.app
+        return cast(AppState, app.state.photocheck)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
@@ -127,6 +149,19 @@ def seed_admin(settings: Settings) -> None:
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[LiveServer]:
     settings = make_settings(tmp_path, database_url)
+    seed_admin(settings)
+    live = LiveServer(settings)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One SQLite server for a whole module whose tests only read, or write only what
+    no other test of the module counts (each server start loads the model and index)."""
+    settings = make_settings(tmp_path_factory.mktemp("server"), "")
+    settings = settings.model_copy(update={"DATABASE_URL": None})
     seed_admin(settings)
     live = LiveServer(settings)
     live.start()
@@ -159,3 +194,26 @@ def activate(
     )
     assert r.status_code == 204, r.text
     return login(client, username, new)
+
+
+def import_households(client: httpx.Client, admin: dict[str, str], csv: str) -> dict[str, Any]:
+    """``POST /households/import`` of a CSV text as the county; the answer's JSON."""
+    r = client.post(
+        "/households/import", content=csv.encode(), headers={**admin, "content-type": "text/csv"}
+    )
+    assert r.status_code == 200, r.text
+    return cast(dict[str, Any], r.json())
+
+
+def start_campaign(
+    client: httpx.Client, csv: str, admin: tuple[str, str] = ADMIN
+) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, Any]]:
+    """The set-up most API tests repeat: the county logs in, imports ``csv``, and every
+    new village account logs in and changes its initial password. Returns the county's
+    headers, each village's headers by village name, and the import answer."""
+    county = login(client, *admin)
+    out = import_households(client, county, csv)
+    villages = {
+        a["village"]: activate(client, a["username"], a["password"]) for a in out["accounts"]
+    }
+    return county, villages, out

@@ -3,14 +3,17 @@ scopes, progress and its XLSX export checked against the database."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import time
+from typing import Any, cast
 
 import httpx
 import openpyxl
 from sqlalchemy import func, select
 
+from photocheck.audit.records import CHINA_TZ
 from photocheck.audit.tables import AuditPhotoCheck
 from photocheck.store import Household, Photo
 
@@ -101,8 +104,8 @@ def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.
     body = client.get("/progress", headers=admin).json()
     total = body["total"]
     with server.app_state.db.session() as session:
-        households = session.scalar(select(func.count()).select_from(Household))
-        with_photo = session.scalar(select(func.count(func.distinct(Photo.household_id))))
+        households = session.scalar(select(func.count()).select_from(Household)) or 0
+        with_photo = session.scalar(select(func.count(func.distinct(Photo.household_id)))) or 0
         current = dict(
             session.execute(
                 select(Photo.verdict, func.count()).where(Photo.is_current).group_by(Photo.verdict)
@@ -127,7 +130,7 @@ def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.
     for name, key in (("总户数", "total"), ("已通过", "accepted"), ("待审核", "review"),
                       ("待重拍", "retake"), ("未上传", "no_photo")):  # fmt: skip
         col = header.index(name)
-        assert last[col] == total[key] == sum(row[col] for row in rows[:-1])
+        assert last[col] == total[key] == sum(cast(int, row[col]) for row in rows[:-1])
 
     csv = client.get("/progress", params={"format": "csv"}, headers=admin)
     assert csv.content.startswith(b"\xef\xbb\xbf") and "总户数" in csv.content.decode("utf-8-sig")
@@ -154,8 +157,9 @@ def test_swapped_picture_with_kept_exif_becomes_a_finding(
         assert r.status_code == 201, r.text
     # the upload compared the thumbnail with the pixels it had decoded anyway
     with server.app_state.db.session() as session:
-        stored = dict(session.execute(select(Household.household_code, Photo.metrics).join(
-            Photo, Photo.household_id == Household.id)).all())  # fmt: skip
+        rows: Any = session.execute(select(Household.household_code, Photo.metrics).join(
+            Photo, Photo.household_id == Household.id)).all()  # fmt: skip
+        stored: dict[str, Any] = dict(rows)
     assert stored["A1"]["thumbnail_similarity"] >= 0.85 > stored["B1"]["thumbnail_similarity"]
     refresh(client, admin)
     found = findings(client, admin, kind="thumbnail_mismatch")
@@ -172,7 +176,7 @@ def test_swapped_picture_with_kept_exif_becomes_a_finding(
     assert [f["id"] for f in again] == [found[0]["id"]]
     with server.app_state.db.session() as session:
         checks = session.scalars(select(AuditPhotoCheck)).all()
-    assert sorted(c.thumbnail_matches for c in checks) == [False, True]
+    assert sorted(bool(c.thumbnail_matches) for c in checks) == [False, True]
 
 
 BATCH_HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
@@ -207,6 +211,7 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
     assert r.status_code == 200, r.text
     account = r.json()["accounts"][0]
     village = activate(client, account["username"], account["password"], "north-pass-123")
+    uploads_began = dt.datetime.now(CHINA_TZ).date()
     for i, (household, rel) in enumerate(zip(["N1", "N2", "N3", "N4", "N5", "N6"], BATCH_FILES,
                                              strict=True)):  # fmt: skip
         capture = {
@@ -227,7 +232,9 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
     (batch,) = findings(client, admin, kind="desk_batch")
     assert sorted(batch["household_ids"]) == ["N1", "N2", "N3", "N4", "N5", "N6"]
     assert batch["evidence"]["radius_m"] < 10 and batch["evidence"]["minutes"] == 5.0
-    assert batch["day"] == "2026-08-03"  # the app's local day, not the UTC one
+    # the finding is filed on the upload day (China time), not on the day the camera says
+    filed = {dt.datetime.now(CHINA_TZ).date().isoformat(), uploads_began.isoformat()}
+    assert batch["day"] in filed and batch["day"] != "2026-08-03"
     # "taken in the app, yet no camera data" only where the app says its camera took it:
     # N5 (a PPM, app camera) is one; N4 (a PPM picked from the gallery) is not
     missing = {h for f in findings(client, admin, kind="metadata_missing")
@@ -248,7 +255,9 @@ def test_offline_report_from_the_service_database(
     from photocheck import default_policy
     from photocheck.audit.command import write_report
 
-    duplicate_campaign(client)
+    admin, _ = duplicate_campaign(client)
+    refresh(client, admin)
+    page = client.get("/audit/findings", headers=admin).json()
     settings = server.app_state.settings
     out = tmp_path / "report.html"
     n = write_report(
@@ -259,6 +268,8 @@ def test_offline_report_from_the_service_database(
         show_progress=False,
     )
     html = out.read_text("utf-8")
+    # the report counts what the page lists (the upload check's own reasons included)
+    assert n == page["total"] and any(f["kind"] == "photo_reason" for f in page["findings"])
     assert n >= 2 and html.count('src="data:image/jpeg;base64,') >= 4  # 2 clusters x 2
     assert "重复照片（跨户）" in html and "龙驹寨镇" in html
 

@@ -13,6 +13,7 @@ import pytest
 
 from .conftest import ADMIN, LiveServer
 from .test_audit import duplicate_campaign, refresh
+from .test_session import GOOD, SAME_SCENE, setup_campaign, upload
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -101,3 +102,38 @@ def test_dismiss_a_duplicate_in_the_browser(
         out.mkdir(parents=True, exist_ok=True)
         for name in ("findings.png", "finding.png", "progress.png"):
             shutil.copy(tmp_path / name, out / name)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_same_scene_finding_shows_the_match_picture(
+    server: LiveServer, client: httpx.Client, browser, tmp_path: Path
+) -> None:
+    """A re-shot house for another household: the finding shows both photos joined by
+    the verified points, with the count and the threshold in words (zh, then en)."""
+    admin, v = setup_campaign(client)
+    assert upload(client, v["东村"], "A1", GOOD).status_code == 201
+    assert upload(client, v["南村"], "C3", SAME_SCENE).status_code == 201  # the church again
+    assert server.app_state.intake.drain(timeout=120)
+    refresh(client, admin)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url + "/audit/login")
+    page.fill("#username", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.click("#login-button")
+    page.wait_for_url(server.url + "/audit")
+    row = page.locator("tr.finding[data-kind=duplicate_cluster]").filter(has_text="C3").first
+    row.locator("a").click()
+    page.wait_for_load_state("networkidle")
+    picture = page.locator("img.match-picture")
+    assert picture.count() == 1
+    width = picture.evaluate("e => e.complete ? e.naturalWidth : 0")
+    assert width > 0
+    caption = page.locator("figure.match figcaption").inner_text()
+    assert "C3" in caption and "A1" in caption and "至少 27 个" in caption, caption
+    page.screenshot(path=str(tmp_path / "match.png"), full_page=True)
+    page.goto(page.url + "?lang=en")
+    assert "at least 27 such points" in page.locator("figure.match figcaption").inner_text()
+    if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
+        out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "match.png", out / "match.png")

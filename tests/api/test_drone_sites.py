@@ -133,6 +133,8 @@ def test_drone_sites_session(server: LiveServer, client: httpx.Client) -> None:
     disposition = r.headers["content-disposition"]
     assert "filename*=UTF-8''" in disposition
     assert unquote(disposition.split("UTF-8''")[1]) == "丹凤县_龙驹寨镇_东村_航拍照片.zip"
+    fallback = disposition.split('filename="')[1].split('"')[0]  # what old clients read
+    assert fallback.endswith(f"-village-{east_id}-drone-photos.zip") and "__" not in fallback
     etag, whole = r.headers["etag"], r.content
     assert int(r.headers["content-length"]) == len(whole)
     with zipfile.ZipFile(io.BytesIO(whole)) as zf:

@@ -29,3 +29,12 @@ def test_openapi_has_the_design_contract(tmp_path: Path) -> None:
         spec = app.openapi()
     operations = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert operations >= CONTRACT, sorted(CONTRACT - operations)
+    # the change-password body is JSON, documented with both fields and an example
+    body = spec["paths"]["/api/v1/auth/change-password"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = spec["components"]["schemas"][ref]
+    assert set(schema["required"]) == {"old_password", "new_password"}
+    assert (
+        schema["examples"]
+        and "JSON" in (spec["paths"]["/api/v1/auth/change-password"]["post"]["description"])
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
@@ -42,7 +43,7 @@ def upload(
     household: str,
     relpath: str,
     key: str | None = None,
-    **kw: object,
+    **kw: Any,
 ) -> httpx.Response:
     if key is not None:
         headers = {**headers, "Idempotency-Key": key}
@@ -122,13 +123,20 @@ def test_campaign_session(server: LiveServer, client: httpx.Client) -> None:
     assert "DUPLICATE_PHOTO" in codes(r.json()), r.text
     assert r.json()["matches"][0]["household_id"] == "C1"
 
-    # the same building shot from elsewhere for another household: SAME_SCENE, review
+    # the same building shot from elsewhere for another household: answered at once
+    # with "scene check pending"; after the check, SAME_SCENE (review) on the record
     r = upload(client, south, "C3", SAME_SCENE)
-    scene = r.json()
-    assert r.status_code == 201 and "SAME_SCENE" in codes(scene), r.text
-    assert "DUPLICATE_PHOTO" not in codes(scene)
-    assert scene["matches"][0]["relation"] == "same_scene"
-    assert scene["matches"][0]["household_id"] == "A1"
+    answer = r.json()
+    assert r.status_code == 201 and answer["scene_check"]["status"] == "pending", r.text
+    assert answer["scene_check"]["message_zh"] and answer["scene_check"]["message"]
+    assert server.app_state.intake.drain(timeout=120)
+    record = client.get("/households/C3", headers=south).json()
+    assert record["scene_check"] is None and record["current_photo"]["scene_check"] is None
+    scene = record["current_photo"]
+    assert "SAME_SCENE" in codes(scene) and "DUPLICATE_PHOTO" not in codes(scene), scene
+    assert scene["verdict"] == "review"
+    reason = next(x for x in scene["reasons"] if x["code"] == "SAME_SCENE")
+    assert reason["evidence"]["other_household_id"] == "A1"
 
     # a shared-site photo: allowed for households linked to site S1, not for others
     assert "DUPLICATE_PHOTO" not in codes(upload(client, east, "A3", SITE_PHOTO).json())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from openpyxl import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
 
 from api.migrate import upgrade
 from photocheck.store import (
@@ -59,6 +60,7 @@ def test_import_rejects_missing_columns_and_non_utf8() -> None:
 def test_import_xlsx() -> None:
     wb = Workbook()
     ws = wb.active
+    assert isinstance(ws, Worksheet)
     ws.append(HEADER.strip().split(","))
     ws.append(["H1", "张三", "镇", "村", "改造安全", "S1", 33.7, 110.3])
     buf = io.BytesIO()

@@ -48,15 +48,18 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
 def brute_force_batches(photos: list[PhotoRecord], th: BatchThresholds) -> set[frozenset[str]]:
     """The definition, literally: every pair compared."""
     uf = UnionFind()
+    window = dt.timedelta(minutes=th.window_minutes)
+
+    def near(a: PhotoRecord, b: PhotoRecord) -> bool:
+        assert a.lat is not None and a.lon is not None and a.captured_at is not None
+        assert b.lat is not None and b.lon is not None and b.captured_at is not None
+        return (
+            haversine_m(a.lat, a.lon, b.lat, b.lon) <= th.spot_radius_m
+            and a.captured_at <= b.captured_at <= a.captured_at + window
+        )
+
     for a in photos:
-        ball = [
-            b
-            for b in photos
-            if haversine_m(a.lat, a.lon, b.lat, b.lon) <= th.spot_radius_m
-            and a.captured_at
-            <= b.captured_at
-            <= a.captured_at + dt.timedelta(minutes=th.window_minutes)
-        ]
+        ball = [b for b in photos if near(a, b)]
         if len({b.household_id for b in ball}) >= th.min_households:
             for b in ball:
                 uf.union(a.photo_id, b.photo_id)

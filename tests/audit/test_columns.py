@@ -75,9 +75,9 @@ def test_connected_components_equal_union_find(seed: int) -> None:
     for a, b in edges:
         uf.union(a, b)
     expected = {frozenset(g) for g in uf.groups()}
-    a = np.array([e[0] for e in edges], dtype=np.int64)
-    b = np.array([e[1] for e in edges], dtype=np.int64)
-    label = connected_components(n, a, b)
+    src = np.array([e[0] for e in edges], dtype=np.int64)
+    dst = np.array([e[1] for e in edges], dtype=np.int64)
+    label = connected_components(n, src, dst)
     found: dict[int, set[int]] = {}
     for node in {x for e in edges for x in e}:
         found.setdefault(int(label[node]), set()).add(node)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
 
 import openpyxl
 import pytest
@@ -93,7 +94,7 @@ def test_xlsx_totals_match_the_records() -> None:
     assert wb.sheetnames == ["乡镇排名", "村排名"]
     ws = wb["村排名"]
     header = [c.value for c in ws[2]]
-    body = [[c.value for c in row] for row in ws.iter_rows(min_row=3)]
+    body: list[list[Any]] = [[c.value for c in row] for row in ws.iter_rows(min_row=3)]
     rows, total = body[:-1], body[-1]
     col = {name: header.index(name) for name in header}
     assert len(rows) == len(county.villages)

@@ -95,6 +95,7 @@ def test_upload_metrics_from_the_checks_own_decode(policy, model) -> None:
 
     def metrics_of(data: bytes) -> dict:
         report = check_photo(data, policy=policy, model=model)
+        assert report.metadata is not None
         return thumbnail_metrics(report.photo, report.metadata.thumbnail)
 
     for rel in GENUINE:

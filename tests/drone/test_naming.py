@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -112,7 +113,9 @@ def test_bad_sequence_or_extension() -> None:
 
 
 def test_allocate_counts_per_site_and_day_and_skips_taken_names() -> None:
-    common = dict(county="丹凤县", town="龙驹寨街道", kind=SiteKind.RELOCATION, day=DAY)
+    common: dict[str, Any] = dict(
+        county="丹凤县", town="龙驹寨街道", kind=SiteKind.RELOCATION, day=DAY
+    )
     taken: set[str] = set()
     a = [allocate_name(site_name="幸福家园", taken=taken, start=i + 1, **common) for i in range(2)]
     taken.update(a)

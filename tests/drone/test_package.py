@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,7 @@ def _package_photos() -> list[PackagePhoto]:
         _site("S2", "福寿园", SiteKind.NURSING_HOME, 33.60, 110.33),
     ]
     taken: set[str] = set()
-    photos = []
+    photos: list[Any] = []
     for i, relpath in enumerate([*MINI2, THERMAL, MAVIC]):
         site = sites[0] if i < 3 else sites[1]
         path = data_file(relpath)

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +30,7 @@ LOAD = 24  # uploads in the bounded load, alternately through the two workers
 KILL_AFTER = 6  # acknowledged uploads before worker 1 is killed
 
 
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -46,9 +46,7 @@ def test_kill_9_of_a_worker_loses_nothing_acknowledged(
     # jobs are re-picked 2 s after their worker's heartbeat stops; features jobs run
     # 1 s after the upload, so some are held by worker 1 when it dies
     blob_settings = request.getfixturevalue("s3_bucket").settings() if store == "s3" else {}
-    cluster = start_cluster(
-        tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", JOB_SCENE_DELAY_S="1", **blob_settings
-    )
+    cluster = start_cluster(tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", **blob_settings)
     w1, w2 = cluster.workers
     try:
         _run_load_and_kill(cluster, w1, w2, blob_settings)
@@ -91,12 +89,12 @@ def _run_load_and_kill(
     engine = create_engine(cluster.database_url)
     try:
         # no job lost: worker 2 finishes what worker 1 held (queue empty, every
-        # photo has its scene features)
+        # photo has its scene check and features)
         def drained() -> bool:
             with engine.connect() as conn:
-                left = conn.execute(text("SELECT count(*) FROM pgqueuer")).scalar_one()
-                missing = conn.execute(
-                    text("SELECT count(*) FROM photos WHERE scene IS NULL")
+                left: int = conn.execute(text("SELECT count(*) FROM pgqueuer")).scalar_one()
+                missing: int = conn.execute(
+                    text("SELECT count(*) FROM photos WHERE scene IS NULL OR NOT scene_checked")
                 ).scalar_one()
             return left == 0 and missing == 0
 
@@ -104,13 +102,13 @@ def _run_load_and_kill(
             _wait(drained, 90, "the job queue to drain")
         except AssertionError:
             with engine.connect() as conn:
-                left = conn.execute(
+                held = conn.execute(
                     text("SELECT entrypoint, status, payload, heartbeat FROM pgqueuer")
                 ).all()
-            raise AssertionError((left, w2.log.read_text()[-4000:])) from None
+            raise AssertionError((held, w2.log.read_text()[-4000:])) from None
         with engine.connect() as conn:
             rows = {
-                pid: (sha, blob)
+                int(str(pid)): (str(sha), str(blob))
                 for pid, sha, blob in conn.execute(text("SELECT id, sha256, blob_path FROM photos"))
             }
     finally:
@@ -191,9 +189,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def test_workers_recover_from_a_postgres_restart(
     tmp_path: Path, private_pg: PrivatePostgres
 ) -> None:
-    cluster = start_cluster(
-        tmp_path, private_pg.url, n=1, JOB_HEARTBEAT_S="2", JOB_SCENE_DELAY_S="1"
-    )
+    cluster = start_cluster(tmp_path, private_pg.url, n=1, JOB_HEARTBEAT_S="2")
     (worker,) = cluster.workers
     try:
         with worker.client() as c:
@@ -222,7 +218,10 @@ def test_workers_recover_from_a_postgres_restart(
                 with engine.connect() as conn:
                     return (
                         conn.execute(
-                            text("SELECT count(*) FROM photos WHERE scene IS NULL")
+                            text(
+                                "SELECT count(*) FROM photos"
+                                " WHERE scene IS NULL OR NOT scene_checked"
+                            )
                         ).scalar_one()
                         == 0
                         and conn.execute(text("SELECT count(*) FROM pgqueuer")).scalar_one() == 0

@@ -8,6 +8,9 @@ Create Date: 2026-11-23 12:40:00
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -46,7 +49,7 @@ def upgrade() -> None:
 def _backfill_areas() -> None:
     """Existing findings get their areas from their stored village IDs."""
     bind = op.get_bind()
-    towns = dict(bind.execute(sa.text("SELECT id, town_id FROM villages")).all())
+    towns: dict[int, int] = dict(bind.execute(sa.text("SELECT id, town_id FROM villages")).all())
     findings = sa.table(
         "audit_findings", sa.column("id", sa.String), sa.column("village_ids", sa.JSON)
     )
@@ -57,7 +60,8 @@ def _backfill_areas() -> None:
         sa.column("town_id", sa.Integer),
     )
     rows = []
-    for fid, village_ids in bind.execute(sa.select(findings.c.id, findings.c.village_ids)):
+    stored: Iterable[Any] = bind.execute(sa.select(findings.c.id, findings.c.village_ids))
+    for fid, village_ids in stored:
         for vid in dict.fromkeys(village_ids or ()):
             if int(vid) in towns:
                 rows.append({"finding_id": fid, "village_id": int(vid), "town_id": towns[int(vid)]})

@@ -1,0 +1,79 @@
+"""First use: run.py says what it does while it installs, and a relative data folder
+means the directory the user typed the command in, resolved once."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from api.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_py(monkeypatch: pytest.MonkeyPatch, venv_dir: Path) -> ModuleType:
+    monkeypatch.setenv("PHOTOCHECK_VENV", str(venv_dir))
+    spec = importlib.util.spec_from_file_location("run_py_under_test", ROOT / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_py_says_what_it_does_while_installing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _run_py(monkeypatch, tmp_path / "venv")
+    calls: list[list[str]] = []
+
+    def fake_run(args: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        print(f"<pip {args[-1]}>", file=sys.stderr)  # where pip's own time goes
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(run.venv, "create", lambda *a, **k: None)
+    monkeypatch.setattr(run.subprocess, "run", fake_run)
+    (tmp_path / "venv").mkdir()
+    run._ensure_env()
+    err = capsys.readouterr().err
+    assert len(calls) == 2
+    creating = err.index("creating the virtual environment")
+    updating = err.index("updating pip")
+    installing = err.index("installing photocheck")
+    assert creating < updating < err.index("<pip pip>") < installing < err.rindex("<pip ")
+    assert "installed in" in err.splitlines()[-1]
+    run._ensure_env()  # the stamp matches: nothing to do, nothing said
+    assert capsys.readouterr().err == "" and len(calls) == 2
+
+
+def test_run_py_resolves_relative_paths_against_the_callers_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = _run_py(monkeypatch, tmp_path / "venv")
+    env = run.child_env(
+        {"PHOTOCHECK_DATA_DIR": "mydata", "PHOTOCHECK_POLICY": "/abs/p.toml"}, tmp_path
+    )
+    assert env["PHOTOCHECK_DATA_DIR"] == str(tmp_path / "mydata")
+    assert env["PHOTOCHECK_POLICY"] == "/abs/p.toml"
+    assert run.child_env({}, tmp_path)["PHOTOCHECK_DATA_DIR"] == str(ROOT / "data")
+
+
+def test_settings_resolve_a_relative_data_dir_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    monkeypatch.setenv("PHOTOCHECK_DATA_DIR", "data")
+    settings = Settings()
+    monkeypatch.chdir(tmp_path / "b")  # later cwd changes move nothing
+    assert tmp_path / "a" / "data" == settings.DATA_DIR
+    assert settings.database_url == f"sqlite:///{tmp_path / 'a' / 'data' / 'photocheck.sqlite3'}"
+    assert os.path.isabs(settings.blob_config().data_dir)
