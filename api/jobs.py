@@ -17,7 +17,7 @@ from typing import Any
 from photocheck import jobs
 from photocheck.audit.refresh import refresh_pending
 
-from .audit import _read_blob, audit_config
+from .audit import _read_blob, audit_config, refresh_county
 from .settings import Settings
 from .state import AppState
 
@@ -41,8 +41,15 @@ def handlers(state: AppState) -> dict[str, jobs.Handler]:
             max_pixels=state.policy.quality.max_pixels,
         )
 
+    if state.intake.on_scene_matches is None:  # `photocheck worker`: no AuditWorker here
+        # a scene check's later matches: that county's findings now, not at the next upload
+        state.intake.on_scene_matches = lambda _photo, county: _refresh_one(state, county)
     found = {kind: keyed(h) for kind, h in state.intake.job_handlers().items()}
     return found | {jobs.SCENE_BACKFILL: scene_backfill, jobs.AUDIT_REFRESH: audit_refresh}
+
+
+def _refresh_one(state: AppState, county_id: int) -> None:
+    refresh_county(state, county_id)
 
 
 def job_runner(state: AppState, concurrency: int = 2) -> jobs.JobRunner | None:
