@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -24,17 +24,35 @@ from .security import decode_token
 from .state import AppState
 
 __all__ = [
+    "MAX_DB_ID",
     "AnyUser",
     "CountyUser",
     "CurrentUser",
+    "DbId",
+    "DbIdFilter",
     "Scope",
     "ScopedHousehold",
     "SessionDep",
     "State",
     "UploadHousehold",
     "VillageScope",
+    "parse_db_id",
     "user_for_token",
 ]
+
+# Row IDs are 64-bit signed in both databases; a larger number is no ID (422, not an
+# OverflowError deep in the driver).
+MAX_DB_ID = 2**63 - 1
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+DbIdFilter = Annotated[int | None, Query(ge=1, le=MAX_DB_ID)]
+
+
+def parse_db_id(text: str) -> int | None:
+    """An ID given as text (``?town=12`` or a name): the number, or None for a name."""
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_DB_ID:
+        return int(text)
+    return None
+
 
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 

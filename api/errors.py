@@ -11,6 +11,7 @@ Chinese line below stands in, so a new error is never without one.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photocheck.errors import BlobIntegrityError, BlobNotFound, BlobStoreUnavailable
 
@@ -153,12 +155,31 @@ def _api_error_handler(
     return handle
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the OpenAPI schema offers at this path (Starlette names only the
+    first matching route's, so ``GET /sites`` beside ``POST /sites`` said just POST)."""
+    methods: set[str] = set()
+    for path, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$"
+        if re.match(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "/drone-package" in request.url.path:
+        methods.add("HEAD")  # its HEAD route is not in the schema
+    return ", ".join(sorted(methods))
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    # Starlette's and FastAPI's own 400s (a malformed multipart or JSON body) are what
+    # the contract calls malformed input: 422, like every other
+    status = 422 if exc.status_code == 400 else exc.status_code
+    code = _STATUS_CODES.get(status, f"HTTP_{status}")
     message = exc.detail if isinstance(exc.detail, str) else code.lower().replace("_", " ")
-    body = error_body(code, message, message_zh=zh_for(code, exc.status_code))
-    return JSONResponse(body, exc.status_code, headers=exc.headers)
+    body = error_body(code, message, message_zh=zh_for(code, status))
+    return JSONResponse(body, status, headers=headers)
 
 
 # pydantic's error types, in Chinese; anything else is "取值无效".
@@ -279,6 +300,38 @@ def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, 500)
 
 
+class _AnswerUnexpected:
+    """Answer an unexpected exception with the 500 JSON here, and do not raise it on.
+
+    Starlette's ``ServerErrorMiddleware`` (where an ``Exception`` handler goes) sends
+    the answer and then re-raises, so that the server logs it; uvicorn, seeing an
+    exception after the response started, closes the connection. Every 5xx then cost
+    the client its keep-alive connection. This sits inside it and ends the request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            if started:  # half an answer is on the wire: only closing can end it
+                raise
+            response = _unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(
     app: FastAPI, html_pages: tuple[str, HtmlErrorPage] | None = None
 ) -> None:
@@ -288,4 +341,5 @@ def install_error_handlers(
     app.add_exception_handler(RequestValidationError, _validation_error)
     for kind in _BLOB_ERRORS:
         app.add_exception_handler(kind, _blob_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)  # errors raised outside the middleware
+    app.add_middleware(_AnswerUnexpected)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from photocheck import ContentModel, default_policy, load_policy
@@ -20,8 +20,11 @@ from photocheck.store.scenes import scene_matcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
+from .input_guard import refuse_control_chars
+from .liveness import Liveness
 from .login_limits import AddressRate
 from .migrate import upgrade
+from .openapi_doc import install_openapi
 from .routes import audit as audit_routes
 from .routes import (
     audit_pages,
@@ -108,12 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state = build_state(settings)
     state.audit = worker = AuditWorker(state)
     state.intake.on_scene_matches = worker.scene_matches  # findings of a later scene check
+    state.liveness = liveness = Liveness(state.db, settings.DATA_DIR)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker.start()  # issue 5: findings refreshed in the background
         yield
         worker.stop()
+        liveness.close()
         state.passwords.shutdown()
         state.db.dispose()
 
@@ -125,9 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         lifespan=lifespan,
         static_url="/docs-assets",
+        dependencies=[Depends(refuse_control_chars)],  # NUL & co.: 422 on every route
     )
     app.state.photocheck = state
     install_error_handlers(app, html_pages=("/audit", audit_pages.error_page))
+    install_openapi(app)  # the error answers and media types each operation really gives
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, file_matching, households, photos, retakes, sites, tus, users):
         api.include_router(module.router)

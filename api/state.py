@@ -10,6 +10,7 @@ from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
 from photocheck.store.resumable import PartialUploads
 
+from .liveness import Liveness
 from .login_limits import AddressRate
 from .security import PasswordPool
 from .settings import Settings
@@ -34,4 +35,5 @@ class AppState:
     site_blobs: BlobStore  # drone photos of shared sites (their own namespace)
     previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
+    liveness: Liveness | None = None  # this process's lock, for Idempotency-Key claims
     partial: PartialUploads | None = None  # resumable uploads in progress (issue 12)

@@ -20,6 +20,7 @@ from photocheck.store import BlobStore, PendingBlob, SizeLimitExceeded
 from photocheck.store.blobs import BlobWriter
 
 from .errors import ApiError
+from .input_guard import check_text
 
 __all__ = ["ParsedUpload", "looks_like_image", "read_upload"]
 
@@ -90,6 +91,8 @@ class _Collector:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name")
         self._name = name.decode("utf-8", "replace") if name is not None else None
+        if self._name is not None:
+            check_text("form field name", self._name)
         if self._name == "file":
             if self.writer is not None:
                 raise ApiError(
@@ -101,6 +104,8 @@ class _Collector:
             self._is_file = True
             raw = options.get(b"filename")
             self.filename = raw.decode("utf-8", "replace") if raw is not None else None
+            if self.filename is not None:
+                check_text("file.filename", self.filename)
             self.writer = self.blobs.open_writer(self.limit)
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
@@ -119,7 +124,9 @@ class _Collector:
 
     def part_end(self) -> None:
         if not self._is_file and self._name:
-            self.fields[self._name] = self._buffer.decode("utf-8", "replace")
+            value = self._buffer.decode("utf-8", "replace")
+            check_text(f"form.{self._name}", value, free_text=True)  # JSON: checked parsed
+            self.fields[self._name] = value
 
     def abort(self) -> None:
         if self.writer is not None:

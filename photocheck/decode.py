@@ -27,11 +27,12 @@ import cv2
 import numpy as np
 import pillow_heif
 import simplejpeg
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, JpegImagePlugin
 
 from .errors import DecodeError, TooLarge, UnsupportedFormat
+from .heif_strict import HeifDamaged, decode_heif_strict
 
-__all__ = ["ACCEPTED_FORMATS", "DecodedPhoto", "decode"]
+__all__ = ["ACCEPTED_FORMATS", "DEFAULT_DECODE_BUDGET", "DecodedPhoto", "decode", "decode_cost"]
 
 pillow_heif.register_heif_opener()
 
@@ -57,6 +58,17 @@ _ENTROPY_END_MARKERS = frozenset(f"0x{m:02x}" for m in range(0xD0, 0xDA))
 
 _ORIENTATIONS = frozenset(range(1, 9))
 
+# Memory one decode may take (estimated from the header, before any pixel is decoded):
+# with the process's own ~200 MB, a photo's peak stays under 600 MB whatever its format.
+DEFAULT_DECODE_BUDGET = 400 * 1024 * 1024
+_MB = 1024 * 1024
+# Bytes per pixel of a full decode, measured (peak RSS growth / pixels, Pillow 13,
+# pillow-heif 1.8): Pillow keeps 1-band 8-bit images in 1 byte, 16-bit in 2, everything
+# else in 4. libwebp decodes into its own RGBA buffer, copied to a Python bytes, then into
+# the image (~16); libheif holds YUV planes and an RGB plane beside Pillow's (~7).
+_PILLOW_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_FORMAT_BYTES = {"WEBP": 16, "HEIF": 8}
+
 
 @dataclass(frozen=True, eq=False)
 class DecodedPhoto:
@@ -77,11 +89,18 @@ class DecodedPhoto:
         return self.width * self.height
 
 
-def decode(data: bytes, *, max_pixels: int, working_size: int = 800) -> DecodedPhoto:
+def decode(
+    data: bytes,
+    *,
+    max_pixels: int,
+    working_size: int = 800,
+    max_bytes: int = DEFAULT_DECODE_BUDGET,
+) -> DecodedPhoto:
     """Decode ``data`` once into a working-size upright image.
 
     :exception UnsupportedFormat: empty, not an image, or not an accepted format.
-    :exception TooLarge: more than ``max_pixels`` pixels.
+    :exception TooLarge: more than ``max_pixels`` pixels, or decoding it would take more
+        than ``max_bytes`` of memory (a few hundred KB of PNG or WebP can say 120 MP).
     :exception DecodeError: truncated or corrupt image data.
     """
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone flipped the global: refuse to grey-fill
@@ -94,6 +113,13 @@ def decode(data: bytes, *, max_pixels: int, working_size: int = 800) -> DecodedP
         if w * h > max_pixels:
             msg = f"{w}x{h} is more than the {max_pixels} pixel limit"
             raise TooLarge(msg)
+        cost = decode_cost(im, working_size)
+        if cost > max_bytes:
+            msg = (
+                f"decoding this {w}x{h} {fmt} ({im.mode}) would take about {cost // _MB} MB,"
+                f" more than the {max_bytes // _MB} MB allowed per photo"
+            )
+            raise TooLarge(msg)
         raw_exif = _tiff_block(im.info.get("exif"))
         orientation = _orientation(im)
         xmp = im.info.get("xmp")
@@ -103,7 +129,7 @@ def decode(data: bytes, *, max_pixels: int, working_size: int = 800) -> DecodedP
             pixels = _jpeg_pixels(im, data, working_size)
         elif fmt == "HEIF":
             _check_boxes_complete(data)
-            pixels = _pillow_pixels(im, working_size)
+            pixels = _heif_pixels(im, data, working_size)
         else:
             pixels = _pillow_pixels(im, working_size)
     decoded_scale = max(pixels.shape[:2]) / max(w, h)
@@ -125,6 +151,29 @@ def decode(data: bytes, *, max_pixels: int, working_size: int = 800) -> DecodedP
         xmp=xmp if isinstance(xmp, bytes) else None,
         decoded_scale=round(decoded_scale, 4),
     )
+
+
+def decode_cost(im: Image.Image, working_size: int) -> int:
+    """Estimated peak memory (bytes) of decoding ``im``, from its header alone.
+
+    JPEG is DCT-scaled to about the working size; a progressive JPEG also keeps every
+    DCT coefficient (2 bytes each: 1 + 2 chroma planes at their sampling). Other formats
+    decode at full size (their codecs cannot scale); the working image is then reduced
+    in strips, so nothing else of full size is made.
+    """
+    w, h = im.size
+    if im.format in ("JPEG", "MPO"):
+        scale = max(1.0, max(w, h) / (2 * working_size))  # within 2x of the working size
+        cost = int(w * h * 4 / (scale * scale))
+        if im.info.get("progressive") or im.info.get("progression"):
+            chroma = {0: 2.0, 1: 1.0, 2: 0.5}.get(JpegImagePlugin.get_sampling(im), 2.0)
+            bands = 1 if im.mode == "L" else 1 + chroma
+            cost += int(w * h * 2 * bands)
+        return cost
+    per_pixel = _FORMAT_BYTES.get(str(im.format), _PILLOW_BYTES.get(im.mode, 4))
+    if im.format == "HEIF" and int(im.info.get("bit_depth") or 8) > 8:
+        per_pixel *= 2  # libheif decodes high bit depth into 16-bit planes first
+    return w * h * per_pixel
 
 
 def _open(data: bytes) -> Image.Image:
@@ -190,6 +239,17 @@ def _jpeg_pixels(im: Image.Image, data: bytes, working_size: int) -> np.ndarray:
     return _pillow_pixels(im, working_size)
 
 
+def _heif_pixels(im: Image.Image, data: bytes, working_size: int) -> np.ndarray:
+    """libheif in strict mode (libde265 would conceal damaged HEVC data); pillow-heif
+    only when that libheif cannot be loaded."""
+    try:
+        pixels = decode_heif_strict(data, working_size)
+    except HeifDamaged as exc:
+        msg = f"HEIF image data is damaged: {exc}"
+        raise DecodeError(msg) from exc
+    return pixels if pixels is not None else _pillow_pixels(im, working_size)
+
+
 def _check_boxes_complete(data: bytes) -> None:
     """Every top-level ISO-BMFF box (ftyp, meta, mdat...) must fit inside the file.
 
@@ -227,25 +287,42 @@ def _is_damage(message: str) -> bool:
 
 
 def _pillow_pixels(im: Image.Image, working_size: int) -> np.ndarray:
-    """Full decode (or JPEG draft) through Pillow, reduced towards the working size."""
+    """Full decode (or JPEG draft) through Pillow, reduced towards the working size.
+
+    The decoded image is converted and box-reduced a strip at a time, so no full-size
+    copy (RGB conversion, premultiplied alpha, 16 -> 8 bit) is ever made beside it.
+    """
     try:
         im.load()
-        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            im = _to_8bit(im)
         # box-reduce to within 2x above the working size; _fit makes the final resize
-        factor = max(im.size) // working_size
-        if factor > 1:
-            im = im.reduce(factor)
-        return np.asarray(im.convert("RGB"))
+        factor = max(1, max(im.size) // working_size)
+        to_8bit = _to_8bit_scale(im) if im.mode in _WIDE_MODES else None
+        w, h = im.size
+        rows = factor * max(1, _STRIP_PIXELS // (w * factor))
+        strips = []
+        for top in range(0, h, rows):
+            strip = im.crop((0, top, w, min(h, top + rows)))
+            strip = _strip_to_8bit(strip, to_8bit) if to_8bit is not None else strip
+            strip = strip.convert("RGB")
+            strips.append(np.asarray(strip.reduce(factor) if factor > 1 else strip))
+        return strips[0] if len(strips) == 1 else np.concatenate(strips)
     except (OSError, SyntaxError, ValueError, RuntimeError, struct.error) as exc:
         msg = f"image data is damaged or incomplete: {exc}"
         raise DecodeError(msg) from exc
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """16-bit and float greyscale (PGM with maxval > 255, 16-bit PNG) -> 8-bit L."""
-    values = np.asarray(im, dtype=np.float64)
-    scale = 255.0 / 65535.0 if values.size and values.max() > 255 else 1.0
+_WIDE_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "F"})
+_STRIP_PIXELS = 4 * 1024 * 1024  # pixels converted at a time
+
+
+def _to_8bit_scale(im: Image.Image) -> float:
+    """16-bit and float greyscale (PGM with maxval > 255, 16-bit PNG): 8-bit scale."""
+    _, high = im.getextrema()
+    return 255.0 / 65535.0 if float(high) > 255 else 1.0  # type: ignore[arg-type]
+
+
+def _strip_to_8bit(strip: Image.Image, scale: float) -> Image.Image:
+    values = np.asarray(strip, dtype=np.float32)
     return Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), "L")
 
 

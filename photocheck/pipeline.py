@@ -100,6 +100,7 @@ def check_photo(
         photo = decode(
             data,
             max_pixels=policy.quality.max_pixels,
+            max_bytes=policy.quality.max_decode_bytes,
             working_size=policy.quality.working_size,
         )
     except DecodeError as exc:

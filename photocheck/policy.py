@@ -35,6 +35,7 @@ __all__ = [
 class QualityPolicy:
     min_pixels: int = 300_000
     max_pixels: int = 120_000_000
+    max_decode_mb: int = 400  # memory one decode may take, estimated from the header
     working_size: int = 800
     # see checks/quality.py and default_policy.toml for what these measure
     blur_min_sharpness: float = 0.465
@@ -42,6 +43,10 @@ class QualityPolicy:
     dark_max_highlight: float = 152.0
     bright_min_shadow: float = 130.0
     bright_max_clipped: float = 0.5
+
+    @property
+    def max_decode_bytes(self) -> int:
+        return self.max_decode_mb * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from .conftest import DATA
 
 REQUIRED = {"file", "verdict", "reasons", "metrics", "exif", "hashes"}
@@ -72,3 +74,17 @@ def test_bad_policy_file_is_a_clear_error(tmp_path: Path) -> None:
     proc = run_cli("--policy", str(bad), "check", str(tmp_path))
     assert proc.returncode == 2
     assert "version" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_deeply_nested_xmp_is_a_json_line(tmp_path: Path) -> None:
+    """XMP nesting <a> 1,200 deep once raised RecursionError (exit 1, a traceback)."""
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 1200 + b"</a>" * 1200
+    xmp += b"</x:xmpmeta>"
+    photo = Image.new("RGB", (800, 600), (100, 120, 90))
+    photo.save(tmp_path / "deep.jpg", "JPEG", xmp=xmp)
+    proc = run_cli("check", str(tmp_path / "deep.jpg"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert "UNREADABLE" not in {r["code"] for r in record["reasons"]}
+    assert "XMP: nested deeper than 64 levels, ignored" in proc.stdout

@@ -376,3 +376,12 @@ def test_lightroom_metadata_only_write_is_not_an_edit() -> None:
     assert meta.editors == ()
     exported = meta_of("exif/edited_software/canon_1dmk3_via_lightroom.jpg")
     assert exported.editors
+
+
+def test_deep_xmp_is_ignored_with_a_note_not_a_recursion_error() -> None:
+    deep = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 1200 + b"x" + b"</a>" * 1200
+    out = parse_xmp(deep + b"</x:xmpmeta>")
+    assert out.props == {} and out.history == []
+    assert out.notes == ["XMP: nested deeper than 64 levels, ignored"]
+    shallow = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<a>" * 60 + b"x" + b"</a>" * 60
+    assert parse_xmp(shallow + b"</x:xmpmeta>").props == {"a": ["x"]}

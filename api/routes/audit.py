@@ -31,7 +31,7 @@ from photocheck.audit.tables import AuditEvent, AuditFindingRow, FindingStatus
 from photocheck.store import Role, Town, User, Village
 
 from ..audit import finding_scope, require_decider, visible
-from ..deps import CurrentUser, SessionDep, State
+from ..deps import MAX_DB_ID, CurrentUser, SessionDep, State, parse_db_id
 from ..errors import ApiError
 from ..state import AppState
 
@@ -52,7 +52,11 @@ def resolve_area(
     town_id = village_id = None
     if town:
         q = select(Town.id).where(Town.county_id == county_id)
-        q = q.where(Town.id == int(town)) if town.isdigit() else q.where(Town.name == town)
+        town_number = parse_db_id(town)
+        if town_number is not None:
+            q = q.where(Town.id == town_number)
+        else:
+            q = q.where(Town.name == town)
         town_id = session.scalar(q)
         if town_id is None:
             raise ApiError(
@@ -63,8 +67,9 @@ def resolve_area(
             )
     if village:
         q = select(Village.id).join(Town).where(Town.county_id == county_id)
-        if village.isdigit():
-            q = q.where(Village.id == int(village))
+        village_number = parse_db_id(village)
+        if village_number is not None:
+            q = q.where(Village.id == village_number)
         else:
             q = q.where(Village.name == village)
             if town_id is not None:
@@ -167,7 +172,7 @@ def list_findings(
     date: dt.date | None = None,
     include_inactive: bool = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_ID)] = 0,
 ) -> dict[str, Any]:
     """Findings in the caller's county (or town) as last computed (``status`` says when
     and how many photos are not included yet); filters combine. A town filter matches

@@ -45,7 +45,7 @@ from ..audit import (
     require_decider,
     visible,
 )
-from ..deps import SessionDep, State, get_state, user_for_token
+from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State, get_state, user_for_token
 from ..downloads import ranged_response
 from ..errors import ApiError
 from ..page_session import COOKIE, LANG_COOKIE
@@ -292,13 +292,13 @@ def findings_page(
     request: Request,
     state: State,
     session: SessionDep,
-    town: int | None = None,
-    village: int | None = None,
+    town: DbIdFilter = None,
+    village: DbIdFilter = None,
     kind: FindingKind | None = None,
     status: FindingStatus | None = None,
     date: dt.date | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_DB_ID)] = 0,
 ) -> HTMLResponse:
     user = _page_user(request, state, session)
     county_id, own_town = finding_scope(user)
@@ -606,7 +606,7 @@ def decision_submit(
 
 
 @router.get("/photos/{photo_id}/preview")
-def photo_preview(request: Request, state: State, session: SessionDep, photo_id: int):
+def photo_preview(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
     preview = preview_bytes(state, photo_visible(session, photo_id, user))
     if preview is None:
@@ -617,7 +617,7 @@ def photo_preview(request: Request, state: State, session: SessionDep, photo_id:
 
 @router.get("/matches/{photo_id}/{other_id}/picture")
 def match_picture(
-    request: Request, state: State, session: SessionDep, photo_id: int, other_id: int
+    request: Request, state: State, session: SessionDep, photo_id: DbId, other_id: DbId
 ):
     """The two photos with the scene check's verified points joined (cached once)."""
     user = _page_user(request, state, session)
@@ -638,7 +638,7 @@ def match_picture(
 
 
 @router.get("/photos/{photo_id}/full")
-def photo_full(request: Request, state: State, session: SessionDep, photo_id: int):
+def photo_full(request: Request, state: State, session: SessionDep, photo_id: DbId):
     user = _page_user(request, state, session)
     photo = photo_visible(session, photo_id, user)
     media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",

@@ -22,6 +22,7 @@ from photocheck.store.intake import IntakeResult, Upload
 from .. import deps, idempotency
 from ..deps import State
 from ..errors import ApiError, validation_messages
+from ..input_guard import check_json
 from ..schemas import Capture, UploadOut
 from ..settings import Settings
 from ..state import AppState
@@ -55,25 +56,26 @@ async def upload_photo(
     user_id, household = await run_in_threadpool(_authorise, state, token, household_id)
     laps.lap("authorise")
     claim: idempotency.Claim | None = None
-    if idempotency_key and not practice:
-        claim = await _claim(state, user_id, idempotency_key, household.household_code)
-        if claim.state == "done":
-            return JSONResponse(claim.body, status_code=200)
-        laps.lap("claim")
+    parsed = await read_upload(request, state.blobs, state.settings.max_upload_bytes)
+    laps.lap("read")
     try:
-        parsed = await read_upload(request, state.blobs, state.settings.max_upload_bytes)
-        laps.lap("read")
-        try:
-            result = await run_in_threadpool(
-                _process, state, household, user_id, parsed, practice, claim, laps
-            )
-            laps.lap("resume")
-        finally:
-            parsed.blob.discard()  # a no-op once the blob has been stored
+        if idempotency_key and not practice:
+            # claimed once the photo is here: a request cut off while sending left nothing
+            what = idempotency.upload_request(household.household_code, parsed.blob.sha256)
+            claim = await _claim(state, user_id, idempotency_key, what)
+            if claim.state == "done":
+                return JSONResponse(claim.body, status_code=200)
+            laps.lap("claim")
+        result = await run_in_threadpool(
+            _process, state, household, user_id, parsed, practice, claim, laps
+        )
+        laps.lap("resume")
     except BaseException:
         if claim is not None and claim.key_id is not None:
             await run_in_threadpool(idempotency.release, state.db, claim.key_id)
         raise
+    finally:
+        parsed.blob.discard()  # a no-op once the blob has been stored
     response = JSONResponse(_body(result, practice), status_code=201)
     laps.lap("respond")
     response.headers["Server-Timing"] = laps.header()
@@ -104,18 +106,20 @@ class _Laps:
         return ", ".join(f"{k};dur={v * 1000:.2f}" for k, v in self.seconds.items())
 
 
-async def _claim(state: State, user_id: int, key: str, household_code: str) -> idempotency.Claim:
-    request = f"upload:{household_code}"
+async def _claim(state: State, user_id: int, key: str, request: str) -> idempotency.Claim:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PENDING_WAIT_S
+    assert state.liveness is not None
     while True:
-        claim = await run_in_threadpool(idempotency.claim, state.db, user_id, key, request)
+        claim = await run_in_threadpool(
+            idempotency.claim, state.db, state.liveness, user_id, key, request
+        )
         if claim.state == "mismatch":
             raise ApiError(
                 422,
                 "IDEMPOTENCY_KEY_REUSED",
-                "this Idempotency-Key was used for another request",
-                message_zh="该 Idempotency-Key 已用于另一个请求",
+                _conflict(request, claim.conflict or ""),
+                message_zh="该 Idempotency-Key 已用于另一张照片或另一户，请换一个新的键",
             )
         if claim.state != "pending":
             return claim
@@ -127,6 +131,28 @@ async def _claim(state: State, user_id: int, key: str, household_code: str) -> i
                 message_zh="使用该 Idempotency-Key 的上传仍在进行，请稍后重试",
             )
         await asyncio.sleep(0.05)
+
+
+def _conflict(request: str, first: str) -> str:
+    """Which part differs: the household, or the photo (by SHA-256)."""
+    household, sha = _parts(request)
+    first_household, first_sha = _parts(first)
+    if household != first_household:
+        return (
+            f"this Idempotency-Key was used for household {first_household!r}, not"
+            f" {household!r}; use a new key for a new upload"
+        )
+    return (
+        f"this Idempotency-Key was used for another photo (SHA-256 {first_sha[:12]}…, this one"
+        f" {sha[:12]}…); use a new key for a new photo"
+    )
+
+
+def _parts(request: str) -> tuple[str, str]:
+    """(household, sha256) of ``upload_request``; a key stored before: (household, "")."""
+    body = request.removeprefix("upload:")
+    household, _, sha = body.rpartition(":")
+    return (household, sha) if len(sha) == 64 else (body, "")
 
 
 def _authorise(state: AppState, token: str | None, household_id: str) -> tuple[int, Household]:
@@ -203,11 +229,18 @@ def _capture(raw: str | None, policy: Policy) -> Capture | None:
     if raw is None or not raw.strip():
         return None
     try:
-        capture = Capture.model_validate(json.loads(raw))
+        parsed = json.loads(raw)
+    except RecursionError:
+        msg = "`capture` is not valid capture JSON: nested too deeply"
+        zh = "capture 不是合法的 JSON：嵌套层数太多"
+        raise ApiError(422, "INVALID_REQUEST", msg, message_zh=zh) from None
     except json.JSONDecodeError as exc:
         msg = f"`capture` is not valid JSON: {exc.msg} (character {exc.pos})"
         zh = f"capture 不是合法的 JSON（第 {exc.pos} 个字符）"
         raise ApiError(422, "INVALID_REQUEST", msg, message_zh=zh) from None
+    check_json("capture", parsed)
+    try:
+        capture = Capture.model_validate(parsed)
     except ValidationError as exc:
         msg, zh, details = validation_messages(exc.errors(), prefix="capture")
         raise ApiError(422, "INVALID_REQUEST", msg, message_zh=zh, details=details) from None

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +27,7 @@ from photocheck.store.sites import (
     village_package_photos,
 )
 
-from ..deps import CountyUser, Scope, SessionDep, State, VillageScope
+from ..deps import CountyUser, DbId, Scope, SessionDep, State, VillageScope
 from ..downloads import ranged_response
 from ..drone import store_site_photo
 from ..errors import ApiError
@@ -38,10 +38,32 @@ router = APIRouter(tags=["drone"])
 SiteCode = Annotated[str, Path(min_length=1, max_length=64)]
 
 
+def _parse_kind(value: object) -> object:
+    return SiteKind.parse(value) if isinstance(value, str) else value
+
+
+# The enum value, or its Chinese or English label (what a county's spreadsheet says).
+KindText = Annotated[
+    SiteKind,
+    BeforeValidator(_parse_kind),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [
+                *(k.value for k in SiteKind),
+                *(k.label_zh for k in SiteKind),
+                *(k.label_en for k in SiteKind),
+            ],
+            "description": "relocation | nursing_home | public_housing, or 移民搬迁点…",
+        }
+    ),
+]
+
+
 class SiteIn(BaseModel):
     site_id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s/\\]+$")
     name: str = Field(min_length=1, max_length=200)
-    kind: str = Field(description="relocation | nursing_home | public_housing, or 移民搬迁点…")
+    kind: KindText
     town: str = Field(min_length=1, max_length=100)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -49,8 +71,10 @@ class SiteIn(BaseModel):
 
 
 class SitePatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    kind: str | None = None
+    """Only the fields sent change; ``name`` and ``kind`` cannot be null (422)."""
+
+    name: str = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    kind: KindText = None  # type: ignore[assignment]
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
 
@@ -58,13 +82,6 @@ class SitePatch(BaseModel):
 class LinkIn(BaseModel):
     households: list[str] = Field(max_length=100_000)
     replace: bool = False  # also unlink the site's households not listed
-
-
-def _kind(text: str) -> SiteKind:
-    try:
-        return SiteKind.parse(text)
-    except ValueError as exc:
-        raise ApiError(422, "INVALID_SITE", str(exc)) from None
 
 
 def site_json(session: Session, site: SharedSite, scope: Scope | None = None) -> dict[str, Any]:
@@ -166,7 +183,7 @@ def _link(session: Session, site: SharedSite, codes: list[str], replace: bool) -
 @router.post("/sites", status_code=201)
 def register_site(state: State, user: CountyUser, body: SiteIn) -> JSONResponse:
     """Register a site (county): ID, name, kind, town, location, linked households."""
-    kind = _kind(body.kind)
+    kind = body.kind
     with state.db.write() as session:
         county = session.get(County, user.county_id)
         assert county is not None
@@ -213,7 +230,7 @@ def edit_site(state: State, user: CountyUser, site_id: SiteCode, body: SitePatch
         site = _get_site(session, user.county_id, site_id)
         changes = body.model_dump(exclude_unset=True)
         if "kind" in changes:
-            changes["kind"] = _kind(changes["kind"]).value
+            changes["kind"] = SiteKind(changes["kind"]).value
         for key, value in changes.items():
             setattr(site, key, value)
         try:
@@ -256,7 +273,7 @@ def site_photo_file(
     session: SessionDep,
     request: Request,
     site_id: SiteCode,
-    photo_id: int,
+    photo_id: DbId,
 ) -> Response:
     """The original bytes under the canonical name (Content-Disposition, RFC 5987),
     streamed from the blob store; Range and ETag (the SHA-256) like the packages. Only
@@ -312,7 +329,7 @@ def drone_package(
     scope: VillageScope,
     session: SessionDep,
     request: Request,
-    village_id: Annotated[int, Path(ge=1)],
+    village_id: DbId,
 ) -> Response:
     """A zip of the drone photos of every site linked to the village's households, under
     canonical names, with a manifest CSV; streamed, resumable (Range), stable ETag."""

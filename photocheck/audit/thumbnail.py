@@ -46,6 +46,7 @@ DIFFERENCE_METRIC = "thumbnail_difference"
 # and the HDR-on/off pair of one scene 0.75.
 MIN_CORRELATION = 0.85
 _SIDE = 32
+_MAX_THUMBNAIL_PIXELS = 1_000_000  # EXIF thumbnails are 160x120 or so
 
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -104,7 +105,9 @@ def compare_thumbnail(
     a broken thumbnail is not evidence of a swapped picture.
     """
     try:
-        with Image.open(io.BytesIO(thumbnail)) as im:
+        with Image.open(io.BytesIO(thumbnail), formats=("JPEG",)) as im:
+            if im.width * im.height > _MAX_THUMBNAIL_PIXELS:  # 64 KB of JPEG can say 100 MP
+                return None
             im.load()
             thumb = im.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):

@@ -18,6 +18,7 @@ from defusedxml import DefusedXmlException
 __all__ = ["HistoryEvent", "XmpData", "find_xmp_packet", "parse_xmp"]
 
 MAX_XMP_BYTES = 4 * 1024 * 1024  # a normal packet is a few KB; refuse to chew on more
+MAX_DEPTH = 64  # elements nested deeper than this: not XMP any camera or editor writes
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 KNOWN_PREFIXES: dict[str, str] = {
@@ -107,21 +108,33 @@ def _key(tag: str, prefixes: dict[str, str]) -> str:
     return tag
 
 
-def _walk(elem: ET.Element, prefixes: dict[str, str], out: XmpData, owner: str | None) -> None:
-    key = _key(elem.tag, prefixes)
-    for name, value in elem.attrib.items():
-        out.props.setdefault(_key(name, prefixes), []).append(value)
-    children = list(elem)
-    if not key.startswith("rdf:") and key != "x:xmpmeta":
-        owner = key
-    if not children and elem.text and elem.text.strip() and owner:
-        # a leaf element, or an rdf:li of a Seq/Bag/Alt: the value belongs to its owner
-        out.props.setdefault(owner, []).append(elem.text.strip())
-    if key == "xmpMM:History":
-        out.history.extend(_history(elem, prefixes))
-        return
-    for child in children:
-        _walk(child, prefixes, out, owner)
+def _walk(root: ET.Element, prefixes: dict[str, str], out: XmpData, owner: str | None) -> None:
+    """Depth-first over the tree with an explicit stack (a deep packet is no RecursionError);
+    nesting deeper than ``MAX_DEPTH`` (real packets: under 10) ignores the whole packet."""
+    props: dict[str, list[str]] = {}
+    history: list[HistoryEvent] = []
+    stack: list[tuple[ET.Element, str | None, int]] = [(root, owner, 0)]
+    while stack:
+        elem, owner, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            out.notes.append(f"XMP: nested deeper than {MAX_DEPTH} levels, ignored")
+            return
+        key = _key(elem.tag, prefixes)
+        for name, value in elem.attrib.items():
+            props.setdefault(_key(name, prefixes), []).append(value)
+        children = list(elem)
+        if not key.startswith("rdf:") and key != "x:xmpmeta":
+            owner = key
+        if not children and elem.text and elem.text.strip() and owner:
+            # a leaf element, or an rdf:li of a Seq/Bag/Alt: the value belongs to its owner
+            props.setdefault(owner, []).append(elem.text.strip())
+        if key == "xmpMM:History":
+            history.extend(_history(elem, prefixes))
+            continue
+        stack.extend((child, owner, depth + 1) for child in reversed(children))
+    for name, values in props.items():
+        out.props.setdefault(name, []).extend(values)
+    out.history.extend(history)
 
 
 def _history(elem: ET.Element, prefixes: dict[str, str]) -> list[HistoryEvent]:

@@ -107,6 +107,7 @@ def load_entries(
             photo = decode(
                 data,
                 max_pixels=policy.quality.max_pixels,
+                max_bytes=policy.quality.max_decode_bytes,
                 working_size=policy.quality.working_size,
             )
         except (OSError, DecodeError) as exc:

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..control_chars import describe, find_control_char
 from .models import Category
 
 __all__ = [
@@ -135,6 +136,13 @@ def _validate(table: list[list[str]]) -> list[HouseholdRow]:
         if not any(cell.strip() for cell in raw):
             continue  # blank line
         cells = {name: (raw[i].strip() if i < len(raw) else "") for name, i in col.items()}
+        bad = [(c, ch) for c, v in cells.items() if (ch := find_control_char(v)) is not None]
+        if bad:
+            errors += [
+                RowError(number, c, f"contains a control character ({describe(ch)})")
+                for c, ch in bad
+            ]
+            continue
         row, row_errors = _row(number, cells)
         if row is not None and row.household_id in seen:
             first = seen[row.household_id]

@@ -51,6 +51,7 @@ class OrbSceneMatcher:
             photo = decode(
                 data,
                 max_pixels=self.policy.quality.max_pixels,
+                max_bytes=self.policy.quality.max_decode_bytes,
                 working_size=self.policy.quality.working_size,
             )
         except (BlobNotFound, DecodeError):

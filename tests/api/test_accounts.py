@@ -95,6 +95,11 @@ def _token_of(r: httpx.Response) -> dict[str, str]:
 
 def _bilingual(r: httpx.Response, status: int, code: str) -> dict:
     assert r.status_code == status, r.text
+    if "text/html" in r.headers["content-type"]:  # an /audit page's error is a page
+        found = re.search(r'id="error-message" data-code="([A-Z_]+)">([^<]+)<', r.text)
+        assert found and found.group(1) == code, r.text
+        assert re.search(r"[\u4e00-\u9fff]", found.group(2)), r.text
+        return {"code": code, "message_zh": found.group(2)}
     err = r.json()["error"]
     assert err["code"] == code, err
     assert err["message"] and err.get("message_zh"), err
