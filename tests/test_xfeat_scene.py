@@ -33,9 +33,12 @@ HERZ_7 = "buildings/strecha_herz_jesu/herz_jesu_0007.jpg"  # ~45° oblique to HE
 # labelled different in DUPLICATES.tsv
 UKB_A = "near_dup/imagededup_ukbench/ukbench00120.jpg"
 UKB_B = "near_dup/imagededup_ukbench/ukbench01380.jpg"
-# labelled different in scenes/DUPLICATES.tsv: look-alike houses of one tract
-CORONA_A = "scenes/houses_dataset/corona_92880_230_frontal.jpg"
-CORONA_B = "scenes/houses_dataset/corona_92880_231_frontal.jpg"
+# labelled different in scenes/DUPLICATES.tsv: look-alike houses of one tract, the
+# strongest labelled negative of the calibration (60 inliers)
+CORONA_A = "scenes/houses_dataset/corona_92880_231_frontal.jpg"
+CORONA_B = "scenes/houses_dataset/corona_92880_249_frontal.jpg"
+# Lund frames 7 apart sharing the street's far end: the strongest negative of all (82)
+LUND_A, LUND_B = "buildings/opensfm_lund/06.jpg", "buildings/opensfm_lund/13.jpg"
 
 
 def _grey(relpath: str) -> np.ndarray:
@@ -52,7 +55,7 @@ def xfeat_policy() -> Policy:
 def feats() -> dict[str, SceneFeatures]:
     return {
         p: extract_scene_features(_grey(p))
-        for p in (HERZ_0, HERZ_7, UKB_A, UKB_B, CORONA_A, CORONA_B)
+        for p in (HERZ_0, HERZ_7, UKB_A, UKB_B, CORONA_A, CORONA_B, LUND_A, LUND_B)
     }
 
 
@@ -100,8 +103,8 @@ def test_oblique_same_scene_above_threshold(
     assert (pairs[:, 0] <= fa.width).all() and (pairs[:, 3] <= fb.height).all()
 
 
-@pytest.mark.parametrize(("a", "b"), [(UKB_A, UKB_B), (CORONA_A, CORONA_B)])
-def test_labelled_different_below_threshold(
+@pytest.mark.parametrize(("a", "b"), [(UKB_A, UKB_B), (CORONA_A, CORONA_B), (LUND_A, LUND_B)])
+def test_strongest_negatives_below_threshold(
     feats: dict[str, SceneFeatures], xfeat_policy: Policy, a: str, b: str
 ) -> None:
     sim = xfeat_policy.similarity
