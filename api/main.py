@@ -17,7 +17,7 @@ from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.reconcile import GRACE_S
 from photocheck.store.resumable import PartialUploads
-from photocheck.store.scenes import OrbSceneMatcher
+from photocheck.store.scenes import scene_matcher
 
 from .audit import AuditWorker
 from .errors import install_error_handlers
@@ -72,7 +72,7 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         db,
         blobs,
         policy,
-        scene=OrbSceneMatcher(policy, blobs),
+        scene=scene_matcher(policy, blobs),  # [similarity] scene_matcher
         index_dir=settings.DATA_DIR / "dupindex",
         jobs=jobs.QueueJobs(db) if queue else None,
     )

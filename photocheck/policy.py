@@ -18,6 +18,7 @@ from .errors import PolicyError
 from .reasons import DEFAULT_SEVERITY, ReasonCode, Severity
 
 __all__ = [
+    "SCENE_MATCHERS",
     "AreaPolicy",
     "ContentPolicy",
     "GeometryPolicy",
@@ -95,6 +96,9 @@ class AreaPolicy:
     site_radius_m: float = 1000.0  # drone photo of a shared site: from the site's point
 
 
+SCENE_MATCHERS = ("orb", "xfeat")
+
+
 @dataclass(frozen=True)
 class SimilarityPolicy:
     same_photo_max_distance: int = 31  # PDQ bits: a copy, no further check
@@ -104,6 +108,22 @@ class SimilarityPolicy:
     scene_min_inliers: int = 27  # guided homography inliers with agreeing orientation
     scene_min_inlier_ratio: float = 0.25
     scene_candidates: int = 8  # per photo, verified geometrically in dedup
+    # "orb" (default) or "xfeat" (opt-in: similarity/xfeat_scene.py, ~30x the CPU)
+    scene_matcher: str = "orb"
+    xfeat_min_inliers: int = 90  # fundamental-matrix inliers of LighterGlue matches
+    xfeat_min_inlier_ratio: float = 0.25
+    xfeat_match_prob: float = 0.1  # LighterGlue's match probability floor
+
+    def __post_init__(self) -> None:
+        if self.scene_matcher not in SCENE_MATCHERS:
+            msg = (
+                f"policy [similarity] scene_matcher must be one of "
+                f"{', '.join(SCENE_MATCHERS)}, got {self.scene_matcher!r}"
+            )
+            raise PolicyError(msg)
+        if not 0.0 < self.xfeat_match_prob < 1.0:
+            msg = "policy [similarity] xfeat_match_prob must be within 0..1 (exclusive)"
+            raise PolicyError(msg)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ def test_policy_file_overrides_severity_and_threshold(tmp_path: Path) -> None:
         ('version = "x"\n[severity]\nNOT_A_CODE = "reject"\n', "NOT_A_CODE"),
         ('version = "x"\n[colour]\nx = 1\n', "unknown sections: colour"),
         ("version = = 1\n", "cannot load policy"),
+        ('version = "x"\n[similarity]\nscene_matcher = "sift"\n', "scene_matcher must be one of"),
+        ('version = "x"\n[similarity]\nscene_matcher = 1\n', "scene_matcher must be str"),
+        ('version = "x"\n[similarity]\nxfeat_min_inliers = 9.5\n', "must be int"),
+        ('version = "x"\n[similarity]\nxfeat_match_prob = 1.5\n', "xfeat_match_prob must be"),
     ],
 )
 def test_bad_policy_is_refused_with_a_specific_message(
@@ -57,3 +61,18 @@ def test_bad_policy_is_refused_with_a_specific_message(
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot load policy"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_scene_matcher_is_orb_by_default_and_xfeat_on_request(tmp_path: Path) -> None:
+    """ORB stays the default with its thresholds; XFeat's keys are separate."""
+    sim = default_policy().similarity
+    assert sim.scene_matcher == "orb"
+    assert (sim.scene_min_inliers, sim.scene_min_inlier_ratio) == (27, 0.25)
+    assert (sim.xfeat_min_inliers, sim.xfeat_min_inlier_ratio, sim.xfeat_match_prob) == (
+        90,
+        0.25,
+        0.1,
+    )
+    path = tmp_path / "p.toml"
+    path.write_text('version = "x"\n[similarity]\nscene_matcher = "xfeat"\n', encoding="utf-8")
+    assert load_policy(path).similarity.scene_matcher == "xfeat"

@@ -79,7 +79,6 @@ from ..similarity.rules import (
     shares_site,
     site_photo_outcome,
 )
-from ..similarity.scene import FORMAT_PREFIX
 from ..verdict import Finding, Reason, Verdict, decide
 from .blobs import BlobStore, PendingBlob
 from .db import Database
@@ -135,7 +134,10 @@ def scene_check_status(checked: bool) -> dict[str, str] | None:
 
 
 class SceneMatcher(Protocol):
-    """Local features + geometric verification (``store.scenes.OrbSceneMatcher``)."""
+    """Local features + geometric verification (``store.scenes.OrbSceneMatcher``, or
+    ``XFeatSceneMatcher`` when the policy says so)."""
+
+    format_prefix: bytes  # what current features start with (the backfill's filter)
 
     def features(self, grey: np.ndarray) -> bytes: ...
 
@@ -309,7 +311,11 @@ class Intake:
             with self.db.session() as session:
                 todo = session.execute(
                     select(Photo.id, Photo.sha256)
-                    .where(_needs_features(), Photo.id > after, Photo.scene_checked.is_(True))
+                    .where(
+                        _needs_features(self.scene.format_prefix),
+                        Photo.id > after,
+                        Photo.scene_checked.is_(True),
+                    )
                     .order_by(Photo.id)
                     .limit(batch)
                 ).all()
@@ -628,9 +634,13 @@ class Intake:
 
 def _thresholds(policy: Policy) -> dict[str, Any]:
     sim = policy.similarity
+    xfeat = sim.scene_matcher == "xfeat"  # the thresholds the matcher in use judged by
     return {
-        "scene_min_inliers": sim.scene_min_inliers,
-        "scene_min_inlier_ratio": sim.scene_min_inlier_ratio,
+        **({"scene_matcher": "xfeat"} if xfeat else {}),
+        "scene_min_inliers": sim.xfeat_min_inliers if xfeat else sim.scene_min_inliers,
+        "scene_min_inlier_ratio": sim.xfeat_min_inlier_ratio
+        if xfeat
+        else sim.scene_min_inlier_ratio,
         "same_photo_max_distance": sim.same_photo_max_distance,
         "same_photo_verify_max_distance": sim.same_photo_verify_max_distance,
         "same_photo_max_corner_error": sim.same_photo_max_corner_error,
@@ -898,10 +908,10 @@ def _entry(photo: Photo, household: Household, embedding: Sequence[float] | None
     )
 
 
-def _needs_features() -> Any:
-    """Rows whose scene features are missing or in an older format (empty bytes mark an
-    original that could not be decoded: tried once, not again)."""
-    prefix = FORMAT_PREFIX
+def _needs_features(prefix: bytes) -> Any:
+    """Rows whose scene features are missing or in another format (an older one, or
+    another matcher's; empty bytes mark an original that could not be decoded: tried
+    once, not again)."""
     return or_(
         Photo.scene.is_(None),
         (func.length(Photo.scene) > 0) & (func.substr(Photo.scene, 1, len(prefix)) != prefix),

@@ -69,3 +69,26 @@ def test_backfill_remakes_features_of_an_older_format(
     remade = _scene(server, photo_id)
     assert remade is not None and remade != old and SceneFeatures.from_bytes(remade)
     assert intake.backfill_scene_features() == 0  # nothing left to remake
+
+
+def test_switching_to_xfeat_remakes_orb_features(server: LiveServer, client: httpx.Client) -> None:
+    """The stored format names its matcher: an intake running the opt-in XFeat matcher
+    (``scene_matcher = "xfeat"``) makes ORB features again, as XFeat ones, once."""
+    from photocheck.similarity import xfeat_scene
+    from photocheck.store.scenes import XFeatSceneMatcher
+
+    _, v = setup_campaign(client)
+    first = upload(client, v["东村"], "A1", GOOD)
+    assert first.status_code == 201, first.text
+    photo_id = first.json()["photo_id"]
+    intake = server.app_state.intake
+    assert intake.drain(timeout=60)
+    orb = _scene(server, photo_id)
+    assert orb and SceneFeatures.from_bytes(orb)
+    assert intake.backfill_scene_features() == 0  # ORB's features are current for ORB
+    intake.scene = XFeatSceneMatcher(intake.policy, intake.blobs)
+    assert intake.backfill_scene_features() >= 1
+    remade = _scene(server, photo_id)
+    assert remade and xfeat_scene.is_current_format(remade)
+    assert len(xfeat_scene.SceneFeatures.from_bytes(remade)) > 100
+    assert intake.backfill_scene_features() == 0

@@ -1,0 +1,147 @@
+"""Same-scene candidates from the local features themselves: descriptor voting.
+
+No global descriptor is a safe pre-filter (issue 11: cutting EfficientNet features at
+the 95th percentile of the different pairs' cosine loses 27/70 developer same-scene
+pairs, mean-pooled XFeat does no better). A re-shot house shares *some* exact local
+structures with the first photo (a window corner, a gutter end) even when the view
+as a whole looks different. So each photo's best ``QUERY_KEYPOINTS`` XFeat
+descriptors look up their nearest descriptors among every indexed photo's best
+``INDEX_KEYPOINTS``; each close neighbour is one vote for the photo it belongs to
+(a query descriptor votes once per photo), and the photos with the most votes are
+the candidates that ``match_scene`` verifies.
+
+Below ``FLAT_MAX`` vectors the search is exact (faiss ``IndexFlatIP``); above, an
+inverted file of 8-bit scalar-quantised vectors (``IndexIVFScalarQuantizer``, 64 bytes
+a vector; k-means coarse quantiser trained on the indexed descriptors with a fixed
+seed, ``NPROBE`` lists searched): a query reads NPROBE lists, not the whole index.
+``scripts/bench_scene_scale.py`` measures recall@K with every other real photo as a
+distractor and the cost on a synthetic index of 100,000 photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from .xfeat_scene import SceneFeatures
+
+__all__ = ["Candidate", "DescriptorVoteIndex"]
+
+# Measured on the 256 photos of ../shared/data, every labelled same-scene pair ranked
+# from whichever side ranks it higher: 128 keypoints at cosine 0.70 put 68/70 in the
+# top 4, 69/70 in the top 8, 70/70 in the top 16 (at cosine 0.80: 66, 67, 69; 256
+# keypoints at 0.70: 68, 69, 69 for 4x the search cost).
+QUERY_KEYPOINTS = 128  # XFeat keypoints come best first
+INDEX_KEYPOINTS = 128
+NEIGHBOURS = 8  # nearest descriptors looked at per query descriptor
+VOTE_MIN_COSINE = 0.70  # a neighbour this close votes
+FLAT_MAX = 400_000  # vectors searched exactly; an inverted file beyond
+NPROBE = 8
+MAX_LISTS = 4096  # k-means training cost grows with the lists; 4096 at 100,000 photos
+_SEED = 1234
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: Hashable
+    votes: int
+
+
+class DescriptorVoteIndex:
+    """Photos' best XFeat descriptors, for candidates by votes (see the module docstring).
+
+    Build once with ``build`` (the dedup batch, or a county's stored photos), then
+    ``add`` more and ``query``. Not thread-safe for concurrent ``add``.
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[Hashable] = []
+        self._owners: list[np.ndarray] = []  # photo number of each indexed vector
+        self._index: faiss.Index = faiss.IndexFlatIP(64)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @classmethod
+    def build(
+        cls, items: Sequence[tuple[Hashable, SceneFeatures]], nlist: int | None = None
+    ) -> DescriptorVoteIndex:
+        """An index of ``items``; an inverted file when they hold more than FLAT_MAX
+        vectors (or ``nlist`` is given), trained on their own descriptors."""
+        self = cls()
+        vecs = [_best(f, INDEX_KEYPOINTS) for _, f in items]
+        total = sum(len(v) for v in vecs)
+        if nlist is None and total > FLAT_MAX:
+            nlist = min(int(4 * np.sqrt(total)), MAX_LISTS)
+        if not total:
+            self._keys = [key for key, _ in items]
+            return self
+        every = np.vstack(vecs)
+        if nlist:
+            self._index = _ivf(every, nlist)
+        self._keys = [key for key, _ in items]
+        self._index.add(every)
+        self._owners = [np.repeat(np.arange(len(vecs), dtype=np.int32), [len(v) for v in vecs])]
+        return self
+
+    def add(self, key: Hashable, features: SceneFeatures) -> None:
+        self._add(key, _best(features, INDEX_KEYPOINTS))
+
+    def _add(self, key: Hashable, vecs: np.ndarray) -> None:
+        n = len(self._keys)
+        self._keys.append(key)
+        if len(vecs):
+            self._index.add(vecs)
+            self._owners.append(np.full(len(vecs), n, np.int32))
+
+    def _owner_of(self, ids: np.ndarray) -> np.ndarray:
+        if len(self._owners) != 1:  # adds since the last query: join once
+            self._owners = [np.concatenate([np.zeros(0, np.int32), *self._owners])]
+        return self._owners[0][ids].astype(np.int64)
+
+    def query(
+        self, features: SceneFeatures, top: int, min_votes: int = 1, exclude: Hashable = None
+    ) -> list[Candidate]:
+        """The ``top`` photos with the most votes (at least ``min_votes``), best first."""
+        q = _best(features, QUERY_KEYPOINTS)
+        if not len(q) or not self._index.ntotal:
+            return []
+        sims, ids = self._index.search(q, min(NEIGHBOURS, self._index.ntotal))
+        ok = (ids >= 0) & (sims >= VOTE_MIN_COSINE)
+        rows = np.repeat(np.arange(len(q)), ids.shape[1])[ok.ravel()]
+        owners = self._owner_of(ids[ok])
+        pairs = np.unique(rows * len(self._keys) + owners)  # one vote per query and photo
+        photos, votes = np.unique(pairs % len(self._keys), return_counts=True)
+        order = np.lexsort((photos, -votes))
+        out = []
+        for i in order:
+            key = self._keys[int(photos[i])]
+            if votes[i] < min_votes:
+                break
+            if exclude is not None and key == exclude:
+                continue
+            out.append(Candidate(key, int(votes[i])))
+            if len(out) == top:
+                break
+        return out
+
+
+def _best(f: SceneFeatures, n: int) -> np.ndarray:
+    return np.ascontiguousarray(f.descriptors[:n], dtype=np.float32)
+
+
+def _ivf(sample: np.ndarray, nlist: int) -> faiss.Index:
+    quantiser = faiss.IndexFlatIP(64)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantiser, 64, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    index.cp.seed = _SEED
+    index.cp.niter = 10
+    rng = np.random.default_rng(_SEED)
+    take = min(len(sample), 40 * nlist)  # faiss asks for >= 39 points a list
+    index.train(sample[rng.choice(len(sample), take, replace=False)])
+    index.nprobe = NPROBE
+    return index

@@ -1,0 +1,199 @@
+"""Same scene, opt-in matcher: XFeat keypoints, LighterGlue matches, fundamental matrix.
+
+Selected by the policy's ``[similarity] scene_matcher = "xfeat"``; ORB (``scene.py``)
+stays the default because this one costs ~316 ms CPU per verified pair (ORB ~11 ms).
+Issue 11 measured it on the labelled pairs: 68/70 developer same-scene pairs found
+(both DUPLICATES files), against ORB's 57/70.
+
+1. ``extract_scene_features``: XFeat on the working image scaled to 640 px
+   (``similarity/xfeat.py``, onnxruntime + numpy, no torch), 1024 keypoints;
+2. ``match_scene``: LighterGlue's mutual assignments above ``xfeat_match_prob``, then
+   MAGSAC++ on the fundamental matrix. A re-shot house is seen from another camera
+   position: a facade fits a homography, but two walls, a roof and a yard do not,
+   while they always fit the epipolar geometry of the two cameras. The inlier count
+   is the score (``xfeat_min_inliers``, set by ``scripts/calibrate_scene.py
+   --matcher xfeat``).
+
+A homography on the inliers gives ``corner_error`` for the same-photo tier (a copy's
+frames align). XFeat is not rotation-invariant; rotated copies are PDQ's (dihedral).
+
+``SceneFeatures.to_bytes`` (~135 KB for 1024 keypoints) starts with its own magic, so
+features of one matcher are never read as the other's: switching the policy's
+matcher makes every photo's features again (``FORMAT_PREFIX``, ``is_current_format``).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..policy import SimilarityPolicy
+from .xfeat import XFeatRuntime, glue_scores, mutual_matches
+
+__all__ = [
+    "FORMAT_PREFIX",
+    "SceneFeatures",
+    "SceneMatch",
+    "extract_scene_features",
+    "is_current_format",
+    "match_scene",
+]
+
+FUNDAMENTAL_PX = 2.0  # epipolar distance at working size (800 px; ~1.6 px at 640)
+MIN_MATCHES = 8  # the eight-point minimum, with room for outliers
+EVIDENCE_POINTS = 150  # inlier pairs kept in the evidence (the audit's match picture)
+_MAGIC = b"PCXF"  # not ORB's b"PCSF": which matcher made the features
+_VERSION = 1  # scene-matcher's branch stored this layout as PCSF version 4
+_HEADER = struct.Struct("<4sBHHI")  # magic, version, width, height, keypoints
+FORMAT_PREFIX = _MAGIC + bytes([_VERSION])
+_FIXED = 8.0  # keypoint coordinates stored as uint16 in 1/8 px (up to 8191 px)
+_DIM = 64
+_KP_BYTES = 4 + 2 * _DIM  # x, y (uint16), descriptor (float16)
+
+
+@dataclass(frozen=True, eq=False)
+class SceneFeatures:
+    """XFeat keypoints at working size, best first, with unit-length descriptors."""
+
+    width: int
+    height: int
+    points: np.ndarray  # (n, 2) float32, x, y at working size
+    descriptors: np.ndarray  # (n, 64) float32
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def to_bytes(self) -> bytes:
+        fixed = np.clip(np.round(self.points * _FIXED), 0, 65535).astype("<u2")
+        head = _HEADER.pack(_MAGIC, _VERSION, self.width, self.height, len(self))
+        desc = np.ascontiguousarray(self.descriptors, dtype="<f2")
+        return b"".join((head, fixed.tobytes(), desc.tobytes()))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SceneFeatures:
+        """:exception ValueError: not XFeat features, an old version, or truncated."""
+        if len(data) < _HEADER.size:
+            msg = "xfeat features: too short"
+            raise ValueError(msg)
+        magic, version, w, h, n = _HEADER.unpack_from(data)
+        if magic != _MAGIC or version != _VERSION:
+            msg = f"xfeat features: {magic!r} version {version}, expected {FORMAT_PREFIX!r}"
+            raise ValueError(msg)
+        if len(data) != _HEADER.size + n * _KP_BYTES:
+            msg = f"xfeat features: {len(data)} bytes for {n} keypoints"
+            raise ValueError(msg)
+        off = _HEADER.size
+        pts = np.frombuffer(data, dtype="<u2", count=2 * n, offset=off).reshape(n, 2)
+        desc = np.frombuffer(data, dtype="<f2", count=_DIM * n, offset=off + 4 * n)
+        if n and not np.isfinite(desc).all():
+            msg = "xfeat features: descriptor not finite"
+            raise ValueError(msg)
+        return cls(w, h, pts.astype(np.float32) / _FIXED, desc.reshape(n, _DIM).astype(np.float32))
+
+
+def is_current_format(data: bytes) -> bool:
+    """Whether stored features are XFeat's, of this version (ORB's, or older ones, must
+    be made again). Says nothing about truncation: that is an error."""
+    return data[: len(FORMAT_PREFIX)] == FORMAT_PREFIX
+
+
+@dataclass(frozen=True)
+class SceneMatch:
+    matches: int  # LighterGlue mutual assignments above the policy's match probability
+    inliers: int  # of those, fundamental-matrix (MAGSAC++) inliers
+    ratio: float  # inliers / matches
+    corner_error: float | None  # how far a homography on the inliers moves a's frame onto b's
+    is_same_scene: bool
+    # (n, 4) xa, ya, xb, yb of up to EVIDENCE_POINTS inliers, at working size
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    coverage: float = 0.0  # convex hull of the inliers / frame area, the smaller of both
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "matcher": "xfeat",
+            "matches": self.matches,
+            "inliers": self.inliers,
+            "inlier_ratio": round(self.ratio, 3),
+            "corner_error": None if self.corner_error is None else round(self.corner_error, 3),
+            "coverage": round(self.coverage, 3),
+        }
+
+
+def extract_scene_features(grey: np.ndarray) -> SceneFeatures:
+    """XFeat features of the upright working grey image."""
+    h, w = grey.shape[:2]
+    kp = XFeatRuntime.shared().detect(grey)
+    return SceneFeatures(w, h, kp.points, kp.descriptors)
+
+
+def _corner_error(hom: np.ndarray, a: SceneFeatures, b: SceneFeatures) -> float:
+    """Max distance between a's corners mapped by ``hom`` and b's corners, / b's diagonal.
+
+    Near 0 means b is a's frame, resized: the same photo, not a re-shot.
+    """
+    ca = np.array([[0, 0], [a.width, 0], [a.width, a.height], [0, a.height]], np.float32)
+    cb = np.array([[0, 0], [b.width, 0], [b.width, b.height], [0, b.height]], np.float32)
+    mapped = cv2.perspectiveTransform(ca.reshape(-1, 1, 2), hom).reshape(-1, 2)
+    return float(np.linalg.norm(mapped - cb, axis=1).max() / np.hypot(b.width, b.height))
+
+
+def _first(a: SceneFeatures, b: SceneFeatures) -> bool:
+    """Whether ``a`` goes first: a fixed order, so that match_scene(a, b) == (b, a)."""
+    ka = (len(a), a.width, a.height, a.to_bytes())
+    kb = (len(b), b.width, b.height, b.to_bytes())
+    return ka <= kb
+
+
+def _spread(n: int, keep: int) -> np.ndarray:
+    return np.linspace(0, n - 1, min(n, keep)).round().astype(np.int64) if n else np.zeros(0, int)
+
+
+def _hull_area(points: np.ndarray) -> float:
+    """Area of the convex hull of image-normalised points (1.0: the whole frame)."""
+    hull = cv2.convexHull(np.ascontiguousarray(points, np.float32).reshape(-1, 1, 2))
+    return float(cv2.contourArea(hull))
+
+
+def match_scene(
+    a: SceneFeatures, b: SceneFeatures, policy: SimilarityPolicy | None = None
+) -> SceneMatch:
+    """Verify that ``a`` and ``b`` show the same scene (see the module docstring)."""
+    policy = policy or SimilarityPolicy()
+    if len(a) < MIN_MATCHES or len(b) < MIN_MATCHES:
+        return SceneMatch(0, 0, 0.0, None, False)
+    swap = not _first(a, b)
+    first, second = (b, a) if swap else (a, b)
+    scores = glue_scores(
+        XFeatRuntime.shared(),
+        first.points, first.descriptors, (first.width, first.height),
+        second.points, second.descriptors, (second.width, second.height),
+    )  # fmt: skip
+    i1, i2 = mutual_matches(scores, policy.xfeat_match_prob)
+    ia, ib = (i2, i1) if swap else (i1, i2)
+    matches = len(ia)
+    if matches < MIN_MATCHES:
+        return SceneMatch(matches, 0, 0.0, None, False)
+    pa, pb = a.points[ia], b.points[ib]
+    # the estimate is not symmetric: run it in the fixed order
+    p1, p2 = (pb, pa) if swap else (pa, pb)
+    fmat, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, 10000)
+    inl = np.zeros(matches, bool) if fmat is None or mask is None else mask.ravel().astype(bool)
+    inliers = int(inl.sum())
+    corner = None
+    if inliers >= MIN_MATCHES:
+        hom, _ = cv2.findHomography(pa[inl], pb[inl], cv2.RANSAC, 4.0)
+        corner = None if hom is None else _corner_error(hom, a, b)
+    ratio = inliers / matches
+    same = inliers >= policy.xfeat_min_inliers and ratio >= policy.xfeat_min_inlier_ratio
+    pairs = np.hstack([pa[inl], pb[inl]]).astype(np.float32)
+    cover = 0.0
+    if inliers >= 3:
+        scale = np.array([a.width, a.height, b.width, b.height], np.float32)
+        both = pairs / scale
+        cover = min(_hull_area(both[:, :2]), _hull_area(both[:, 2:]))
+    return SceneMatch(
+        matches, inliers, ratio, corner, same, pairs[_spread(inliers, EVIDENCE_POINTS)], cover
+    )
