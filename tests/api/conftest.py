@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -44,6 +45,23 @@ def _pg_url() -> str:
     raise AssertionError  # unreachable
 
 
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """A new, empty schema in the test PostgreSQL, dropped afterwards: its URL."""
+    base = _pg_url()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite database at the newest revision, made once: each test copies it
@@ -69,16 +87,8 @@ def database_url(
         shutil.copyfile(migrated_sqlite, tmp_path / "photocheck.sqlite3")
         yield f"sqlite:///{tmp_path / 'photocheck.sqlite3'}"
         return
-    base = _pg_url()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 def free_port() -> int:

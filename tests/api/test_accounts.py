@@ -13,13 +13,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from .conftest import ADMIN, LiveServer, _pg_url, activate, login, make_settings, seed_admin
+from .conftest import ADMIN, LiveServer, activate, login, make_settings, pg_schema, seed_admin
 
 HOUSEHOLDS = "\ufeffhousehold_id,head_name,town,village,category,site_id,lat,lon\n" + "".join(
     f"H{i},户主{i},龙驹寨镇,村{i},鉴定安全,,,\n" for i in range(8)
@@ -38,16 +36,8 @@ def module_db(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp / 'photocheck.sqlite3'}", tmp
         return
-    base = _pg_url()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}", tmp
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema() as url:
+        yield url, tmp
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.api.conftest import ADMIN, _pg_url, free_port, login
+from tests.api.conftest import ADMIN, free_port, login, pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
@@ -29,16 +26,8 @@ STARTUP_S = 120.0
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
     """A new schema in the test PostgreSQL (``PHOTOCHECK_TEST_POSTGRES_URL``)."""
-    base = _pg_url()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
