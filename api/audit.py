@@ -3,7 +3,9 @@ cached previews.
 
 One ``AuditWorker`` thread per process recomputes a county's findings when photos
 arrived: woken by uploads (debounced: a burst of uploads gives one refresh, at most
-``MAX_DELAY_S`` late) and by a timer (uploads made by other processes, the CLI). A
+``MAX_DELAY_S`` late), by a scene check's later matches (``SCENE_DELAY_S``: not held
+back by the burst, so a re-shot house reaches the findings within seconds) and by a
+timer (uploads made by other processes, the CLI). A
 request never computes: the pages show the stored findings with "computed at HH:MM,
 N new photos pending". ``run_now`` is the handle for a county user's "refresh now"
 and for tests: it queues the county and waits for that refresh.
@@ -58,6 +60,7 @@ log = logging.getLogger("api.audit")
 PREVIEW_SIZE = 480
 DEBOUNCE_S = 3.0  # quiet time after the last upload before a refresh
 MAX_DELAY_S = 30.0  # ... but never later than this after the first one
+SCENE_DELAY_S = 2.0  # a scene check's matches: refreshed this soon (matches meanwhile ride along)
 POLL_S = 60.0  # look for photos from other processes this often
 
 
@@ -114,6 +117,7 @@ class AuditWorker:
         self._next_poll = 0.0  # the first loop looks at once
         self._tickets: list[RefreshTicket] = []
         self._stale: set[int] = set()  # counties whose matches changed after the answer
+        self._stale_since: float | None = None
         self.running: int | None = None  # the county being refreshed now
         self.last_error: str | None = None
 
@@ -151,7 +155,8 @@ class AuditWorker:
         already include: refresh its county soon (debounced, as after an upload)."""
         with self._cv:
             self._stale.add(county_id)
-        self.poke()
+            self._stale_since = self._stale_since or time.monotonic()
+            self._cv.notify_all()
 
     def request(self, county_id: int) -> RefreshTicket:
         """Queue a refresh of the county now (no debounce)."""
@@ -194,11 +199,15 @@ class AuditWorker:
                     tickets, self._tickets = self._tickets, []
                     poked, self._first_poke = self._first_poke is not None, None
                     return (None if poked else []), tickets
-                if self._first_poke is not None:
-                    quiet = self._last_poke + self.debounce_s
-                    due = min(quiet, self._first_poke + self.max_delay_s)
-                    if now >= due:
-                        self._first_poke = None
+                if self._first_poke is not None or self._stale_since is not None:
+                    due = float("inf")
+                    if self._first_poke is not None:
+                        quiet = self._last_poke + self.debounce_s
+                        due = min(quiet, self._first_poke + self.max_delay_s)
+                    if self._stale_since is not None:
+                        due = min(due, self._stale_since + SCENE_DELAY_S)
+                    if now >= due:  # one refresh takes the uploads and the matches
+                        self._first_poke = self._stale_since = None
                         return None, []
                     self._cv.wait(due - now)
                     continue

@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "model": state.model.version,
             "reconcile": state.reconcile.to_json(),
             "pid": os.getpid(),  # which worker process answered (serve --workers N)
+            "jobs": getattr(state.intake.jobs, "stats", dict)(),  # queue wait vs run, per kind
         }
 
     return app

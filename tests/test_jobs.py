@@ -31,3 +31,42 @@ def test_jobs_run_in_order_once_each_and_survive_a_failing_one() -> None:
 def test_unknown_job_kind_is_refused() -> None:
     with pytest.raises(KeyError):
         ThreadJobs({}).enqueue("nope", 1)
+
+
+def test_several_threads_run_jobs_side_by_side() -> None:
+    both = threading.Barrier(2, timeout=10)  # each job waits for the other: needs 2 threads
+
+    def handler(key: int) -> None:
+        both.wait()
+
+    jobs = ThreadJobs({"scene_check": handler}, threads=2)
+    jobs.enqueue("scene_check", 1)
+    jobs.enqueue("scene_check", 2)
+    assert jobs.drain(timeout=30)
+    assert not both.broken
+    assert jobs.stats()["scene_check"]["jobs"] == 2
+
+
+def test_a_late_job_is_run_by_the_caller_of_help() -> None:
+    gate, started = threading.Event(), threading.Event()
+    ran_in: dict[int, str] = {}
+
+    def handler(key: int) -> None:
+        ran_in[key] = threading.current_thread().name
+        if key == 1:
+            started.set()
+            gate.wait(10)  # holds the only job thread
+
+    jobs = ThreadJobs({"scene_check": handler}, threads=1)
+    jobs.enqueue("scene_check", 1)
+    assert started.wait(10)
+    jobs.enqueue("scene_check", 2)
+    assert not jobs.help(older_than_s=60)  # not late yet: left to the job thread
+    assert jobs.help(older_than_s=0)  # late: this thread runs it
+    assert ran_in[2] == threading.current_thread().name
+    assert not jobs.help(older_than_s=0)  # nothing queued
+    gate.set()
+    assert jobs.drain(timeout=30)
+    stats = jobs.stats()["scene_check"]
+    assert stats["jobs"] == 2 and stats["queued"] == 0
+    assert stats["run_p95_s"] >= stats["run_p50_s"] >= 0

@@ -121,6 +121,9 @@ SCENE_MAX_CANDIDATES = 8  # ~11 ms each, after the answer
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
+# A scene check queued longer than this is run by the next upload's thread before its
+# answer (``ThreadJobs.help``): under a burst the checks keep pace with the answers.
+SCENE_HELP_AFTER_S = 2.0
 PENDING_STATUS = {
     "status": "pending",
     "message": "scene check pending: compared with other households' photos shortly",
@@ -410,6 +413,9 @@ class Intake:
             self._pending.put(photo.id, grey, variants)
             if in_transaction is None:
                 self.jobs.enqueue(SCENE_CHECK, photo.id)
+            helping = getattr(self.jobs, "help", None)  # checks fallen behind: take one along
+            if helping is not None:
+                helping(SCENE_HELP_AFTER_S)
         result.timings = clock.done()
         return result
 
@@ -455,10 +461,11 @@ class Intake:
         Idempotent: a photo already checked (or gone) is left alone, so a job that runs
         twice (a queue's at-least-once) changes nothing the second time.
         """
-        held = self._pending.take(photo_id)
+        held = self._pending.peek(photo_id)  # dropped once the row holds its features
         with self.db.session() as session:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:
+                self._pending.take(photo_id)
                 return
             household = _load_household(session, row.household_id)
             probe = _Probe(
@@ -473,9 +480,8 @@ class Intake:
             stored = row.scene
         own = stored if stored and self.scene and not self.scene.needs_features(stored) else None
         if own is None and self.scene is not None:
-            if held is not None and held.grey is not None:
-                own = self.scene.features(held.grey)
-            else:
+            own = self._pending.features(photo_id, self.scene.features)  # made once
+            if own is None:
                 own = self.scene.features_of_blob(probe.hashes.sha256) or b""
         found = self._scene_matches(probe, own)
         with self.db.write() as session:
@@ -488,6 +494,7 @@ class Intake:
                 self._record_scene_matches(session, row, found)
             row.scene_checked = True
             session.commit()
+        self._pending.take(photo_id)
         if found and self.on_scene_matches is not None:
             self.on_scene_matches(photo_id, probe.household.county_id)
 
@@ -624,9 +631,9 @@ class Intake:
         the image it left here, or from its original."""
         if self.scene is None:
             return None
-        held = self._pending.peek(photo_id)
-        if held is not None and held.grey is not None:
-            return self.scene.features(held.grey)
+        made = self._pending.features(photo_id, self.scene.features)  # once, shared with its job
+        if made is not None:
+            return made
         with self.db.session() as session:
             sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
         return self.scene.features_of_blob(sha) if sha else None
@@ -666,6 +673,8 @@ def _row_variants(row: Photo, policy: Policy) -> tuple[bytes, ...]:
 class _PendingImage:
     grey: np.ndarray | None
     variants: tuple[bytes, ...]
+    features: bytes | None = None  # made from ``grey`` once (then ``grey`` is let go)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _PendingImages:
@@ -687,6 +696,17 @@ class _PendingImages:
     def peek(self, photo_id: int) -> _PendingImage | None:
         with self._lock:
             return self._items.get(photo_id)
+
+    def features(self, photo_id: int, make: Callable[[np.ndarray], bytes]) -> bytes | None:
+        """The photo's scene features, made from its image at the first call (its own
+        check, or a later upload's check that has it as a candidate); None if not held."""
+        item = self.peek(photo_id)
+        if item is None:
+            return None
+        with item.lock:
+            if item.features is None and item.grey is not None:
+                item.features, item.grey = make(item.grey), None
+            return item.features
 
     def take(self, photo_id: int) -> _PendingImage | None:
         with self._lock:

@@ -2,12 +2,17 @@
 
 A job is a kind and a key (a photo id): small enough for any queue, and the handler
 reads everything else from the database, so a job runs the same in this process, in
-another one, or after a restart. ``ThreadJobs`` is the embedded default: one thread
-per process, first in first out, at lower CPU priority than the request threads. A
-PostgreSQL job queue (``serve --workers``) implements the same ``Jobs`` protocol.
+another one, or after a restart. ``ThreadJobs`` is the embedded default: a few
+threads per process (one per core by default, so a scene check is never stuck behind
+another one on a free core), first in first out, at a lower CPU priority than the
+request threads. A PostgreSQL job queue (``serve --workers``) implements the same
+``Jobs`` protocol.
 
 Jobs are not durable here: whoever enqueues them also marks the work in the database
 (``photos.scene_checked = false``), and the start-up enqueues what is still marked.
+
+``stats()`` says where a job's time went (waiting in the queue vs running), per kind:
+``scripts/bench_scene_pending.py`` reads it from ``/health``.
 """
 
 from __future__ import annotations
@@ -16,15 +21,25 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-__all__ = ["Handler", "Jobs", "ThreadJobs"]
+__all__ = ["JOB_NICE", "Handler", "Jobs", "ThreadJobs", "default_threads"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[int], None]
+# Below the request threads (0), so an upload answer is never held up by a check; but
+# not at the bottom (19): a burst of uploads must not starve the checks for its length.
+JOB_NICE = 0
+_STATS_KEPT = 4096  # per kind, the latest jobs' (wait, run) seconds
+
+
+def default_threads() -> int:
+    """One job thread per core (the checks' native code releases the GIL)."""
+    return max(1, os.cpu_count() or 1)
 
 
 class Jobs(Protocol):
@@ -34,15 +49,17 @@ class Jobs(Protocol):
 
 
 class ThreadJobs:
-    """``Jobs`` on one background thread of this process (the embedded default)."""
+    """``Jobs`` on ``threads`` background threads of this process (the embedded default)."""
 
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+    def __init__(self, handlers: Mapping[str, Handler], threads: int | None = None) -> None:
         self._handlers = dict(handlers)
+        self._threads_wanted = threads or default_threads()
         self._cond = threading.Condition()
-        self._queue: deque[tuple[str, int]] = deque()
+        self._queue: deque[tuple[str, int, float]] = deque()
         self._queued: set[tuple[str, int]] = set()
         self._running = 0
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._times: dict[str, deque[tuple[float, float, float]]] = {}
 
     def enqueue(self, kind: str, key: int) -> None:
         if kind not in self._handlers:
@@ -51,9 +68,9 @@ class ThreadJobs:
         with self._cond:
             if (kind, key) not in self._queued:
                 self._queued.add((kind, key))
-                self._queue.append((kind, key))
+                self._queue.append((kind, key, time.monotonic()))
             self._start()
-            self._cond.notify_all()
+            self._cond.notify()
 
     def __len__(self) -> int:
         """Jobs queued or running."""
@@ -65,30 +82,81 @@ class ThreadJobs:
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and not self._running, timeout)
 
+    def help(self, older_than_s: float) -> bool:
+        """Run the oldest queued job in the calling thread if it has waited longer than
+        ``older_than_s``; whether one ran. An upload's thread calls it before answering:
+        when uploads come faster than the job threads keep up (they share the cores), each
+        upload then takes one late check with it, so checks stay seconds behind the
+        answers instead of waiting for the burst to end (issue 11: p95 <= 10 s)."""
+        with self._cond:
+            if not self._queue or time.monotonic() - self._queue[0][2] < older_than_s:
+                return False
+            kind, key, queued_at = self._queue.popleft()
+            self._queued.discard((kind, key))
+            self._running += 1
+        self._execute(kind, key, queued_at)
+        return True
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per kind, over the latest jobs: count, queued now, and the median / p95
+        seconds spent waiting in the queue and running."""
+        with self._cond:
+            times = {k: list(v) for k, v in self._times.items()}
+            queued = {k: sum(q[0] == k for q in self._queue) for k in self._handlers}
+        out = {}
+        for kind, rows in times.items():
+            waits, runs = sorted(r[0] for r in rows), sorted(r[1] for r in rows)
+            cpus = sorted(r[2] for r in rows)
+            out[kind] = {
+                "jobs": len(rows),
+                "queued": queued.get(kind, 0),
+                "wait_p50_s": round(_pct(waits, 0.5), 3),
+                "wait_p95_s": round(_pct(waits, 0.95), 3),
+                "run_p50_s": round(_pct(runs, 0.5), 3),
+                "run_p95_s": round(_pct(runs, 0.95), 3),
+                "cpu_p50_s": round(_pct(cpus, 0.5), 3),  # this thread's CPU
+                "cpu_p95_s": round(_pct(cpus, 0.95), 3),
+            }
+        return out
+
     def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="photocheck-jobs", daemon=True)
-            self._thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < self._threads_wanted:
+            thread = threading.Thread(target=self._run, name="photocheck-jobs", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _run(self) -> None:
         _lower_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
-                kind, key = self._queue.popleft()
+                kind, key, queued_at = self._queue.popleft()
                 self._queued.discard((kind, key))
                 self._running += 1
-            try:
-                self._handlers[kind](key)
-            except Exception:  # a failed job stays marked in the database: retried at start
-                log.exception("job %s(%d) failed", kind, key)
-            finally:
-                with self._cond:
-                    self._running -= 1
-                    self._cond.notify_all()
+            self._execute(kind, key, queued_at)
+
+    def _execute(self, kind: str, key: int, queued_at: float) -> None:
+        """One job (counted in ``_running`` by the caller), timed."""
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            self._handlers[kind](key)
+        except Exception:  # a failed job stays marked in the database: retried at start
+            log.exception("job %s(%d) failed", kind, key)
+        finally:
+            ran, cpu = time.monotonic() - started, time.thread_time() - cpu
+            with self._cond:
+                self._running -= 1
+                kept = self._times.setdefault(kind, deque(maxlen=_STATS_KEPT))
+                kept.append((started - queued_at, ran, cpu))
+                self._cond.notify_all()
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))] if values else 0.0
 
 
 def _lower_priority() -> None:
     """Nice the calling thread (Linux: per thread) so request threads come first."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICE)
