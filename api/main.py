@@ -68,14 +68,17 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
     queue = db.dialect == "postgresql"  # the PostgreSQL job queue (scale-out)
     if queue:
         jobs.install(settings.database_url)
+    queued = jobs.QueueJobs(db) if queue else None
     intake = Intake(
         db,
         blobs,
         policy,
         scene=scene_matcher(policy, blobs),  # [similarity] scene_matcher
         index_dir=settings.DATA_DIR / "dupindex",
-        jobs=jobs.QueueJobs(db) if queue else None,
+        jobs=queued,
     )
+    if queued is not None and index and settings.JOBS_IN_SERVE:  # its uploads: checked here
+        queued.run_here(intake.job_handlers())
     count = intake.rebuild_index(backfill=not queue) if index else 0
     if queue:  # the backfill runs once, as a job, not in every process
         with db.write() as session:

@@ -13,7 +13,11 @@ Jobs (the payload's ``key`` is the photo id where there is one):
 - ``scene_check {key}``: the photo's scene check after the answer
   (``Intake.run_scene_check``, idempotent; it makes the features too). Enqueued in
   the photo's own transaction (``QueueJobs.photo_stored``), so a worker that died
-  after the commit loses nothing: another one picks the job.
+  after the commit loses nothing: another one picks the job. A serve process that
+  runs jobs (``run_here``) checks its own uploads at once on its threads, from the
+  pixels it decoded for the answer (decoded once, no queue poll); the queued job then
+  waits ``LOCAL_GRACE_S`` and finds the photo checked (a no-op) unless that process
+  died first.
 - ``scene_backfill {}``: features for every stored photo without them (older
   formats too), queued once at start-up instead of a thread in every process.
 - ``audit_refresh {}``: recompute the findings of every county with photos the
@@ -40,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import make_url, text
 from sqlalchemy.orm import Session
 
+from .store.jobs import ThreadJobs
+
 if TYPE_CHECKING:
     from .store.db import Database
 
@@ -61,6 +67,8 @@ SCENE_CHECK = "scene_check"  # = photocheck.store.intake.SCENE_CHECK
 SCENE_BACKFILL = "scene_backfill"
 AUDIT_REFRESH = "audit_refresh"
 AUDIT_DELAY_S = 3.0  # a burst of uploads gives one refresh (debounce)
+SCENE_PRIORITY = 10  # scene checks before backfills and audit refreshes (priority 0)
+LOCAL_GRACE_S = 15.0  # a scene check run here: the queue's copy waits this long first
 INSTALL_LOCK = 0x6A6F6273  # pg_advisory_lock key: one install at a time ("jobs")
 
 Handler = Callable[[dict[str, Any]], None]  # a payload -> done (raises: retried)
@@ -78,11 +86,13 @@ def enqueue(
     *,
     delay_s: float = 0.0,
     dedupe_key: str | None = None,
+    priority: int = 0,
 ) -> None:
     """Add a job in the session's transaction (PostgreSQL); nothing on SQLite.
 
     pgqueuer's own enqueue statement, run on our connection: committed or rolled back
-    with the row the job is about. A ``dedupe_key`` already queued is skipped."""
+    with the row the job is about. A ``dedupe_key`` already queued is skipped; a higher
+    ``priority`` is picked first (``SCENE_PRIORITY``)."""
     if session.get_bind().dialect.name != "postgresql":
         return
     from pgqueuer.adapters.persistence.qb import QueryQueueBuilder
@@ -93,7 +103,7 @@ def enqueue(
         cur.execute(
             QueryQueueBuilder().build_enqueue_query("skip"),
             (
-                [0],
+                [priority],
                 [entrypoint],
                 [json.dumps(payload).encode()],
                 [timedelta(seconds=delay_s)],
@@ -109,20 +119,41 @@ class QueueJobs:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.local: ThreadJobs | None = None  # this process's threads (``run_here``)
+
+    def run_here(self, handlers: dict[str, Callable[[int], None]]) -> None:
+        """Check this process's own uploads on its own threads right after their commit
+        (a serve process that runs jobs); the queue keeps the durable copy."""
+        self.local = ThreadJobs(handlers)
+
+    def committed(self, kind: str, key: int) -> None:
+        """After the photo's transaction committed: its check starts here, if ``run_here``."""
+        if self.local is not None:
+            self.local.enqueue(kind, key)
+
+    def help(self, older_than_s: float) -> bool:
+        return self.local.help(older_than_s) if self.local is not None else False
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        return self.local.stats() if self.local is not None else {}
 
     def enqueue(self, kind: str, key: int) -> None:
         """A job in a transaction of its own (start-up: photos still unchecked)."""
         with self.db.session() as session:
-            enqueue(session, kind, {"key": key}, dedupe_key=f"{kind}:{key}")
+            priority = SCENE_PRIORITY if kind == SCENE_CHECK else 0
+            enqueue(session, kind, {"key": key}, dedupe_key=f"{kind}:{key}", priority=priority)
             session.commit()
 
     def drain(self, timeout: float | None = None, kind: str = SCENE_CHECK) -> bool:
         """Wait until no ``kind`` job is queued or running, whichever worker runs it
-        (tests, benchmarks); False on timeout."""
+        (tests, benchmarks); False on timeout. For ``scene_check``: until every photo
+        is checked (the queue's delayed copies of checks made here do not count)."""
         from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
 
         table = QueryBuilderEnvironment().settings.queue_table
         query = text(f"SELECT count(*) FROM {table} WHERE entrypoint = :kind")
+        if kind == SCENE_CHECK:
+            query = text("SELECT count(*) FROM photos WHERE NOT scene_checked")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self.db.session() as session:
@@ -136,7 +167,15 @@ class QueueJobs:
         """The jobs of a photo just stored, in the transaction that stores it."""
         if scene_check:
             key = f"{SCENE_CHECK}:{photo_id}"
-            enqueue(session, SCENE_CHECK, {"key": photo_id}, dedupe_key=key)
+            delay = LOCAL_GRACE_S if self.local is not None else 0.0  # see ``run_here``
+            enqueue(
+                session,
+                SCENE_CHECK,
+                {"key": photo_id},
+                delay_s=delay,
+                dedupe_key=key,
+                priority=SCENE_PRIORITY,
+            )
         enqueue(session, AUDIT_REFRESH, {}, delay_s=AUDIT_DELAY_S, dedupe_key=AUDIT_REFRESH)
 
 

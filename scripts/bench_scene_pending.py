@@ -23,8 +23,10 @@ is a copy of an earlier upload: DUPLICATE_PHOTO at the answer, no scene check).
         [--tree DIR] [--pg URL]
 
 ``--tree DIR`` runs the server of another checkout (a baseline in the same run);
-``--pg URL`` runs on PostgreSQL instead (a fresh schema): ``photocheck serve`` with
-``PHOTOCHECK_JOBS_IN_SERVE=false`` plus one ``photocheck worker``, the queue's way.
+``--pg URL`` runs on PostgreSQL instead (a fresh schema): ``photocheck serve`` (which
+checks its own uploads at once) plus one ``photocheck worker``; with ``--worker-only``
+the serve process runs no jobs (``PHOTOCHECK_JOBS_IN_SERVE=false``): every check goes
+through the queue to the worker, which decodes the original again.
 """
 
 from __future__ import annotations
@@ -200,7 +202,9 @@ def run(args: argparse.Namespace, files: list[Path]) -> None:
     schema = None
     if args.pg:
         schema, url = schema_url(args.pg)
-        env |= {"PHOTOCHECK_DATABASE_URL": url, "PHOTOCHECK_JOBS_IN_SERVE": "false"}
+        env |= {"PHOTOCHECK_DATABASE_URL": url}
+        if args.worker_only:  # checks only by `photocheck worker`, from the queue
+            env["PHOTOCHECK_JOBS_IN_SERVE"] = "false"
         engine = create_engine(url)
     else:
         engine = create_engine(f"sqlite:///{tmp / 'data' / 'photocheck.sqlite3'}")
@@ -268,7 +272,13 @@ def run(args: argparse.Namespace, files: list[Path]) -> None:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             drop.dispose()
     load = f"{args.rate:.2f}/s asked" if args.rate else "closed loop"
-    where = "PostgreSQL, serve + 1 worker" if args.pg else "embedded default (SQLite)"
+    where = "embedded default (SQLite)"
+    if args.pg:
+        where = (
+            "PostgreSQL, serve (no jobs) + 1 worker"
+            if args.worker_only
+            else ("PostgreSQL, serve (its own checks) + 1 worker")
+        )
     print(
         f"{where}, tree {args.tree or ROOT}, policy {args.policy or 'packaged'}: "
         f"{len(jobs)} uploads by {args.clients} clients ({load}): {rate:.2f} uploads/s; "
@@ -307,6 +317,9 @@ def main() -> int:
     parser.add_argument("--policy", type=Path, help="policy TOML (e.g. the XFeat matcher)")
     parser.add_argument("--tree", type=Path, help="run the server of this checkout")
     parser.add_argument("--pg", help="PostgreSQL URL (serve + photocheck worker)")
+    parser.add_argument(
+        "--worker-only", action="store_true", help="PostgreSQL: PHOTOCHECK_JOBS_IN_SERVE=false"
+    )
     args = parser.parse_args()
     files = large_photos(DATA) + list(iter_image_paths(DEFAULT_DIRS))
     run(args, files * args.rounds)

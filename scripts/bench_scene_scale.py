@@ -31,13 +31,19 @@ import sys
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from photocheck.cli import iter_image_paths
 from photocheck.decode import decode
 from photocheck.errors import DecodeError
-from photocheck.policy import default_policy
-from photocheck.similarity.retrieval import INDEX_KEYPOINTS, MAX_LISTS, DescriptorVoteIndex
+from photocheck.policy import SimilarityPolicy, default_policy
+from photocheck.similarity.retrieval import (
+    INDEX_KEYPOINTS,
+    MAX_LISTS,
+    NPROBE,
+    DescriptorVoteIndex,
+)
 from photocheck.similarity.xfeat_scene import SceneFeatures, extract_scene_features, match_scene
 
 XFEAT_CANDIDATES = 16  # per photo, by descriptor votes (scene-matcher: the top 16 hold 70/70)
@@ -46,6 +52,110 @@ ROOT = Path(__file__).resolve().parent.parent
 KS = (1, 2, 4, 8, 16, 32)
 # Same-scene groups (as in calibrate_scene.py): photos of one scene are not distractors.
 RELATED = (r"ukbench00120", r"leuven_img", r"canon_hdr_", r"herz_jesu_", r"bikes_img")
+
+
+FEATURE_CPU: list[float] = []  # seconds per photo, XFeat extraction (no decode)
+VERIFY_CPU: dict[str, list[float]] = {"same_scene": [], "candidate": []}  # per pair
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else 0.0
+
+
+def _timing(
+    n: int,
+    feats: dict[str, SceneFeatures],
+    scene_pairs: list[tuple[str, str]],
+    votes: dict[str, dict[str, int]],
+    sim: SimilarityPolicy,
+    need: int,
+) -> None:
+    """The candidate stage on a synthetic county index of ``n`` photos, and what one
+    upload's scene check costs at that size (features + query + add + verification)."""
+    faiss.omp_set_num_threads(1)  # as in the service (one thread per request / job)
+    rng = np.random.default_rng(0)
+
+    def fake(count: int, first: int) -> list[tuple[int, SceneFeatures]]:
+        v = rng.standard_normal((count, INDEX_KEYPOINTS, 64), dtype=np.float32)
+        v /= np.linalg.norm(v, axis=2, keepdims=True)
+        pts = np.zeros((INDEX_KEYPOINTS, 2), np.float32)
+        return [(first + i, SceneFeatures(640, 480, pts, d)) for i, d in enumerate(v)]
+
+    rss0 = _rss()
+    t0, c0 = time.perf_counter(), time.process_time()
+    first = min(n, 2000)  # trains the inverted file (MAX_LISTS lists), then photos come in
+    synth = DescriptorVoteIndex.build(fake(first, 0), nlist=MAX_LISTS)
+    train_s = time.perf_counter() - t0
+    for start in range(first, n, 5000):
+        synth.add_many(fake(min(5000, n - start), start))
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+    real = list(feats.values())
+    for f in real[:3]:
+        synth.query(f, 32)  # the owners array is joined at the first query
+    rss = _rss() - rss0
+    q_cpu, q_wall = [], []
+    for f in real[:200]:
+        t, c = time.perf_counter(), time.process_time()
+        synth.query(f, need)
+        q_cpu.append(time.process_time() - c)
+        q_wall.append(time.perf_counter() - t)
+    add_cpu = []
+    for i, f in enumerate(real[:50]):
+        c = time.process_time()
+        synth.add(n + i, f)
+        add_cpu.append(time.process_time() - c)
+    print(
+        f"\nsynthetic county index of {len(synth):,} photos ({n * INDEX_KEYPOINTS:,} "
+        f"descriptors; random unit vectors: realistic list lengths, not realistic "
+        f"neighbours): built in {build_s:.0f} s wall ({build_cpu:.0f} s CPU; training "
+        f"{train_s:.0f} s), +{rss / 2**20:.0f} MB resident ({rss / n:,.0f} B a photo)"
+    )
+    print(
+        f"  candidate query (top {need}): CPU median {_pct(q_cpu, 50) * 1000:.1f} ms, p95 "
+        f"{_pct(q_cpu, 95) * 1000:.1f} ms; wall median {_pct(q_wall, 50) * 1000:.1f} ms, "
+        f"p95 {_pct(q_wall, 95) * 1000:.1f} ms ({len(q_cpu)} real photos' features); "
+        f"adding a photo {_pct(add_cpu, 50) * 1000:.2f} ms CPU"
+    )
+    # verification of candidates that are *not* the partner: each labelled photo's best
+    # voted other building (what fills a top-K at county scale)
+    partners = {frozenset(p) for p in scene_pairs}
+    for a, v in list(votes.items())[:30]:
+        other = next(
+            (
+                b
+                for b in sorted(v, key=lambda k: -v[k])
+                if frozenset((a, b)) not in partners and b != a
+            ),
+            None,
+        )
+        if other is not None:
+            c = time.process_time()
+            match_scene(feats[a], feats[other], sim)
+            VERIFY_CPU["candidate"].append(time.process_time() - c)
+    feat_ms = _pct(FEATURE_CPU, 50) * 1000
+    ver = VERIFY_CPU["candidate"] or VERIFY_CPU["same_scene"]
+    ver_ms, ver95 = _pct(ver, 50) * 1000, _pct(ver, 95) * 1000
+    print(
+        f"  features {feat_ms:.0f} ms CPU a photo (median); verifying a pair {ver_ms:.0f} ms "
+        f"CPU median, {ver95:.0f} ms p95 over {len(ver)} voted non-partner candidates "
+        f"(same-scene pairs: {_pct(VERIFY_CPU['same_scene'], 50) * 1000:.0f} ms median)"
+    )
+    q_ms = _pct(q_cpu, 50) * 1000
+    add_ms = _pct(add_cpu, 50) * 1000
+    for k, label in ((need, "the K the estimate needs for 97 %"), (16, "16"), (8, "8")):
+        total = feat_ms + q_ms + add_ms + k * ver_ms
+        print(
+            f"  per upload at {n:,} photos, {label} ({k}) verified: "
+            f"{feat_ms:.0f} + {q_ms:.0f} + {add_ms:.1f} + {k} x {ver_ms:.0f} = "
+            f"{total / 1000:.2f} s CPU"
+        )
 
 
 def _pairs(data: Path) -> list[tuple[str, str, str]]:
@@ -128,7 +238,9 @@ def main(argv: list[str]) -> int:
             photo = decode(path.read_bytes(), max_pixels=120_000_000)
         except DecodeError:
             continue
+        c0 = time.process_time()
         feats[str(path.relative_to(data))] = extract_scene_features(photo.grey)
+        FEATURE_CPU.append(time.process_time() - c0)
     cpu = time.process_time() - cpu
     distractors = sorted(set(feats) - labelled_names)
     print(
@@ -140,14 +252,22 @@ def main(argv: list[str]) -> int:
     alone = DescriptorVoteIndex.build([(n, feats[n]) for n in sorted(labelled_names)])
     full = DescriptorVoteIndex.build([(n, feats[n]) for n in sorted(feats)])
     ranks_alone, _ = _ranks(alone, feats, scene_pairs)
-    t0 = time.process_time()
     ranks_full, votes = _ranks(full, feats, scene_pairs)
-    q_cpu = (time.process_time() - t0) / len({n for p in scene_pairs for n in p})
     print("candidate stage, recall@K (either photo finds the other):")
     print(_recall_line("labelled photos only", ranks_alone))
     print(_recall_line(f"+ {len(distractors)} distractors", ranks_full))
+    # the same, searched as at county scale: the inverted file of 8-bit vectors
+    total = len(feats) * INDEX_KEYPOINTS
+    nlist = min(int(4 * np.sqrt(total)), MAX_LISTS)
+    ivf = DescriptorVoteIndex.build([(n, feats[n]) for n in sorted(feats)], nlist=nlist)
+    ranks_ivf, _ = _ranks(ivf, feats, scene_pairs)
+    print(_recall_line(f"  inverted file ({nlist} lists, {NPROBE} probed)", ranks_ivf))
 
-    verified = {(a, b): match_scene(feats[a], feats[b], sim).is_same_scene for a, b in scene_pairs}
+    verified = {}
+    for a, b in scene_pairs:
+        c0 = time.process_time()
+        verified[(a, b)] = match_scene(feats[a], feats[b], sim).is_same_scene
+        VERIFY_CPU["same_scene"].append(time.process_time() - c0)
     k = XFEAT_CANDIDATES
     e2e_alone = sum(verified[p] and r <= k for p, r in zip(scene_pairs, ranks_alone, strict=True))
     e2e_full = sum(verified[p] and r <= k for p, r in zip(scene_pairs, ranks_full, strict=True))
@@ -179,6 +299,7 @@ def main(argv: list[str]) -> int:
         f"{np.median(true_votes):.0f}, min {min(true_votes)}"
     )
     print("estimated recall of the candidate stage without GPS (N photos per county):")
+    need_100k = 1024
     for n in (len(feats), 10_000, 100_000):
         means = [n * _survival(v, dv, tail) for v in true_votes]
 
@@ -188,39 +309,15 @@ def main(argv: list[str]) -> int:
         cells = "  ".join(f"@{k} {recall(k):.0%}" for k in KS)
         need = next((k for k in (*KS, 64, 128, 256, 512) if recall(k) >= 0.97), None)
         print(f"  N = {n:>7,}: {cells}   K for 97 %: {need or '> 512'}")
+        need_100k = need or 1024
     print(
         "with GPS: candidates are the photos within 50 m; at 100,000 photos on 1,500 km² "
         "and villages 20x denser than the county mean, that is about "
         f"{100_000 / 1500 * 20 * np.pi * 0.05**2:.0f} photos, all verified"
     )
 
-    # Timing on a synthetic county index.
-    n = args.synthetic
-    rng = np.random.default_rng(0)
-
-    def fake(count: int) -> list[SceneFeatures]:
-        v = rng.standard_normal((count, INDEX_KEYPOINTS, 64), dtype=np.float32)
-        v /= np.linalg.norm(v, axis=2, keepdims=True)
-        pts = np.zeros((INDEX_KEYPOINTS, 2), np.float32)
-        return [SceneFeatures(640, 480, pts, d) for d in v]
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    first = min(n, 2000)  # trains the inverted file (MAX_LISTS lists), then photos come in
-    synth = DescriptorVoteIndex.build(list(enumerate(fake(first))), nlist=MAX_LISTS)
-    for start in range(first, n, 2000):
-        for i, f in enumerate(fake(min(2000, n - start)), start):
-            synth.add(i, f)
-    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
-    qs = list(feats.values())[:50]
-    c0 = time.process_time()
-    for f in qs:
-        synth.query(f, 32)
-    per_query = (time.process_time() - c0) / len(qs)
-    print(
-        f"\nsynthetic index of {n:,} photos ({n * INDEX_KEYPOINTS:,} descriptors): built in "
-        f"{build_s:.0f} s ({build_cpu:.0f} s CPU); a query {per_query * 1000:.1f} ms CPU; "
-        f"one candidate stage query on the real {len(feats)}-photo index {q_cpu * 1000:.1f} ms CPU"
-    )
+    if args.synthetic:
+        _timing(args.synthetic, feats, scene_pairs, votes, sim, need_100k)
     return 0
 
 

@@ -90,6 +90,18 @@ class DescriptorVoteIndex:
     def add(self, key: Hashable, features: SceneFeatures) -> None:
         self._add(key, _best(features, INDEX_KEYPOINTS))
 
+    def add_many(self, items: Sequence[tuple[Hashable, SceneFeatures]]) -> None:
+        """``add`` of many photos in one search-structure update (a start-up load, a
+        dedup batch): the coarse assignment runs as one matrix product, not per photo."""
+        vecs = [_best(f, INDEX_KEYPOINTS) for _, f in items]
+        first = len(self._keys)
+        self._keys.extend(key for key, _ in items)
+        sizes = [len(v) for v in vecs]
+        if sum(sizes):
+            self._index.add(np.vstack(vecs))
+            photos = np.arange(first, first + len(vecs), dtype=np.int32)
+            self._owners.append(np.repeat(photos, sizes))
+
     def _add(self, key: Hashable, vecs: np.ndarray) -> None:
         n = len(self._keys)
         self._keys.append(key)

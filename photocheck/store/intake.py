@@ -413,6 +413,8 @@ class Intake:
             self._pending.put(photo.id, grey, variants)
             if in_transaction is None:
                 self.jobs.enqueue(SCENE_CHECK, photo.id)
+            elif (committed := getattr(self.jobs, "committed", None)) is not None:
+                committed(SCENE_CHECK, photo.id)  # the queue's: checked here, decoded once
             helping = getattr(self.jobs, "help", None)  # checks fallen behind: take one along
             if helping is not None:
                 helping(SCENE_HELP_AFTER_S)
