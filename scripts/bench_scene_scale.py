@@ -193,7 +193,7 @@ def _ranks(
 
 def _recall_line(label: str, ranks: list[int]) -> str:
     cells = "  ".join(f"@{k} {sum(r <= k for r in ranks)}" for k in KS)
-    return f"{label:<34}{cells}   of {len(ranks)}"
+    return f"{label:<38}{cells}   of {len(ranks)}"
 
 
 def _tail(distractor_votes: np.ndarray) -> tuple[float, float, float]:
@@ -261,7 +261,7 @@ def main(argv: list[str]) -> int:
     nlist = min(int(4 * np.sqrt(total)), MAX_LISTS)
     ivf = DescriptorVoteIndex.build([(n, feats[n]) for n in sorted(feats)], nlist=nlist)
     ranks_ivf, _ = _ranks(ivf, feats, scene_pairs)
-    print(_recall_line(f"  inverted file ({nlist} lists, {NPROBE} probed)", ranks_ivf))
+    print(_recall_line(f"  as inverted file ({nlist} lists, {NPROBE} seen)", ranks_ivf))
 
     verified = {}
     for a, b in scene_pairs:
