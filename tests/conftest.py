@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
+from tests.feature_memo import xfeat_feature_memo  # noqa: F401 - XFeat once per image
 from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +78,8 @@ def load_expectations() -> list[Expectation]:
         ]
 
 
-def load_duplicate_pairs() -> list[tuple[str, str, str]]:
-    path = DATA / "DUPLICATES.tsv"
+def load_duplicate_pairs(name: str = "DUPLICATES.tsv") -> list[tuple[str, str, str]]:
+    path = DATA / name
     if not path.exists():
         return []
     with path.open(encoding="utf-8", newline="") as fh:
