@@ -149,7 +149,7 @@ def _upload(url: str, data: Path, names: list[str]) -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                client.get("/health").raise_for_status()
+                httpx.get(url.removesuffix("/api/v1") + "/health").raise_for_status()
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:

@@ -1,10 +1,12 @@
-"""`photocheck dedup` on every photo of ../shared/data, scored against both label files.
+"""`photocheck dedup` on the developer set, scored against both label files.
 
-DUPLICATES.tsv and scenes/DUPLICATES.tsv (the developer set): same_photo pairs must
-come out as same_photo; same_scene pairs as same_scene or same_photo (leuven img1/img6
-and the HDR pair are near-identical frames, but they come out same_scene), at least 97 %
-of them (issue 11's target; every one of DUPLICATES.tsv's); no `different` pair may be
-paired. The other ~120 photos of the folder are there as distractors.
+The 133 photos of DUPLICATES.tsv and scenes/DUPLICATES.tsv, deduplicated together
+(``developer_dedup``, shared with the service test): same_photo pairs must come out as
+same_photo; same_scene pairs as same_scene or same_photo (leuven img1/img6 and the HDR
+pair are near-identical frames, but they come out same_scene), at least 97 % of them
+(issue 11's target; every one of DUPLICATES.tsv's); no `different` pair may be paired.
+Recall among every other photo of ../shared/data as distractors is
+``scripts/bench_scene_scale.py``'s.
 """
 
 from __future__ import annotations
@@ -27,14 +29,8 @@ MIN_SCENE_RECALL = 0.97
 
 
 @pytest.fixture(scope="module")
-def found() -> dict[frozenset[str], Pair]:
-    files = list(iter_image_paths([DATA]))
-    names = [str(p.relative_to(DATA)) for p in files]
-    notes: list[str] = []
-    entries = load_entries(files, policy=default_policy(), names=names, note=notes.append)
-    assert len(entries) + len(notes) == len(files)
-    pairs = dedup_entries(entries, policy=default_policy())
-    return {frozenset((p.a, p.b)): p for p in pairs}
+def found(developer_dedup: dict[frozenset[str], Pair]) -> dict[frozenset[str], Pair]:
+    return developer_dedup
 
 
 def _recall(found: dict[frozenset[str], Pair], labels: list[tuple[str, str, str]]) -> list:

@@ -118,7 +118,7 @@ SCENE_CHECK = "scene_check"  # the job kind
 # a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
 SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 8  # ~11 ms each, after the answer
+SCENE_MAX_CANDIDATES = 8  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band; after the answer
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64

@@ -1,14 +1,16 @@
 """The service's duplicate path scored on the developer set, and compared with the CLI's.
 
 Every photo of the labelled pairs of ``DUPLICATES.tsv`` and ``scenes/DUPLICATES.tsv``
-(the developer set: 133 photos) is uploaded over real HTTP to a household of its own
-(so every pair spans two households), the scene checks after the answers are waited
-for, and the stored matches are read back. Issue 11's target, by the service and by
-`photocheck dedup` alike: every same_photo pair, at least 97 % of the same_scene
-pairs, no different pair; and both paths say the same of every labelled pair.
+(the developer set: 133 photos, ``developer_files``) is uploaded over real HTTP to a
+household of its own (so every pair spans two households), the scene checks after the
+answers are waited for, and the stored matches are read back. Issue 11's target, by
+the service and by `photocheck dedup` alike: every same_photo pair, at least 97 % of
+the same_scene pairs, no different pair; and both paths say the same of every
+labelled pair.
 
 One server for both files, photos uploaded once; the CLI side reuses the features the
-service made (``tests/feature_memo.py``: the same pixels, extracted once).
+service made and the pairs it verified (``tests/feature_memo.py``: the same inputs,
+computed once).
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from photocheck.policy import default_policy
-from photocheck.similarity.dedup import dedup_entries, load_entries
+from photocheck.similarity.dedup import Pair
 from photocheck.store.models import Household, Photo, PhotoMatch
 
-from ..conftest import DATA
+from ..conftest import DATA, DEVELOPER_SETS, developer_files
 from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
 
 ALLOWED = {"same_photo": {"same_photo"}, "same_scene": {"same_scene", "same_photo"}}
-SETS = ("DUPLICATES.tsv", "scenes/DUPLICATES.tsv")
+SETS = DEVELOPER_SETS
 MIN_SCENE_RECALL = 0.97  # issue 11's target on the developer set
 
 
@@ -54,9 +55,11 @@ def _labels(name: str) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scored]:
+def scored(
+    tmp_path_factory: pytest.TempPathFactory, developer_dedup: dict[frozenset[str], Pair]
+) -> Iterator[Scored]:
     labels = {name: _labels(name) for name in SETS}
-    names = sorted({p for rows in labels.values() for a, b, _ in rows for p in (a, b)})
+    names = developer_files()
     tmp = tmp_path_factory.mktemp("service-dup")
     settings = make_settings(tmp, f"sqlite:///{tmp / 'db.sqlite3'}")
     seed_admin(settings)
@@ -66,7 +69,8 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scored]:
         service = _upload_all(live, names)
     finally:
         live.stop()
-    yield Scored(labels, service, _cli(names))
+    cli = {k: p.relation for k, p in developer_dedup.items()}
+    yield Scored(labels, service, cli)
 
 
 def _households_csv(n: int) -> bytes:
@@ -113,12 +117,6 @@ def _upload_all(live: LiveServer, names: list[str]) -> dict[frozenset, str]:
         if out.get(key) != "same_photo":  # the stronger relation wins
             out[key] = relation
     return out
-
-
-def _cli(names: list[str]) -> dict[frozenset, str]:
-    entries = load_entries([DATA / n for n in names], policy=default_policy(), names=names)
-    pairs = dedup_entries(entries, policy=default_policy())
-    return {frozenset((p.a, p.b)): p.relation for p in pairs}
 
 
 def _score(labels: list[tuple[str, str, str]], found: dict[frozenset, str]) -> dict[str, tuple]:
