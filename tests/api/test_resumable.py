@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,9 +26,8 @@ from api.routes import tus as tus_routes
 from photocheck.store import Photo
 from photocheck.store.resumable import PartialUploads, UploadGone
 from tests.conftest import data_file
-from tests.s3 import S3Bucket
 
-from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
+from .conftest import ADMIN, LiveServer, activate, login
 
 PHOTO = "buildings/strecha_herz_jesu/herz_jesu_0007.jpg"  # 3.0 MB, a real building
 CHUNK = 256 * 1024
@@ -70,7 +70,16 @@ def _create(client: httpx.Client, auth: dict, data: bytes, household: str = "R1"
     return urlsplit(r.headers["Location"]).path
 
 
-def _offset(server: LiveServer, auth: dict, path: str) -> int:
+class Endpoint(Protocol):
+    """A server a request can go to (``LiveServer`` or a worker process)."""
+
+    @property
+    def url(self) -> str: ...
+
+    port: int
+
+
+def _offset(server: Endpoint, auth: dict, path: str) -> int:
     r = httpx.head(server.url + path, headers={**auth, **TUS})
     assert r.status_code == 200, r.text
     assert r.headers["Cache-Control"] == "no-store"
@@ -78,7 +87,7 @@ def _offset(server: LiveServer, auth: dict, path: str) -> int:
 
 
 def _raw_patch(
-    server: LiveServer, auth: dict, path: str, offset: int, body: bytes, send: int
+    server: Endpoint, auth: dict, path: str, offset: int, body: bytes, send: int
 ) -> tuple[int, bytes]:
     """PATCH over a raw socket; sends only ``send`` bytes of the body when cutting, then
     resets the connection (no answer read). Returns (body bytes sent, answer)."""
@@ -111,23 +120,40 @@ def test_ten_cuts_one_record_checked_once(
     _ten_cuts(server, client, monkeypatch)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_ten_cuts_with_the_blobs_on_s3(
-    tmp_path: Path, database_url: str, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The partial bytes stay in the local folder; the finished photo goes to S3."""
-    settings = make_settings(tmp_path, database_url, **s3_bucket.settings())
-    seed_admin(settings)
-    live = LiveServer(settings)
-    live.start()
-    try:
-        with httpx.Client(base_url=live.url + "/api/v1", timeout=120) as client:
-            _ten_cuts(live, client, monkeypatch)
-        (key,) = s3_bucket.keys("blobs/")
-        stored = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
-        assert stored == data_file(PHOTO).read_bytes()
-    finally:
-        live.stop()
+def cut_ten_times(
+    servers: list[Endpoint], auth: dict, path: str, data: bytes
+) -> tuple[int, dict[str, Any]]:
+    """Send ``data`` in ``CHUNK`` PATCHes, each to a random one of ``servers``, resetting
+    the connection at 10 random points and resuming from ``HEAD``'s offset (also asked
+    of a random server). Returns the body bytes sent in all and the final answer."""
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), 10))
+    sent = requests = 0
+    answer = b""
+    while not answer:
+        offset = _offset(rng.choice(servers), auth, path)
+        body = data[offset : offset + CHUNK]
+        cut = next((c for c in cuts if offset < c < offset + len(body)), None)
+        send = len(body) if cut is None else cut - offset
+        n, answer = _raw_patch(rng.choice(servers), auth, path, offset, body, send)
+        if cut is not None:
+            cuts.remove(cut)
+        sent, requests = sent + n, requests + 1
+        assert requests < 100, "no progress"
+        if answer and b" 204 " in answer.split(b"\r\n")[0]:
+            answer = b""  # a chunk in the middle: go on
+    status, _, rest = answer.partition(b"\r\n")
+    assert b" 200 " in status, answer[:500]
+    result = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+    assert not cuts, "every cut happened"
+    print(
+        f"\nseed {seed}: {len(data)} bytes, {sent} sent in {requests} PATCHes to "
+        f"{len(servers)} server(s) (+{sent - len(data)} = {(sent - len(data)) / CHUNK:.2f} "
+        "chunks over 10 cuts)"
+    )
+    assert len(data) <= sent <= len(data) + 10 * CHUNK
+    return sent, result
 
 
 def _ten_cuts(server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,35 +167,8 @@ def _ten_cuts(server: LiveServer, client: httpx.Client, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(photo_routes, "check_photo", counting_check)
     data = data_file(PHOTO).read_bytes()
-    seed = int.from_bytes(os.urandom(4), "big")
-    rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, len(data)), 10))
     path = _create(client, auth, data, capture=json.dumps({"lat": 33.7, "lon": 110.3}))
-
-    sent = requests = 0
-    answer = b""
-    while not answer:
-        offset = _offset(server, auth, path)
-        body = data[offset : offset + CHUNK]
-        cut = next((c for c in cuts if offset < c < offset + len(body)), None)
-        n, answer = _raw_patch(
-            server, auth, path, offset, body, len(body) if cut is None else cut - offset
-        )
-        if cut is not None:
-            cuts.remove(cut)
-        sent, requests = sent + n, requests + 1
-        assert requests < 100, "no progress"
-        if answer and b" 204 " in answer.split(b"\r\n")[0]:
-            answer = b""  # a chunk in the middle: go on
-    status, _, rest = answer.partition(b"\r\n")
-    assert b" 200 " in status, answer[:500]
-    result = json.loads(rest.split(b"\r\n\r\n", 1)[1])
-    assert not cuts, "every cut happened"
-    print(
-        f"\nseed {seed}: {len(data)} bytes, {sent} sent in {requests} PATCHes "
-        f"(+{sent - len(data)} = {(sent - len(data)) / CHUNK:.2f} chunks over 10 cuts)"
-    )
-    assert len(data) <= sent <= len(data) + 10 * CHUNK
+    _, result = cut_ten_times([server], auth, path, data)
     assert len(checks) == 1 and _photos(server) == 1
     assert result["household_id"] == "R1" and result["photo_id"] is not None
     with server.app_state.db.session() as session:
