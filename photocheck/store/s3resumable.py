@@ -159,10 +159,13 @@ class S3PartialUploads(PartialStore):
         self, user_id: int, length: int, metadata: dict[str, str], extra: dict[str, Any]
     ) -> PartialUpload:
         upload = new_upload(user_id, length, metadata, extra, self.expiry)
-        mpu = self._call(
-            "create multipart", self.client.create_multipart_upload, Key=self.key(upload.id, "data")
-        )
-        upload.extra = {**extra, "multipart": mpu["UploadId"]}
+        if length >= PART_MIN:  # a smaller file never makes a part: its tail is all of it
+            mpu = self._call(
+                "create multipart",
+                self.client.create_multipart_upload,
+                Key=self.key(upload.id, "data"),
+            )
+            upload.extra = {**extra, "multipart": mpu["UploadId"]}
         self._put(self.key(upload.id, "info.json"), json.dumps(asdict(upload)).encode())
         self._remember(upload)
         return upload
@@ -205,7 +208,7 @@ class S3PartialUploads(PartialStore):
             raise UploadGone(upload.id)  # terminated, expired, or finished
         layout = _Layout()
         try:
-            layout.parts = self._parts(upload)
+            layout.parts = self._parts(upload) if "multipart" in upload.extra else []
         except BlobNotFound:  # the multipart upload was completed (or aborted)
             if "data" not in objects:
                 raise UploadGone(upload.id) from None
@@ -415,7 +418,8 @@ class _S3Writer(PartialWriter):
         self._store._put(
             self._store.key(upload_id, "result.json"), json.dumps(body).encode(), new=False
         )
-        self._store._abort(upload_id, self._upload.extra["multipart"])
+        if "multipart" in self._upload.extra and not self._layout.assembled:
+            self._store._abort(upload_id, self._upload.extra["multipart"])  # parts unused
         keep = {"info.json", "result.json"}
         objects = self._store._objects(self._store.key(upload_id))
         self._store._delete_keys([self._store.key(upload_id, n) for n in objects if n not in keep])

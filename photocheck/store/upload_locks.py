@@ -31,10 +31,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
-from .resumable import UploadBusy, check_id
+from .resumable import WAIT_S, UploadBusy, check_id
 
 __all__ = ["FileUploadLocks", "HeldLock", "PgUploadLocks", "UploadLocks"]
 
@@ -97,6 +97,10 @@ class FileUploadLocks(UploadLocks):
                     path.unlink()
 
 
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 def _key(upload_id: str) -> int:
     """28 bits of the (random) ID: a positive int4. Two uploads that share a key only
     wait for each other, which at 2^-28 per pair nobody notices."""
@@ -131,9 +135,15 @@ class PgUploadLocks(UploadLocks):
 
     def __init__(self, url: str) -> None:
         # own pool, autocommit: a lock held for a long PATCH is no open transaction and
-        # takes no connection from the requests' pool
+        # takes no connection from the requests' pool; lock_timeout set once per connection
+        parsed = make_url(url)
+        options = f"{parsed.query.get('options', '')} -c lock_timeout={_ms(WAIT_S)}".strip()
         self.engine = create_engine(
-            url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=-1, pool_pre_ping=True
+            parsed.update_query_dict({"options": options}),
+            isolation_level="AUTOCOMMIT",
+            pool_size=4,
+            max_overflow=-1,
+            pool_pre_ping=True,
         )
 
     @contextmanager
@@ -142,7 +152,8 @@ class PgUploadLocks(UploadLocks):
         conn = self.engine.connect()
         held: _PgHeld | None = None
         try:
-            conn.execute(text(f"SET lock_timeout = {max(1, int(wait_s * 1000))}"))
+            if wait_s != WAIT_S:
+                conn.execute(text(f"SET lock_timeout = {_ms(wait_s)}"))
             try:
                 conn.execute(
                     text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": NAMESPACE, "key": key}
@@ -151,7 +162,9 @@ class PgUploadLocks(UploadLocks):
                 if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
                     raise UploadBusy(upload_id) from None
                 raise
-            conn.execute(text("SET lock_timeout = 0"))
+            finally:
+                if wait_s != WAIT_S:
+                    conn.execute(text(f"SET lock_timeout = {_ms(WAIT_S)}"))
             held = _PgHeld(conn, key)
             yield held
         finally:

@@ -424,7 +424,8 @@ def test_s3_partial_uploads_fold_complete_expire(tmp_path: Path, s3_bucket: S3Bu
     with pytest.raises(UploadGone):  # finished: no more bytes
         store().writing(upload.id).__enter__()
 
-    small = writer_side.create(1, 1000, {}, {})  # under 5 MiB: never a part
+    small = writer_side.create(1, 1000, {}, {})  # under 5 MiB: no multipart upload at all
+    assert "multipart" not in small.extra
     _patches(writer_side, small.id, data[:1000], 300)
     with store().writing(small.id) as w:
         assert w.assemble(tmp_path / "staging").read() == data[:1000]
@@ -446,9 +447,7 @@ def test_s3_partial_uploads_fold_complete_expire(tmp_path: Path, s3_bucket: S3Bu
     assert store().sweep() == 1  # the clock passed its expiry
     assert objects(stale.id) == []
     uploads = s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name, Prefix="photocheck/")
-    assert [u["Key"] for u in uploads.get("Uploads", ())] == [
-        f"photocheck/partial/{small.id}/data"  # the unfinished small one stays
-    ]
+    assert uploads.get("Uploads", []) == []  # aborted (a file under 5 MiB never has one)
     with pytest.raises(UploadGone):
         store().get(stale.id)
 
