@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -131,7 +132,7 @@ def test_ten_cuts_one_record_checked_once(
 
 
 def cut_ten_times(
-    servers: list[Endpoint], auth: dict, path: str, data: bytes
+    servers: Sequence[Endpoint], auth: dict, path: str, data: bytes
 ) -> tuple[int, dict[str, Any]]:
     """Send ``data`` in ``CHUNK`` PATCHes, each to a random one of ``servers``, resetting
     the connection at 10 random points and resuming from ``HEAD``'s offset (also asked

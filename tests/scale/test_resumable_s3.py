@@ -73,6 +73,9 @@ def tus_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TusCluster
                     auth = _village(client)
                 yield TusCluster(cluster, weed, bucket, check_log, auth)
             finally:
+                for w in cluster.workers:  # both at once: each takes seconds to exit
+                    if w.proc is not None and w.proc.poll() is None:
+                        w.proc.terminate()
                 for w in cluster.workers:
                     w.stop()
     finally:
