@@ -23,6 +23,7 @@ from tests.s3 import S3Bucket, SeaweedFS
 
 from .conftest import Cluster, WorkerProcess, start_cluster
 
+OTHER_PHOTO = "buildings/strecha_herz_jesu/herz_jesu_0004.jpg"  # another real 3 MB photo
 OCTET = {**TUS, "Content-Type": "application/offset+octet-stream"}
 
 
@@ -119,6 +120,40 @@ def test_ten_cuts_across_two_workers(tus_cluster: TusCluster) -> None:
         assert again.status_code == 200 and again.json() == result
         assert _offset(worker, c.auth, path) == len(data)
     assert c.checks() - before == 1
+
+
+def test_a_silently_dead_link_is_let_go_across_workers(tus_cluster: TusCluster) -> None:
+    """The PATCH of a link that died silently still holds the upload on worker 1; the
+    client's HEAD on worker 2 waits for it in PostgreSQL, where that PATCH sees it and
+    lets go (not after the 60 s idle limit), and the upload completes on worker 2."""
+    c = tus_cluster
+    data = data_file(OTHER_PHOTO).read_bytes()
+    first, second = c.workers
+    with first.client() as client:
+        path = _create(client, c.auth, data)
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+        f"Authorization: {c.auth['Authorization']}\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    before = c.checks()
+    with socket.create_connection(("127.0.0.1", first.port), timeout=120) as stalled:
+        stalled.sendall(head + data[:100_000])  # then silence, the socket left open
+        time.sleep(1.0)  # worker 1 is inside the PATCH, waiting for more
+        r = httpx.head(second.url + path, headers={**c.auth, **TUS}, timeout=120)
+        assert r.status_code == 200, r.text  # not 423: the old PATCH let go
+        offset = int(r.headers["Upload-Offset"])
+        assert 0 <= offset <= 100_000
+        r = httpx.patch(
+            second.url + path,
+            content=data[offset:],
+            headers={**c.auth, **OCTET, "Upload-Offset": str(offset)},
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+    assert c.checks() - before == 1
+    assert r.json()["photo_id"] in [h["photo_id"] for h in _history(first, c.auth, "R1")]
 
 
 def test_store_outage_during_a_patch(tus_cluster: TusCluster) -> None:
