@@ -108,11 +108,16 @@ class SimilarityPolicy:
     scene_min_inliers: int = 27  # guided homography inliers with agreeing orientation
     scene_min_inlier_ratio: float = 0.25
     scene_candidates: int = 8  # per photo, verified geometrically in dedup
-    # "orb" (default) or "xfeat" (opt-in: similarity/xfeat_scene.py, ~30x the CPU)
-    scene_matcher: str = "orb"
+    # "xfeat" (default: similarity/xfeat_scene.py) or "orb" (similarity/scene.py: cheaper,
+    # lower recall)
+    scene_matcher: str = "xfeat"
     xfeat_min_inliers: int = 90  # fundamental-matrix inliers of LighterGlue matches
     xfeat_min_inlier_ratio: float = 0.25
     xfeat_match_prob: float = 0.1  # LighterGlue's match probability floor
+    # stage 1 (mutual nearest descriptors + fundamental matrix): from here on the same
+    # scene without LighterGlue; below the floor different without it; between, LighterGlue
+    xfeat_nn_same_inliers: int = 110
+    xfeat_nn_min_inliers: int = 45
 
     def __post_init__(self) -> None:
         if self.scene_matcher not in SCENE_MATCHERS:

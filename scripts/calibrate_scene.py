@@ -19,10 +19,11 @@ Printed per class: count, min / max / 99th percentile of inliers, and the pairs 
 the threshold. Then the margins of the current policy, and the mean cost per photo
 (extraction) and per pair (matching) on this machine.
 
-``--matcher xfeat`` calibrates the opt-in matcher's ``xfeat_*`` keys instead: at
-~0.3 s a pair it scores only the labelled pairs of ``DUPLICATES.tsv`` +
-``scenes/DUPLICATES.tsv`` (the developer set: 70 same_scene, 17 same_photo, 274
-different) and the Lund frames more than 6 apart (``impostor_lund``).
+``--matcher xfeat`` calibrates the default matcher's ``xfeat_*`` keys instead, on the
+developer set (``DUPLICATES.tsv`` + ``scenes/DUPLICATES.tsv``: 70 same_scene, 17
+same_photo, 274 different), the Lund frames more than 6 apart (``impostor_lund``) and
+each photo's top 8 candidates by descriptor votes (what `photocheck dedup` verifies;
+unlabelled ones classed as above): both stages, see ``calibrate_xfeat``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from photocheck.decode import decode
 from photocheck.errors import DecodeError
 from photocheck.policy import default_policy
 from photocheck.similarity import xfeat_scene
+from photocheck.similarity.retrieval import DescriptorVoteIndex
 from photocheck.similarity.scene import SceneFeatures, extract_scene_features, match_scene
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,71 +165,131 @@ def main(argv: list[str]) -> int:
 
 
 XFEAT_LABELS = ("DUPLICATES.tsv", "scenes/DUPLICATES.tsv")
-XFEAT_NEGATIVE = ("different", "impostor_lund")
+XFEAT_NEGATIVE = ("different", "impostor", "impostor_lund")
+XFEAT_TOP = 8  # candidates per photo by descriptor votes, as `photocheck dedup` takes them
 
 
-def _xfeat_pairs(data: Path) -> dict[frozenset[str], str]:
-    """The developer set's labelled pairs, plus Lund frames more than 6 apart."""
+def _xfeat_labels(data: Path) -> dict[frozenset[str], str]:
     labels: dict[frozenset[str], str] = {}
     for name in XFEAT_LABELS:
         with (data / name).open(encoding="utf-8", newline="") as fh:
             for r in csv.DictReader(fh, delimiter="\t"):
                 labels[frozenset((r["a"], r["b"]))] = r["relation"]
-    frames = sorted((data / "buildings/opensfm_lund").glob("*.jpg"))
-    num = {p: int(re.sub(r"\D", "", p.stem)) for p in frames}
-    for a, b in itertools.combinations(frames, 2):
-        if abs(num[a] - num[b]) > 6:
-            pair = frozenset((str(a.relative_to(data)), str(b.relative_to(data))))
-            labels.setdefault(pair, "impostor_lund")
     return labels
 
 
+def _xfeat_pairs(
+    labels: dict[frozenset[str], str], feats: dict[str, xfeat_scene.SceneFeatures]
+) -> dict[frozenset[str], str]:
+    """The labelled pairs, the Lund frames more than 6 apart, and every photo's top
+    ``XFEAT_TOP`` voted candidates (the pairs `photocheck dedup` verifies), classed."""
+    names = sorted(feats)
+    pairs = set(labels)
+    for a, b in itertools.combinations(names, 2):
+        if classify(a, b, labels) == "impostor_lund":
+            pairs.add(frozenset((a, b)))
+    index = DescriptorVoteIndex.build([(n, feats[n]) for n in names])
+    for n in names:
+        pairs.update(
+            frozenset((n, str(c.key))) for c in index.query(feats[n], XFEAT_TOP, exclude=n)
+        )
+    return {p: classify(min(p), max(p), labels) for p in pairs}
+
+
 def calibrate_xfeat(data: Path, top: int) -> int:
-    """``--matcher xfeat``: the labelled pairs' inlier counts against ``xfeat_*``."""
+    """``--matcher xfeat``: both stages' inlier counts against the ``xfeat_*`` keys.
+
+    Stage 1 (mutual nearest descriptors + fundamental matrix) runs on every pair;
+    LighterGlue on the labelled pairs, the far Lund frames and whatever falls in the
+    band between stage 1's two thresholds. Margins: stage 1's "same" threshold over
+    the strongest negative's stage-1 score; the weakest LighterGlue-found same_scene
+    pair's stage-1 score over stage 1's floor; LighterGlue's threshold as before.
+    """
     sim = default_policy().similarity
-    t_in, t_ratio = sim.xfeat_min_inliers, sim.xfeat_min_inlier_ratio
-    labels = _xfeat_pairs(data)
-    names = sorted({n for k in labels for n in k})
+    labels = _xfeat_labels(data)
+    frames = sorted((data / "buildings/opensfm_lund").glob("*.jpg"))
+    names = sorted({n for k in labels for n in k} | {str(p.relative_to(data)) for p in frames})
     feats: dict[str, xfeat_scene.SceneFeatures] = {}
     extract_cpu = 0.0
     for name in names:
         photo = decode((data / name).read_bytes(), max_pixels=120_000_000)
         t0 = time.process_time()
-        feats[name] = xfeat_scene.extract_scene_features(photo.grey)
+        made = xfeat_scene.extract_scene_features(photo.grey)
         extract_cpu += time.process_time() - t0
-    by_class: dict[str, list[tuple[int, float, int, str, str]]] = defaultdict(list)
-    t0 = time.process_time()
-    for pair, cls in sorted(labels.items(), key=lambda kv: sorted(kv[0])):
+        feats[name] = xfeat_scene.SceneFeatures.from_bytes(made.to_bytes())  # as stored
+    pairs = _xfeat_pairs(labels, feats)
+    rows: dict[str, list[tuple[int, int | None, str, str]]] = defaultdict(list)
+    nn_cpu = glue_cpu = 0.0
+    glued = band = 0
+    for pair, cls in sorted(pairs.items(), key=lambda kv: sorted(kv[0])):
         a, b = sorted(pair)
-        m = xfeat_scene.match_scene(feats[a], feats[b], sim)
-        by_class[cls].append((m.inliers, m.ratio, m.matches, a, b))
-    match_cpu = (time.process_time() - t0) / max(len(labels), 1)
-    size = np.mean([len(f.to_bytes()) for f in feats.values()])
-    print(f"{len(names)} photos, {len(labels)} pairs; xfeat_min_inliers={t_in}")
-    print(f"xfeat_min_inlier_ratio={t_ratio}\n")
-    print(f"{'class':<15}{'pairs':>6}{'min':>6}{'max':>6}{'paired':>8}")
-    for cls in sorted(by_class):
-        rows = sorted(by_class[cls], reverse=True)
-        inl = [r[0] for r in rows]
-        paired = sum(1 for r in rows if r[0] >= t_in and r[1] >= t_ratio)
-        print(f"{cls:<15}{len(rows):>6}{min(inl):>6}{max(inl):>6}{paired:>8}")
-        for inliers, ratio, matches, a, b in rows[:top] if cls in XFEAT_NEGATIVE else rows[-top:]:
-            print(f"      {inliers:5d} inl  ratio {ratio:.2f}  {matches:4d} matches  {a} ~ {b}")
-    worst = max((r for c in XFEAT_NEGATIVE for r in by_class.get(c, [])), default=None)
-    positives = sorted(by_class.get("same_scene", []))
-    passing = [r for r in positives if r[0] >= t_in and r[1] >= t_ratio]
-    print()
-    if worst is not None:
-        print(f"strongest negative: {worst[0]} ({worst[3]} ~ {worst[4]}); ", end="")
-        print(f"threshold / strongest = {t_in / max(worst[0], 1):.2f}")
-    if passing:
-        print(
-            f"weakest same_scene found: {passing[0][0]}; / threshold = {passing[0][0] / t_in:.2f}"
-        )
-    print(f"same_scene found {len(passing)}/{len(positives)}")
+        t0 = time.process_time()
+        first = xfeat_scene.nn_match(feats[a], feats[b], sim)
+        nn_cpu += time.process_time() - t0
+        in_band = sim.xfeat_nn_min_inliers <= first.inliers and not first.is_same_scene
+        band += in_band
+        glue = None
+        if in_band or cls in ("same_scene", "same_photo", "different", "impostor_lund"):
+            t0 = time.process_time()
+            glue = xfeat_scene.glue_match(feats[a], feats[b], sim).inliers
+            glue_cpu += time.process_time() - t0
+            glued += 1
+        rows[cls].append((first.inliers, glue, a, b))
     print(
-        f"CPU cost: extraction {extract_cpu / max(len(feats), 1) * 1000:.1f} ms/photo, "
-        f"matching {match_cpu * 1000:.1f} ms/pair; stored {size / 1000:.1f} KB/photo (mean)"
+        f"{len(names)} photos, {len(pairs)} pairs (labelled, far Lund frames, top "
+        f"{XFEAT_TOP} voted of each photo)"
+    )
+    print(
+        f"stage 1: same from {sim.xfeat_nn_same_inliers}, different under "
+        f"{sim.xfeat_nn_min_inliers}; LighterGlue: same from {sim.xfeat_min_inliers} "
+        f"(ratio >= {sim.xfeat_min_inlier_ratio})\n"
+    )
+    print(f"{'class':<15}{'pairs':>6}{'nn min':>8}{'nn max':>8}{'lg min':>8}{'lg max':>8}")
+    for cls in sorted(rows):
+        r = rows[cls]
+        nn = [x[0] for x in r]
+        lg = [x[1] for x in r if x[1] is not None]
+        lo, hi = (min(lg), max(lg)) if lg else ("-", "-")
+        print(f"{cls:<15}{len(r):>6}{min(nn):>8}{max(nn):>8}{lo:>8}{hi:>8}")
+        neg = cls in XFEAT_NEGATIVE
+        for nn_in, lg_in, a, b in sorted(r, reverse=neg)[:top] if cls != "related" else []:
+            print(f"      nn {nn_in:4d}  lg {lg_in if lg_in is not None else '-':>4}  {a} ~ {b}")
+    negatives = [x for c in XFEAT_NEGATIVE for x in rows.get(c, [])]
+    strongest_nn = max(negatives, key=lambda x: x[0])
+    strongest_lg = max((x for x in negatives if x[1] is not None), key=lambda x: x[1] or 0)
+    positives = rows.get("same_scene", [])
+    found = [x for x in positives if (x[1] or 0) >= sim.xfeat_min_inliers]
+    weakest_nn = min(found, key=lambda x: x[0])
+    weakest_lg = min(found, key=lambda x: x[1] or 0)
+    decided = [
+        x
+        for x in positives
+        if x[0] >= sim.xfeat_nn_same_inliers
+        or (x[0] >= sim.xfeat_nn_min_inliers and (x[1] or 0) >= sim.xfeat_min_inliers)
+    ]
+    print()
+    print(
+        f"stage 1 strongest negative {strongest_nn[0]} ({strongest_nn[2]} ~ {strongest_nn[3]}): "
+        f"same threshold / it = {sim.xfeat_nn_same_inliers / max(strongest_nn[0], 1):.2f}"
+    )
+    print(
+        f"stage 1 weakest same_scene that LighterGlue finds {weakest_nn[0]} ({weakest_nn[2]} ~ "
+        f"{weakest_nn[3]}): it / floor = {weakest_nn[0] / max(sim.xfeat_nn_min_inliers, 1):.2f}"
+    )
+    print(
+        f"LighterGlue strongest negative {strongest_lg[1]} ({strongest_lg[2]} ~ "
+        f"{strongest_lg[3]}): threshold / it = "
+        f"{sim.xfeat_min_inliers / max(strongest_lg[1] or 1, 1):.2f}; weakest same_scene "
+        f"found {weakest_lg[1]}: / threshold = {(weakest_lg[1] or 0) / sim.xfeat_min_inliers:.2f}"
+    )
+    print(f"same_scene found by the two stages: {len(decided)}/{len(positives)}")
+    print(f"pairs in the LighterGlue band: {band}/{len(pairs)} ({band / len(pairs):.1%})")
+    per_glue = glue_cpu / max(glued, 1) * 1000
+    stored = np.mean([len(f.to_bytes()) for f in feats.values()]) / 1000
+    print(
+        f"CPU cost: extraction {extract_cpu / len(feats) * 1000:.1f} ms/photo, stage 1 "
+        f"{nn_cpu / len(pairs) * 1000:.1f} ms/pair, LighterGlue {per_glue:.1f} ms/pair; "
+        f"stored {stored:.1f} KB/photo"
     )
     return 0
 

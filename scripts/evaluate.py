@@ -5,12 +5,20 @@ Prints, per reason code, how many expectations of EXPECTED.tsv hold (all_of: the
 is present; none_of: it is absent; any_of rows count for each of their codes), the
 verdict expectations, and per relation of DUPLICATES.tsv precision and recall.
 
-    python scripts/evaluate.py [--data ../shared/data] [--failures] [--matcher xfeat]
+    python scripts/evaluate.py [--data ../shared/data] [--failures] [--path cli|service|both]
 
-``--matcher xfeat`` scores the opt-in XFeat matcher instead of `photocheck dedup`'s
-ORB: on the developer set (DUPLICATES.tsv + scenes/DUPLICATES.tsv), each labelled pair
-decided by the one engine (``engine.decide``) with XFeat verification (~0.3 s a pair;
-candidate retrieval at scale is ``scripts/bench_scene_scale.py``'s).
+The pairs are the developer set (DUPLICATES.tsv + scenes/DUPLICATES.tsv), scored
+through both duplicate paths:
+
+- ``cli``: `photocheck dedup` over the labelled files (candidates by descriptor votes,
+  verified by the policy's scene matcher);
+- ``service``: `photocheck serve` (embedded default: SQLite, a temporary data folder, a
+  free port on 127.0.0.1) in a subprocess, every photo uploaded over HTTP to a
+  household of its own, the background scene checks waited for, then the matches the
+  service stored (``photo_matches``) read back from its database;
+- ``both`` (the default) prints both and how often they agree.
+
+``--skip-checks`` leaves out the EXPECTED.tsv part.
 
 Thresholds are calibrated on these numbers, not on single files.
 """
@@ -19,19 +27,26 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
-from photocheck import ContentModel, Policy, check_photo, default_policy
-from photocheck.decode import decode
-from photocheck.fingerprints import Fingerprint, fingerprint
-from photocheck.similarity import xfeat_scene
+import httpx
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from photocheck import ContentModel, check_photo, default_policy
 from photocheck.similarity.dedup import dedup_files
-from photocheck.similarity.engine import decide
+from photocheck.store.models import Household, Photo, PhotoMatch
 
 ROOT = Path(__file__).resolve().parent.parent
-XFEAT_PAIR_FILES = ("DUPLICATES.tsv", "scenes/DUPLICATES.tsv")  # the developer set
+PAIR_FILES = ("DUPLICATES.tsv", "scenes/DUPLICATES.tsv")  # the developer set
+ADMIN = ("eval-admin", "eval-admin-password")
 
 
 def _codes(cell: str) -> set[str]:
@@ -86,51 +101,119 @@ def evaluate_checks(data: Path, show_failures: bool) -> bool:
     return not failures
 
 
-def _xfeat_found(
-    data: Path, pairs: list[dict[str, str]], policy: Policy
-) -> dict[frozenset[str], str]:
-    """Each labelled pair decided by the engine with XFeat verification."""
-    sim = policy.similarity
-    photos: dict[str, tuple[Fingerprint, xfeat_scene.SceneFeatures]] = {}
-    for name in sorted({p[k] for p in pairs for k in ("a", "b")}):
-        raw = (data / name).read_bytes()
-        photo = decode(
-            raw, max_pixels=policy.quality.max_pixels, working_size=policy.quality.working_size
-        )
-        photos[name] = fingerprint(raw, photo), xfeat_scene.extract_scene_features(photo.grey)
+def _cli_found(data: Path, files: list[Path]) -> dict[frozenset[str], str]:
     found: dict[frozenset[str], str] = {}
-    for p in pairs:
-        (fa, sa), (fb, sb) = photos[p["a"]], photos[p["b"]]
-
-        def verify(
-            sa: xfeat_scene.SceneFeatures = sa, sb: xfeat_scene.SceneFeatures = sb
-        ) -> dict[str, object] | None:
-            m = xfeat_scene.match_scene(sa, sb, sim)
-            return m.evidence() if m.is_same_scene else None
-
-        decision = decide(fa, fb, verify, sim)
-        if decision is not None:
-            found[frozenset((p["a"], p["b"]))] = decision.relation
-    return found
-
-
-def evaluate_pairs(data: Path, show_failures: bool, matcher: str = "orb") -> bool:
-    names = XFEAT_PAIR_FILES if matcher == "xfeat" else ("DUPLICATES.tsv",)
-    pairs = [
-        row
-        for name in names
-        for row in csv.DictReader((data / name).open(encoding="utf-8"), delimiter="\t")
-    ]
-    files = sorted({data / p[k] for p in pairs for k in ("a", "b")})
-    found: dict[frozenset[str], str] = {}
-    if matcher == "xfeat":
-        found = _xfeat_found(data, pairs, default_policy())
-    for match in dedup_files(files, policy=default_policy()) if matcher == "orb" else ():
+    for match in dedup_files(files, policy=default_policy()):
         a = str(Path(match["a"]).resolve().relative_to(data.resolve()))
         b = str(Path(match["b"]).resolve().relative_to(data.resolve()))
         found[frozenset((a, b))] = match["relation"]
-    labelled = {frozenset((p["a"], p["b"])): p["relation"] for p in pairs}
-    print(f"\n{' + '.join(names)}: {len(labelled)} labelled pairs over {len(files)} files")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _login(client: httpx.Client, user: str, password: str) -> dict[str, str]:
+    r = client.post("/auth/token", data={"username": user, "password": password})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _service_found(data: Path, names: list[str]) -> dict[frozenset[str], str]:
+    """Every photo uploaded over HTTP to a household of its own; the stored matches."""
+    with tempfile.TemporaryDirectory(prefix="photocheck-eval-") as tmp:
+        env = {**os.environ, "PHOTOCHECK_DATA_DIR": tmp, "PYTHONPATH": str(ROOT)}
+        cli = [sys.executable, "-m", "api.cli"]
+        subprocess.run(
+            [*cli, "user", "add", ADMIN[0], "--role", "county", "--county", "评测县"],
+            input=ADMIN[1], text=True, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        port = _free_port()
+        server = subprocess.Popen(
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _upload(f"http://127.0.0.1:{port}/api/v1", data, names)
+            return _stored_matches(Path(tmp) / "photocheck.sqlite3", names)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def _upload(url: str, data: Path, names: list[str]) -> None:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(url.removesuffix("/api/v1") + "/health").raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        admin = _login(client, *ADMIN)
+        rows = ["household_id,head_name,town,village,category,site_id,lat,lon"]
+        rows += [f"E{i:03d},户{i},评测镇,评测村,appraised,,," for i in range(len(names))]
+        r = client.post(
+            "/households/import",
+            content=("\n".join(rows) + "\n").encode(),
+            headers={**admin, "content-type": "text/csv"},
+        )
+        r.raise_for_status()
+        (account,) = r.json()["accounts"]
+        first = _login(client, account["username"], account["password"])
+        new = account["password"] + "-eval"
+        r = client.post(
+            "/auth/change-password",
+            json={"old_password": account["password"], "new_password": new},
+            headers=first,
+        )
+        r.raise_for_status()
+        village = _login(client, account["username"], new)
+        for i, name in enumerate(names):
+            path = data / name
+            r = client.post(
+                f"/households/E{i:03d}/photos",
+                files={"file": (path.name, path.read_bytes(), "image/jpeg")},
+                headers=village,
+            )
+            r.raise_for_status()
+        for i in range(len(names)):  # the scene checks run after the answers
+            while client.get(f"/households/E{i:03d}", headers=village).json()["scene_check"]:
+                time.sleep(0.5)
+
+
+def _stored_matches(db: Path, names: list[str]) -> dict[frozenset[str], str]:
+    engine = create_engine(f"sqlite:///{db}")
+    with Session(engine) as session:
+        name_of = {
+            pid: names[int(code[1:])]
+            for pid, code in session.execute(
+                select(Photo.id, Household.household_code).join(
+                    Household, Household.id == Photo.household_id
+                )
+            )
+        }
+        rows = session.execute(
+            select(PhotoMatch.photo_id, PhotoMatch.other_photo_id, PhotoMatch.relation)
+        ).all()
+    engine.dispose()
+    found: dict[frozenset[str], str] = {}
+    for a, b, relation in rows:
+        key = frozenset((name_of[a], name_of[b]))
+        if found.get(key) != "same_photo":  # the stronger relation wins
+            found[key] = relation
+    return found
+
+
+def _print_scores(
+    title: str, labelled: dict[frozenset[str], str], found: dict[frozenset[str], str]
+) -> bool:
+    print(f"\n{title}")
     print(f"{'relation':<14}{'labelled':>9}{'found':>7}{'TP':>5}{'precision':>11}{'recall':>8}")
     ok_all = True
     for relation in ("same_photo", "same_scene"):
@@ -146,26 +229,70 @@ def evaluate_pairs(data: Path, show_failures: bool, matcher: str = "orb") -> boo
     any_dup = {k for k, v in labelled.items() if v != "different"}
     paired = {k for k in found if k in labelled}
     tp = len(any_dup & paired)
+    wrong = sum(1 for k in paired if labelled[k] == "different")
     print(
         f"{'any relation':<14}{len(any_dup):>9}{len(paired):>7}{tp:>5}"
         f"{(tp / len(paired) if paired else 1.0):>11.2f}{(tp / len(any_dup)):>8.2f}"
     )
-    if show_failures:
-        for k, v in labelled.items():
-            got = found.get(k, "none")
-            if (v == "different") != (got == "none") or (v != "different" and got != v):
-                print("  PAIR", " <-> ".join(sorted(k)), f"labelled {v}, found {got}")
+    print(f"different pairs paired: {wrong}")
     return ok_all
+
+
+def _failures(labelled: dict[frozenset[str], str], found: dict[frozenset[str], str]) -> None:
+    for k, v in labelled.items():
+        got = found.get(k, "none")
+        if (v == "different") != (got == "none") or (v != "different" and got != v):
+            print("  PAIR", " <-> ".join(sorted(k)), f"labelled {v}, found {got}")
+
+
+def evaluate_pairs(data: Path, show_failures: bool, path: str = "both") -> bool:
+    pairs = [
+        row
+        for name in PAIR_FILES
+        for row in csv.DictReader((data / name).open(encoding="utf-8"), delimiter="\t")
+    ]
+    labelled = {frozenset((p["a"], p["b"])): p["relation"] for p in pairs}
+    names = sorted({n for k in labelled for n in k})
+    sim = default_policy().similarity
+    print(
+        f"\n{' + '.join(PAIR_FILES)}: {len(labelled)} labelled pairs over {len(names)} files "
+        f"(scene matcher {sim.scene_matcher})"
+    )
+    ok, results = True, {}
+    for which in ("cli", "service") if path == "both" else (path,):
+        t0 = time.monotonic()
+        if which == "cli":
+            found = _cli_found(data, [data / n for n in names])
+        else:
+            found = _service_found(data, names)
+        results[which] = found
+        took = time.monotonic() - t0
+        ok &= _print_scores(f"{which} path ({took:.0f} s wall)", labelled, found)
+        if show_failures:
+            _failures(labelled, found)
+    if len(results) == 2:
+        cli, service = results["cli"], results["service"]
+        agree = sum(1 for k in labelled if cli.get(k) == service.get(k))
+        print(f"\nCLI and service agree on {agree}/{len(labelled)} labelled pairs")
+        for k in labelled:
+            if cli.get(k) != service.get(k):
+                print(
+                    "  DIFFER",
+                    " <-> ".join(sorted(k)),
+                    f"cli {cli.get(k)}, service {service.get(k)}",
+                )
+    return ok
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--failures", action="store_true", help="list every failed expectation")
-    parser.add_argument("--matcher", choices=("orb", "xfeat"), default="orb")
+    parser.add_argument("--path", choices=("cli", "service", "both"), default="both")
+    parser.add_argument("--skip-checks", action="store_true", help="only the pairs")
     args = parser.parse_args()
-    checks_ok = evaluate_checks(args.data, args.failures)
-    pairs_ok = evaluate_pairs(args.data, args.failures, args.matcher)
+    checks_ok = args.skip_checks or evaluate_checks(args.data, args.failures)
+    pairs_ok = evaluate_pairs(args.data, args.failures, args.path)
     return 0 if checks_ok and pairs_ok else 1
 
 

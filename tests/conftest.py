@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
+from photocheck.similarity.dedup import Pair, dedup_entries, load_entries
+from tests.feature_memo import xfeat_feature_memo  # noqa: F401 - XFeat once per image
 from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +79,35 @@ def load_expectations() -> list[Expectation]:
         ]
 
 
-def load_duplicate_pairs() -> list[tuple[str, str, str]]:
-    path = DATA / "DUPLICATES.tsv"
+def load_duplicate_pairs(name: str = "DUPLICATES.tsv") -> list[tuple[str, str, str]]:
+    path = DATA / name
     if not path.exists():
         return []
     with path.open(encoding="utf-8", newline="") as fh:
         return [(r["a"], r["b"], r["relation"]) for r in csv.DictReader(fh, delimiter="\t")]
+
+
+DEVELOPER_SETS = ("DUPLICATES.tsv", "scenes/DUPLICATES.tsv")  # issue 11's developer set
+
+
+def developer_files() -> list[str]:
+    """Every photo of a labelled pair of the developer set (relative to DATA)."""
+    return sorted(
+        {p for name in DEVELOPER_SETS for a, b, _ in load_duplicate_pairs(name) for p in (a, b)}
+    )
+
+
+@pytest.fixture(scope="session")
+def developer_dedup() -> dict[frozenset[str], Pair]:
+    """`photocheck dedup`'s pairs over the developer set's photos, computed once a session
+    (tests/test_dedup.py scores them; tests/api/test_service_duplicates.py compares the
+    service with them)."""
+    names = developer_files()
+    if not names:
+        pytest.skip("no developer set")
+    entries = load_entries([data_file(n) for n in names], policy=default_policy(), names=names)
+    assert len(entries) == len(names)
+    return {frozenset((p.a, p.b)): p for p in dedup_entries(entries, policy=default_policy())}
 
 
 def data_file(relpath: str) -> Path:

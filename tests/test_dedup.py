@@ -1,8 +1,12 @@
-"""`photocheck dedup` on the whole developer set, scored against DUPLICATES.tsv.
+"""`photocheck dedup` on the developer set, scored against both label files.
 
-same_photo pairs must come out as same_photo; same_scene pairs as same_scene or
-same_photo (leuven img1/img6 and the HDR pair are near-identical frames, but they come
-out same_scene); no `different` pair may be paired.
+The 133 photos of DUPLICATES.tsv and scenes/DUPLICATES.tsv, deduplicated together
+(``developer_dedup``, shared with the service test): same_photo pairs must come out as
+same_photo; same_scene pairs as same_scene or same_photo (leuven img1/img6 and the HDR
+pair are near-identical frames, but they come out same_scene), at least 97 % of them
+(issue 11's target; every one of DUPLICATES.tsv's); no `different` pair may be paired.
+Recall among every other photo of ../shared/data as distractors is
+``scripts/bench_scene_scale.py``'s.
 """
 
 from __future__ import annotations
@@ -19,41 +23,40 @@ from photocheck.similarity.dedup import Pair, dedup_entries, load_entries
 
 from .conftest import DATA, load_duplicate_pairs
 
-LABELS = load_duplicate_pairs()
+LABELS = load_duplicate_pairs()  # DUPLICATES.tsv
+SCENE_LABELS = load_duplicate_pairs("scenes/DUPLICATES.tsv")
+MIN_SCENE_RECALL = 0.97
 
 
 @pytest.fixture(scope="module")
-def found() -> dict[frozenset[str], Pair]:
-    files = list(iter_image_paths([DATA]))
-    names = [str(p.relative_to(DATA)) for p in files]
-    notes: list[str] = []
-    entries = load_entries(files, policy=default_policy(), names=names, note=notes.append)
-    assert len(entries) + len(notes) == len(files)
-    pairs = dedup_entries(entries, policy=default_policy())
-    return {frozenset((p.a, p.b)): p for p in pairs}
+def found(developer_dedup: dict[frozenset[str], Pair]) -> dict[frozenset[str], Pair]:
+    return developer_dedup
+
+
+def _recall(found: dict[frozenset[str], Pair], labels: list[tuple[str, str, str]]) -> list:
+    rows = []
+    known = {frozenset((a, b)): r for a, b, r in labels}
+    for relation in ("same_photo", "same_scene"):
+        labelled = [k for k, r in known.items() if r == relation]
+        ok = {"same_photo": {"same_photo"}, "same_scene": {"same_scene", "same_photo"}}[relation]
+        hits = sum(1 for k in labelled if k in found and found[k].relation in ok)
+        said = [k for k in found if found[k].relation == relation and k in known]
+        right = sum(1 for k in said if known[k] == relation)
+        rows.append((relation, hits, len(labelled), right, len(said)))
+    return rows
 
 
 def test_precision_recall(found: dict[frozenset[str], Pair]) -> None:
-    rows = []
-    for relation in ("same_photo", "same_scene"):
-        labelled = [frozenset((a, b)) for a, b, r in LABELS if r == relation]
-        ok = {"same_photo": {"same_photo"}, "same_scene": {"same_scene", "same_photo"}}[relation]
-        hits = sum(1 for k in labelled if k in found and found[k].relation in ok)
-        said = [
-            k
-            for k in found
-            if found[k].relation == relation and k in {frozenset((a, b)) for a, b, _ in LABELS}
-        ]
-        right = sum(
-            1 for k in said if any(frozenset((a, b)) == k and r == relation for a, b, r in LABELS)
-        )
-        rows.append((relation, hits, len(labelled), right, len(said)))
     print()
-    for relation, hits, n, right, n_said in rows:
-        print(f"{relation}: recall {hits}/{n}, precision {right}/{n_said} (labelled pairs only)")
-    same_photo, same_scene = rows
+    for name, labels in (("DUPLICATES.tsv", LABELS), ("+ scenes/DUPLICATES.tsv", SCENE_LABELS)):
+        for relation, hits, n, right, n_said in _recall(found, labels):
+            print(f"{name} {relation}: recall {hits}/{n}, precision {right}/{n_said}")
+    same_photo, same_scene = _recall(found, LABELS)
     assert same_photo[1] == same_photo[2]
     assert same_scene[1] == same_scene[2]
+    same_photo, same_scene = _recall(found, LABELS + SCENE_LABELS)
+    assert same_photo[1] == same_photo[2]
+    assert same_scene[1] >= MIN_SCENE_RECALL * same_scene[2], same_scene
 
 
 @pytest.mark.parametrize(("a", "b", "relation"), [p for p in LABELS if p[2] != "different"])
@@ -67,7 +70,7 @@ def test_labelled_pair(found: dict[frozenset[str], Pair], a: str, b: str, relati
 def test_no_different_pair_paired(found: dict[frozenset[str], Pair]) -> None:
     wrong = [
         (a, b, found[frozenset((a, b))].relation)
-        for a, b, r in LABELS
+        for a, b, r in LABELS + SCENE_LABELS
         if r == "different" and frozenset((a, b)) in found
     ]
     assert wrong == []

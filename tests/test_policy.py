@@ -63,16 +63,12 @@ def test_missing_policy_file(tmp_path: Path) -> None:
         load_policy(tmp_path / "nope.toml")
 
 
-def test_scene_matcher_is_orb_by_default_and_xfeat_on_request(tmp_path: Path) -> None:
-    """ORB stays the default with its thresholds; XFeat's keys are separate."""
+def test_scene_matcher_is_xfeat_by_default_and_orb_on_request(tmp_path: Path) -> None:
+    """XFeat (two stages) is the default; ORB stays selectable with its own keys."""
     sim = default_policy().similarity
-    assert sim.scene_matcher == "orb"
+    assert sim.scene_matcher == "xfeat"
+    assert sim.xfeat_nn_min_inliers < sim.xfeat_nn_same_inliers
     assert (sim.scene_min_inliers, sim.scene_min_inlier_ratio) == (27, 0.25)
-    assert (sim.xfeat_min_inliers, sim.xfeat_min_inlier_ratio, sim.xfeat_match_prob) == (
-        90,
-        0.25,
-        0.1,
-    )
     path = tmp_path / "p.toml"
-    path.write_text('version = "x"\n[similarity]\nscene_matcher = "xfeat"\n', encoding="utf-8")
-    assert load_policy(path).similarity.scene_matcher == "xfeat"
+    path.write_text('version = "x"\n[similarity]\nscene_matcher = "orb"\n', encoding="utf-8")
+    assert load_policy(path).similarity.scene_matcher == "orb"

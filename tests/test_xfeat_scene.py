@@ -1,7 +1,9 @@
-"""The opt-in XFeat + LighterGlue matcher (``[similarity] scene_matcher = "xfeat"``).
+"""The default scene matcher: XFeat, stage 1 (mutual nearest descriptors + fundamental
+matrix) for the clear pairs, LighterGlue for the band between its thresholds.
 
-Few pairs on purpose: a verification costs ~0.3 s CPU. Its calibration over the whole
-developer set is ``scripts/calibrate_scene.py --matcher xfeat``'s.
+Few pairs on purpose (a LighterGlue verification costs ~0.3 s CPU); the developer set
+as a whole is scored by tests/test_dedup.py and tests/api/test_service_duplicates.py,
+and calibrated by ``scripts/calibrate_scene.py --matcher xfeat``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from photocheck.policy import Policy, default_policy
 from photocheck.similarity import scene as orb
 from photocheck.similarity.xfeat import XFeatRuntime
 from photocheck.similarity.xfeat_scene import (
+    STAGE_GLUE,
+    STAGE_NN,
     SceneFeatures,
     extract_scene_features,
+    glue_match,
     is_current_format,
     match_scene,
+    nn_match,
 )
 from photocheck.store.blobs import LocalBlobStore
 from photocheck.store.scenes import OrbSceneMatcher, XFeatSceneMatcher, scene_matcher
@@ -47,7 +53,11 @@ def _grey(relpath: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def xfeat_policy() -> Policy:
-    sim = dataclasses.replace(default_policy().similarity, scene_matcher="xfeat")
+    return default_policy()  # the default since issue 11
+
+
+def _orb_policy() -> Policy:
+    sim = dataclasses.replace(default_policy().similarity, scene_matcher="orb")
     return default_policy().replace(similarity=sim)
 
 
@@ -89,11 +99,15 @@ def test_oblique_same_scene_above_threshold(
     evidence carries the match picture's inlier pairs at working size."""
     sim = xfeat_policy.similarity
     m = match_scene(feats[HERZ_0], feats[HERZ_7], sim)
-    print(f"herz_jesu 0000/0007: {m.inliers} inliers (threshold {sim.xfeat_min_inliers})")
+    first = nn_match(feats[HERZ_0], feats[HERZ_7], sim)
+    print(f"herz_jesu 0000/0007: stage 1 {first.inliers}, LighterGlue {m.inliers} inliers")
+    # stage 1 alone cannot tell (it is in the band): LighterGlue decides
+    assert sim.xfeat_nn_min_inliers <= first.inliers < sim.xfeat_nn_same_inliers, first
+    assert m.stage == STAGE_GLUE
     assert m.is_same_scene and m.inliers >= sim.xfeat_min_inliers, m
     matcher = XFeatSceneMatcher(xfeat_policy, None)  # type: ignore[arg-type]  # no blobs needed
     ev = matcher.verify(feats[HERZ_0].to_bytes(), feats[HERZ_7].to_bytes())
-    assert ev is not None and ev["matcher"] == "xfeat"
+    assert ev is not None and ev["matcher"] == "xfeat" and ev["stage"] == STAGE_GLUE
     fa, fb = feats[HERZ_0], feats[HERZ_7]
     assert ev["size_a"] == [fa.width, fa.height] and ev["size_b"] == [fb.width, fb.height]
     pairs = np.asarray(ev["inlier_pairs"])
@@ -107,10 +121,39 @@ def test_oblique_same_scene_above_threshold(
 def test_strongest_negatives_below_threshold(
     feats: dict[str, SceneFeatures], xfeat_policy: Policy, a: str, b: str
 ) -> None:
+    """Under both stages' thresholds, and stage 1 never calls them the same."""
     sim = xfeat_policy.similarity
-    m = match_scene(feats[a], feats[b], sim)
-    print(f"{a} ~ {b}: {m.inliers} inliers (threshold {sim.xfeat_min_inliers})")
+    first = nn_match(feats[a], feats[b], sim)
+    m = glue_match(feats[a], feats[b], sim)
+    print(f"{a} ~ {b}: stage 1 {first.inliers}, LighterGlue {m.inliers} inliers")
+    assert not first.is_same_scene and first.inliers < sim.xfeat_nn_same_inliers, first
     assert not m.is_same_scene and m.inliers < sim.xfeat_min_inliers, m
+    assert not match_scene(feats[a], feats[b], sim).is_same_scene
+
+
+def test_clear_pair_decided_by_stage_one(feats: dict[str, SceneFeatures]) -> None:
+    """A copy's frames share hundreds of mutual neighbours: no LighterGlue needed, and
+    the evidence (inlier pairs, corner error) comes from stage 1, the same both ways."""
+    sim = default_policy().similarity
+    grey = _grey(HERZ_0)
+    half = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    other = extract_scene_features(half)
+    m = match_scene(feats[HERZ_0], other, sim)
+    assert m.stage == STAGE_NN and m.is_same_scene and m.inliers >= sim.xfeat_nn_same_inliers
+    assert m.corner_error is not None and m.corner_error < sim.same_photo_max_corner_error
+    assert m.evidence()["stage"] == STAGE_NN and len(m.pairs) > 0
+    back = match_scene(other, feats[HERZ_0], sim)
+    assert (back.inliers, back.matches, back.stage) == (m.inliers, m.matches, m.stage)
+
+
+def test_degenerate_points_are_no_match() -> None:
+    """Identical keypoints on both sides (MAGSAC's assertion) answer "no model", not an
+    exception."""
+    pts = np.tile(np.array([[10.0, 10.0]], np.float32), (40, 1))
+    desc = np.eye(64, dtype=np.float32)[np.arange(40) % 64]
+    f = SceneFeatures(100, 100, pts, desc)
+    m = nn_match(f, f)
+    assert not m.is_same_scene
 
 
 def test_format_names_its_matcher(feats: dict[str, SceneFeatures], tmp_path: Path) -> None:
@@ -129,7 +172,7 @@ def test_format_names_its_matcher(feats: dict[str, SceneFeatures], tmp_path: Pat
         SceneFeatures.from_bytes(x[:-1])
 
 
-def test_policy_selects_matcher(xfeat_policy: Policy, tmp_path: Path) -> None:
+def test_policy_selects_matcher(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path)
-    assert type(scene_matcher(default_policy(), blobs)) is OrbSceneMatcher  # the default
-    assert type(scene_matcher(xfeat_policy, blobs)) is XFeatSceneMatcher
+    assert type(scene_matcher(default_policy(), blobs)) is XFeatSceneMatcher  # the default
+    assert type(scene_matcher(_orb_policy(), blobs)) is OrbSceneMatcher

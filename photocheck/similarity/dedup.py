@@ -5,8 +5,10 @@ duplicate engine (``similarity.engine``: the service asks the same rule). This m
 only finds the candidate pairs and verifies them.
 
 Not O(n²) geometric matching: copies come from the PDQ index; for scenes, every
-descriptor votes for the photos holding its nearest neighbours (FLANN LSH), and only
-each photo's top ``scene_candidates`` are verified with RANSAC.
+descriptor votes for the photos holding its nearest neighbours, and only each photo's
+top ``scene_candidates`` are verified. The policy's ``scene_matcher`` picks the
+features: XFeat (the default; votes by ``retrieval.DescriptorVoteIndex``, verified by
+``xfeat_scene.match_scene``'s two stages) or ORB (FLANN LSH votes, ``scene.match_scene``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from ..decode import decode
 from ..errors import DecodeError
 from ..fingerprints import Fingerprint, fingerprint
 from ..policy import Policy, SimilarityPolicy
+from . import scene as orb
+from . import xfeat_scene as xfeat
 from .engine import decide, query_variants
 from .index import PackedPDQIndex
-from .scene import SceneFeatures, extract_scene_features, match_scene
+from .retrieval import DescriptorVoteIndex
 
 __all__ = ["Pair", "PhotoEntry", "dedup_entries", "dedup_files", "load_entries"]
 
@@ -41,7 +45,7 @@ LSH_MIN_VOTES = 4
 class PhotoEntry:
     name: str
     fingerprint: Fingerprint
-    features: SceneFeatures
+    features: orb.SceneFeatures | xfeat.SceneFeatures  # the policy's scene_matcher's
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,13 @@ def load_entries(
     """
     paths = list(files)
     labels = list(names) if names is not None else [str(p) for p in paths]
+    module = _matcher(policy.similarity)
+
+    def extract(grey: np.ndarray) -> orb.SceneFeatures | xfeat.SceneFeatures:
+        # as the service stores them (XFeat: float16 descriptors, 1/8 px), so both
+        # paths judge a pair from the same numbers
+        made = module.extract_scene_features(grey)
+        return module.SceneFeatures.from_bytes(made.to_bytes())
 
     def load(i: int) -> PhotoEntry | str:
         try:
@@ -112,7 +123,7 @@ def load_entries(
             )
         except (OSError, DecodeError) as exc:
             return f"skipped {labels[i]}: {exc}"
-        return PhotoEntry(labels[i], fingerprint(data, photo), extract_scene_features(photo.grey))
+        return PhotoEntry(labels[i], fingerprint(data, photo), extract(photo.grey))
 
     entries = []
     for result in _in_order(load, range(len(paths)), "fingerprint", progress, workers):
@@ -153,6 +164,24 @@ def _lsh_matcher(descriptors: list[np.ndarray]) -> cv2.FlannBasedMatcher:
     return matcher
 
 
+def _matcher(sim: SimilarityPolicy) -> Any:
+    """The scene matcher module the policy names (both have the same two functions)."""
+    return xfeat if sim.scene_matcher == "xfeat" else orb
+
+
+def _voted_candidates(entries: Sequence[PhotoEntry], per_photo: int) -> set[tuple[int, int]]:
+    """Pairs (i < j) where one is among the other's ``per_photo`` most voted photos
+    (XFeat descriptors, ``retrieval.DescriptorVoteIndex``)."""
+    feats = [(i, cast(xfeat.SceneFeatures, e.features)) for i, e in enumerate(entries)]
+    index = DescriptorVoteIndex.build(feats)
+    found: set[tuple[int, int]] = set()
+    for i, f in feats:
+        for cand in index.query(f, per_photo, exclude=i):
+            j = cast(int, cand.key)
+            found.add((min(i, j), max(i, j)))
+    return found
+
+
 def _scene_candidates(
     entries: Sequence[PhotoEntry], per_photo: int, workers: int | None = None
 ) -> set[tuple[int, int]]:
@@ -190,10 +219,10 @@ def _scene_candidates(
 
 
 def _classify(a: PhotoEntry, b: PhotoEntry, sim: SimilarityPolicy) -> Pair | None:
-    """The engine's rule (``engine.decide``), with ORB verification of the two entries."""
+    """The engine's rule (``engine.decide``), with the policy's scene verification."""
 
     def verify() -> dict[str, Any] | None:
-        scene = match_scene(a.features, b.features, sim)
+        scene = _matcher(sim).match_scene(a.features, b.features, sim)
         return scene.evidence() if scene.is_same_scene else None
 
     decision = decide(a.fingerprint, b.fingerprint, verify, sim)
@@ -211,7 +240,10 @@ def dedup_entries(
 ) -> list[Pair]:
     """Every same_photo / same_scene pair among already fingerprinted photos."""
     sim = policy.similarity
-    scenes = _scene_candidates(entries, sim.scene_candidates, workers)
+    if sim.scene_matcher == "xfeat":
+        scenes = _voted_candidates(entries, sim.scene_candidates)
+    else:
+        scenes = _scene_candidates(entries, sim.scene_candidates, workers)
     candidates = _copy_candidates(entries, sim) | scenes
 
     def classify(ij: tuple[int, int]) -> Pair | None:

@@ -25,6 +25,7 @@ matcher makes every photo's features again (``FORMAT_PREFIX``, ``is_current_form
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -38,12 +39,16 @@ __all__ = [
     "SceneFeatures",
     "SceneMatch",
     "extract_scene_features",
+    "glue_match",
     "is_current_format",
     "match_scene",
+    "nn_match",
 ]
 
 FUNDAMENTAL_PX = 2.0  # epipolar distance at working size (800 px; ~1.6 px at 640)
 MIN_MATCHES = 8  # the eight-point minimum, with room for outliers
+STAGE_NN = "nn"  # mutual nearest descriptors + fundamental matrix (~20 ms a pair)
+STAGE_GLUE = "lighterglue"  # LighterGlue + fundamental matrix (~300 ms a pair)
 EVIDENCE_POINTS = 150  # inlier pairs kept in the evidence (the audit's match picture)
 _MAGIC = b"PCXF"  # not ORB's b"PCSF": which matcher made the features
 _VERSION = 1  # scene-matcher's branch stored this layout as PCSF version 4
@@ -110,10 +115,12 @@ class SceneMatch:
     # (n, 4) xa, ya, xb, yb of up to EVIDENCE_POINTS inliers, at working size
     pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     coverage: float = 0.0  # convex hull of the inliers / frame area, the smaller of both
+    stage: str = STAGE_GLUE  # which stage decided: STAGE_NN (clear) or STAGE_GLUE
 
     def evidence(self) -> dict[str, object]:
         return {
             "matcher": "xfeat",
+            "stage": self.stage,
             "matches": self.matches,
             "inliers": self.inliers,
             "inlier_ratio": round(self.ratio, 3),
@@ -157,29 +164,34 @@ def _hull_area(points: np.ndarray) -> float:
     return float(cv2.contourArea(hull))
 
 
-def match_scene(
-    a: SceneFeatures, b: SceneFeatures, policy: SimilarityPolicy | None = None
+def _mutual_nn(a: SceneFeatures, b: SceneFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest descriptors (cosine; XFeat's own ``match`` without its floor)."""
+    sims = a.descriptors @ b.descriptors.T
+    m0, m1 = sims.argmax(1), sims.argmax(0)
+    ia = np.nonzero(m1[m0] == np.arange(len(m0)))[0]
+    return ia, m0[ia]
+
+
+def _verified(
+    a: SceneFeatures,
+    b: SceneFeatures,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    swap: bool,
+    is_same: Callable[[int, float], bool],
+    stage: str,
 ) -> SceneMatch:
-    """Verify that ``a`` and ``b`` show the same scene (see the module docstring)."""
-    policy = policy or SimilarityPolicy()
-    if len(a) < MIN_MATCHES or len(b) < MIN_MATCHES:
-        return SceneMatch(0, 0, 0.0, None, False)
-    swap = not _first(a, b)
-    first, second = (b, a) if swap else (a, b)
-    scores = glue_scores(
-        XFeatRuntime.shared(),
-        first.points, first.descriptors, (first.width, first.height),
-        second.points, second.descriptors, (second.width, second.height),
-    )  # fmt: skip
-    i1, i2 = mutual_matches(scores, policy.xfeat_match_prob)
-    ia, ib = (i2, i1) if swap else (i1, i2)
+    """Fundamental-matrix inliers of the matches ``ia`` -> ``ib`` and the evidence."""
     matches = len(ia)
     if matches < MIN_MATCHES:
-        return SceneMatch(matches, 0, 0.0, None, False)
+        return SceneMatch(matches, 0, 0.0, None, False, stage=stage)
     pa, pb = a.points[ia], b.points[ib]
     # the estimate is not symmetric: run it in the fixed order
     p1, p2 = (pb, pa) if swap else (pa, pb)
-    fmat, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, 10000)
+    try:
+        fmat, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, 10000)
+    except cv2.error:  # degenerate points (MAGSAC asserts instead of failing): no model
+        fmat, mask = None, None
     inl = np.zeros(matches, bool) if fmat is None or mask is None else mask.ravel().astype(bool)
     inliers = int(inl.sum())
     corner = None
@@ -187,7 +199,6 @@ def match_scene(
         hom, _ = cv2.findHomography(pa[inl], pb[inl], cv2.RANSAC, 4.0)
         corner = None if hom is None else _corner_error(hom, a, b)
     ratio = inliers / matches
-    same = inliers >= policy.xfeat_min_inliers and ratio >= policy.xfeat_min_inlier_ratio
     pairs = np.hstack([pa[inl], pb[inl]]).astype(np.float32)
     cover = 0.0
     if inliers >= 3:
@@ -195,5 +206,69 @@ def match_scene(
         both = pairs / scale
         cover = min(_hull_area(both[:, :2]), _hull_area(both[:, 2:]))
     return SceneMatch(
-        matches, inliers, ratio, corner, same, pairs[_spread(inliers, EVIDENCE_POINTS)], cover
+        matches,
+        inliers,
+        ratio,
+        corner,
+        is_same(inliers, ratio),
+        pairs[_spread(inliers, EVIDENCE_POINTS)],
+        cover,
+        stage,
     )
+
+
+def _ordered(a: SceneFeatures, b: SceneFeatures) -> tuple[SceneFeatures, SceneFeatures, bool]:
+    swap = not _first(a, b)
+    return (b, a, True) if swap else (a, b, False)
+
+
+def nn_match(
+    a: SceneFeatures, b: SceneFeatures, policy: SimilarityPolicy | None = None
+) -> SceneMatch:
+    """Stage 1 alone: mutual nearest descriptors, fundamental-matrix inliers; same when
+    they reach ``xfeat_nn_same_inliers`` (the clear band)."""
+    policy = policy or SimilarityPolicy()
+    if len(a) < MIN_MATCHES or len(b) < MIN_MATCHES:
+        return SceneMatch(0, 0, 0.0, None, False, stage=STAGE_NN)
+    first, second, swap = _ordered(a, b)
+    i1, i2 = _mutual_nn(first, second)
+    ia, ib = (i2, i1) if swap else (i1, i2)
+    return _verified(
+        a, b, ia, ib, swap,
+        lambda n, r: n >= policy.xfeat_nn_same_inliers and r >= policy.xfeat_min_inlier_ratio,
+        STAGE_NN,
+    )  # fmt: skip
+
+
+def glue_match(
+    a: SceneFeatures, b: SceneFeatures, policy: SimilarityPolicy | None = None
+) -> SceneMatch:
+    """Stage 2 alone: LighterGlue's mutual assignments, fundamental-matrix inliers."""
+    policy = policy or SimilarityPolicy()
+    if len(a) < MIN_MATCHES or len(b) < MIN_MATCHES:
+        return SceneMatch(0, 0, 0.0, None, False, stage=STAGE_GLUE)
+    first, second, swap = _ordered(a, b)
+    scores = glue_scores(
+        XFeatRuntime.shared(),
+        first.points, first.descriptors, (first.width, first.height),
+        second.points, second.descriptors, (second.width, second.height),
+    )  # fmt: skip
+    i1, i2 = mutual_matches(scores, policy.xfeat_match_prob)
+    ia, ib = (i2, i1) if swap else (i1, i2)
+    return _verified(
+        a, b, ia, ib, swap,
+        lambda n, r: n >= policy.xfeat_min_inliers and r >= policy.xfeat_min_inlier_ratio,
+        STAGE_GLUE,
+    )  # fmt: skip
+
+
+def match_scene(
+    a: SceneFeatures, b: SceneFeatures, policy: SimilarityPolicy | None = None
+) -> SceneMatch:
+    """Verify that ``a`` and ``b`` show the same scene (see the module docstring): the
+    cheap stage decides the clear pairs, LighterGlue only the band between."""
+    policy = policy or SimilarityPolicy()
+    first = nn_match(a, b, policy)
+    if first.is_same_scene or first.inliers < policy.xfeat_nn_min_inliers:
+        return first
+    return glue_match(a, b, policy)

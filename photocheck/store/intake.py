@@ -79,6 +79,7 @@ from ..similarity.rules import (
     shares_site,
     site_photo_outcome,
 )
+from ..similarity.xfeat_scene import STAGE_NN
 from ..verdict import Finding, Reason, Verdict, decide
 from .blobs import BlobStore, PendingBlob
 from .db import Database
@@ -117,7 +118,7 @@ SCENE_CHECK = "scene_check"  # the job kind
 # a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
 SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 8  # ~11 ms each, after the answer
+SCENE_MAX_CANDIDATES = 8  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band; after the answer
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
@@ -622,7 +623,8 @@ class Intake:
             decision = decide_pair(mine_hashes, theirs_hashes, verify, sim, bits)
             if decision is None:
                 continue
-            evidence = {**decision.evidence, **extra, "thresholds": _thresholds(self.policy)}
+            thresholds = _thresholds(self.policy, decision.evidence.get("stage"))
+            evidence = {**decision.evidence, **extra, "thresholds": thresholds}
             distance = None if decision.distance is None else float(decision.distance)
             out.append(_info(decision.relation, photo_id, others[household_id], distance, evidence))
         out.sort(key=lambda m: m.relation != SAME_PHOTO)
@@ -641,15 +643,24 @@ class Intake:
         return self.scene.features_of_blob(sha) if sha else None
 
 
-def _thresholds(policy: Policy) -> dict[str, Any]:
+def _thresholds(policy: Policy, stage: str | None = None) -> dict[str, Any]:
+    """The thresholds the matcher in use judged a pair by (XFeat: those of the stage
+    that decided it, ``xfeat_scene.STAGE_NN`` or LighterGlue's)."""
     sim = policy.similarity
-    xfeat = sim.scene_matcher == "xfeat"  # the thresholds the matcher in use judged by
+    if sim.scene_matcher == "orb":
+        scene: dict[str, Any] = {
+            "scene_min_inliers": sim.scene_min_inliers,
+            "scene_min_inlier_ratio": sim.scene_min_inlier_ratio,
+        }
+    else:
+        nn = stage == STAGE_NN
+        scene = {
+            "scene_matcher": sim.scene_matcher,
+            "scene_min_inliers": sim.xfeat_nn_same_inliers if nn else sim.xfeat_min_inliers,
+            "scene_min_inlier_ratio": sim.xfeat_min_inlier_ratio,
+        }
     return {
-        **({"scene_matcher": "xfeat"} if xfeat else {}),
-        "scene_min_inliers": sim.xfeat_min_inliers if xfeat else sim.scene_min_inliers,
-        "scene_min_inlier_ratio": sim.xfeat_min_inlier_ratio
-        if xfeat
-        else sim.scene_min_inlier_ratio,
+        **scene,
         "same_photo_max_distance": sim.same_photo_max_distance,
         "same_photo_verify_max_distance": sim.same_photo_verify_max_distance,
         "same_photo_max_corner_error": sim.same_photo_max_corner_error,

@@ -1,12 +1,15 @@
-"""Same-scene verification for the intake: ORB features (``similarity.scene``), made
-once per photo and kept in ``photos.scene``; or, when the policy says
-``scene_matcher = "xfeat"``, XFeat + LighterGlue (``similarity.xfeat_scene``: ~63 ms and
-~135 kB per photo, ~316 ms CPU per verified pair). ``scene_matcher`` picks one.
+"""Same-scene verification for the intake: XFeat features (``similarity.xfeat_scene``,
+the default: ~63 ms and ~135 kB per photo; a verified pair ~20 ms when the cheap stage
+settles it, ~300 ms more when LighterGlue must), made once per photo and kept in
+``photos.scene``; or, when the policy says ``scene_matcher = "orb"``, ORB
+(``similarity.scene``: ~5 ms and ~42 kB per photo, ~11 ms a pair, lower recall).
+``scene_matcher`` picks one.
 
-Features cost ~5 ms and ~42 kB per photo. They are made when a photo is stored, from
-the working image the checks already decoded, so a candidate's features are always a
-row away and the request path never decodes a stored original. ``features_of_blob``
-decodes an original again: only the start-up backfill of photos stored before uses it.
+Features are made in the scene-check job after the answer (never on the request path),
+from the working image the checks already decoded, so a candidate's features are
+always a row away. ``features_of_blob`` decodes an original again: only the start-up
+backfill and a restarted check use it. The ONNX sessions load once per process, on
+the first photo that needs them (``XFeatRuntime.shared``).
 """
 
 from __future__ import annotations
@@ -81,9 +84,10 @@ class OrbSceneMatcher:
 
 
 class XFeatSceneMatcher(OrbSceneMatcher):
-    """``SceneMatcher`` over XFeat + LighterGlue + fundamental matrix (opt-in), with
-    the policy's ``xfeat_*`` thresholds. Its features carry their own magic, so a
-    switch between matchers makes every photo's features again (``needs_features``)."""
+    """``SceneMatcher`` over XFeat + fundamental matrix, LighterGlue for the pairs the
+    cheap stage leaves open (the default), with the policy's ``xfeat_*`` thresholds.
+    Its features carry their own magic, so a switch between matchers makes every
+    photo's features again (``needs_features``)."""
 
     format_prefix = xfeat.FORMAT_PREFIX
 
@@ -109,7 +113,7 @@ class XFeatSceneMatcher(OrbSceneMatcher):
 
 
 def scene_matcher(policy: Policy, blobs: BlobStore) -> OrbSceneMatcher:
-    """The matcher the policy's ``[similarity] scene_matcher`` names (ORB by default)."""
-    if policy.similarity.scene_matcher == "xfeat":
-        return XFeatSceneMatcher(policy, blobs)
-    return OrbSceneMatcher(policy, blobs)
+    """The matcher the policy's ``[similarity] scene_matcher`` names (XFeat by default)."""
+    if policy.similarity.scene_matcher == "orb":
+        return OrbSceneMatcher(policy, blobs)
+    return XFeatSceneMatcher(policy, blobs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import select
 
-from photocheck.similarity.scene import SceneFeatures
+from photocheck.similarity.xfeat_scene import SceneFeatures  # the default matcher's
 from photocheck.store.models import Photo
 
 from .conftest import LiveServer
@@ -58,7 +58,7 @@ def test_backfill_remakes_features_of_an_older_format(
     assert intake.drain(timeout=60)
     current = _scene(server, photo_id)
     assert current and SceneFeatures.from_bytes(current)
-    old = b"PCSF\x01" + current[5:]  # the same blob claiming format version 1
+    old = b"PCXF\x00" + current[5:]  # the same blob claiming an older format version
     with server.app_state.db.write() as session:
         row = session.get(Photo, photo_id)
         assert row is not None
@@ -71,11 +71,11 @@ def test_backfill_remakes_features_of_an_older_format(
     assert intake.backfill_scene_features() == 0  # nothing left to remake
 
 
-def test_switching_to_xfeat_remakes_orb_features(server: LiveServer, client: httpx.Client) -> None:
-    """The stored format names its matcher: an intake running the opt-in XFeat matcher
-    (``scene_matcher = "xfeat"``) makes ORB features again, as XFeat ones, once."""
-    from photocheck.similarity import xfeat_scene
-    from photocheck.store.scenes import XFeatSceneMatcher
+def test_switching_to_orb_remakes_xfeat_features(server: LiveServer, client: httpx.Client) -> None:
+    """The stored format names its matcher: an intake switched to ORB
+    (``scene_matcher = "orb"``) makes the default XFeat features again, as ORB ones, once."""
+    from photocheck.similarity import scene as orb
+    from photocheck.store.scenes import OrbSceneMatcher
 
     _, v = setup_campaign(client)
     first = upload(client, v["东村"], "A1", GOOD)
@@ -83,12 +83,12 @@ def test_switching_to_xfeat_remakes_orb_features(server: LiveServer, client: htt
     photo_id = first.json()["photo_id"]
     intake = server.app_state.intake
     assert intake.drain(timeout=60)
-    orb = _scene(server, photo_id)
-    assert orb and SceneFeatures.from_bytes(orb)
-    assert intake.backfill_scene_features() == 0  # ORB's features are current for ORB
-    intake.scene = XFeatSceneMatcher(intake.policy, intake.blobs)
+    xfeat = _scene(server, photo_id)
+    assert xfeat and SceneFeatures.from_bytes(xfeat)
+    assert intake.backfill_scene_features() == 0  # XFeat's features are current for XFeat
+    intake.scene = OrbSceneMatcher(intake.policy, intake.blobs)
     assert intake.backfill_scene_features() >= 1
     remade = _scene(server, photo_id)
-    assert remade and xfeat_scene.is_current_format(remade)
-    assert len(xfeat_scene.SceneFeatures.from_bytes(remade)) > 100
+    assert remade and orb.is_current_format(remade)
+    assert len(orb.SceneFeatures.from_bytes(remade)) > 100
     assert intake.backfill_scene_features() == 0
