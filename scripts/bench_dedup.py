@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from photocheck.cli import iter_image_paths
-from photocheck.policy import default_policy, load_policy
+from photocheck.policy import Policy, default_policy, load_policy
 from photocheck.similarity import dedup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,12 +50,55 @@ def repeated(photos: list[Path], n: int, folder: Path) -> list[Path]:
     return out
 
 
+def _load_once(photos: list[Path], sizes: list[int], policy: Policy, workers: int) -> int:
+    """The per-photo stage measured once on the real photos, the pair stage (candidates
+    + verification: the only part that could grow faster than N) on their entries
+    repeated to each size; photos/s = 1 / (per-photo + pair-stage seconds a photo)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    real = dedup.load_entries(photos, policy=policy, workers=workers)
+    per_wall = (time.perf_counter() - t0) / len(real)
+    per_cpu = (time.process_time() - c0) / len(real)
+    print(
+        f"per-photo stage (decode + fingerprint + features), {len(real)} real photos: "
+        f"{per_wall * 1000:.0f} ms wall, {per_cpu * 1000:.0f} ms CPU a photo"
+    )
+    rows = []
+    for n in sizes:
+        entries = [
+            dedup.PhotoEntry(f"r{i // len(real)}_{real[i % len(real)].name}", e.fingerprint,
+                             e.features)
+            for i, e in ((i, real[i % len(real)]) for i in range(n))
+        ]  # fmt: skip
+        t1, c1 = time.perf_counter(), time.process_time()
+        pairs = dedup.dedup_entries(entries, policy=policy, workers=workers)
+        wall, cpu = (time.perf_counter() - t1) / n, (time.process_time() - c1) / n
+        rows.append((n, wall, cpu))
+        scene = sum(p.relation == "same_scene" for p in pairs)
+        print(
+            f"N = {n:5d} entries: pair stage {wall * 1000:.0f} ms wall ({cpu * 1000:.0f} ms "
+            f"CPU) a photo; {len(pairs) - scene} same_photo, {scene} same_scene pairs; "
+            f"photocheck dedup ~{1 / (per_wall + wall):.2f} photos/s"
+        )
+    if len(rows) >= 2:
+        (n0, w0, c0_), (n1, w1, c1_) = rows[0], rows[-1]
+        print(
+            f"growth {n0} -> {n1}: pair stage per photo x{w1 / w0:.2f} wall, "
+            f"x{c1_ / c0_:.2f} CPU (linear: x1.0 a photo; all-pairs: x{n1 / n0:.0f})"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--policy", type=Path)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--load-once",
+        action="store_true",
+        help="decode and feature each real photo once, repeat the entries (pair stage only)",
+    )
     args = parser.parse_args()
     policy = load_policy(args.policy) if args.policy else default_policy()
     photos = real_photos(args.data)
@@ -63,6 +106,8 @@ def main() -> int:
         f"{len(photos)} real photos in {args.data}, repeated under new names to each size; "
         f"matcher {policy.similarity.scene_matcher}, {args.workers} threads"
     )
+    if args.load_once:
+        return _load_once(photos, args.sizes, policy, args.workers)
     rows = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="bench-dedup-") as tmp:
