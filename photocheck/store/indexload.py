@@ -121,11 +121,12 @@ def _households(cur: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ids), np.concatenate(counties)
 
 
-def _embedding_length(cur: Any, after: int) -> int | None:
+def _embedding_length(cur: Any, lo: int, hi: int) -> int | None:
+    """The length of one stored embedding in (lo, hi] (all of a model's are alike)."""
     cur.execute(
-        "SELECT length(embedding) FROM photos WHERE id > %s AND embedding IS NOT NULL "
-        "ORDER BY id DESC LIMIT 1",
-        (after,),
+        "SELECT length(embedding) FROM photos WHERE id > %s AND id <= %s "
+        "AND embedding IS NOT NULL LIMIT 1",
+        (lo, hi),
     )
     row = cur.fetchone()
     return None if row is None else int(row[0])
@@ -174,9 +175,11 @@ def _columns(cur: Any, after: int) -> Iterator[IndexColumns]:
         (after,),
     )
     copies = np.array(sorted(int(r[0]) for r in cur.fetchall()), dtype=np.int64)
-    length = _embedding_length(cur, after)
+    length: int | None = None
     for lo in range(after, top, _PHOTO_BLOCK):
         hi = min(top, lo + _PHOTO_BLOCK)
+        if length is None:
+            length = _embedding_length(cur, lo, hi)
         cur.execute(_PHOTOS_SQL, (lo, hi), binary=True)
         rec = _records(cur.fetchone()[0], _PHOTO)
         if len(copies):
