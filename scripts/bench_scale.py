@@ -1,22 +1,33 @@
 #!/usr/bin/env python3
-"""Scale-out costs, measured in one run: PostgreSQL with 1 and 2 worker processes, and
-the cross-county duplicate index at county-to-national sizes.
+"""Scale-out costs, measured in one run: PostgreSQL with 1 and 2 worker processes, with
+the originals in the local folder and in SeaweedFS (S3), and the cross-county
+duplicate index at county-to-national sizes in a real database.
 
-``upload``: a fresh schema in ``PHOTOCHECK_TEST_POSTGRES_URL`` (or ``--pg``), local
-blobs, N ``photocheck serve`` processes (each on its own port, clients spread over
-them, as a load balancer would) plus one ``photocheck worker`` (the job queue; the
-serve processes run no jobs here, so its CPU shows apart). Prints uploads/s and CPU
-ms per upload of each component from /proc: the serve processes, their PostgreSQL
-backends (found by ``application_name``), the job worker.
+``upload``: a fresh schema in ``PHOTOCHECK_TEST_POSTGRES_URL`` (or ``--pg``), N
+``photocheck serve`` processes (each on its own port, clients spread over them, as a
+load balancer would) plus one ``photocheck worker`` (the job queue; the serve
+processes run no jobs here, so its CPU shows apart); ``--store local s3``: the
+originals in the data folder, then in a fresh bucket of a SeaweedFS started here on
+free ports (``tests.s3.SeaweedFS``, stopped at the end). Prints uploads/s and CPU ms
+per upload of each component from /proc: the serve processes, their PostgreSQL
+backends (found by ``application_name``), the job worker, SeaweedFS.
 
-``index``: the cross-county duplicate index (``DuplicateIndex``) with N synthetic PDQ
-hashes: resident memory (VmRSS growth), build time, median / p99 same-photo query
-(8 dihedral variants, the policy's radius), and the time a restarting worker needs
-to be ready = reading N rows from PostgreSQL (rows/s measured on ``--pg-rows`` rows
-of a real ``photos`` table in this run) + the measured build.
+``index``: a bench schema filled by PostgreSQL itself (``generate_series``: one
+household and one photo per row, random PDQ, GPS, no embedding; secondary indexes
+and foreign keys dropped, tables unlogged) up to 1 M / 5 M / 25 M photos. At each size
+a fresh worker process (``_ready``) starts as a restarting one does
+(``Intake.rebuild_index``): first with no snapshot (the bulk read,
+``store.indexload.bulk_load``), which then writes one, then again from that snapshot.
+Each prints its ready time, resident memory growth (VmRSS) and the median / p99
+same-photo query (8 dihedral variants, the policy's radius); the row-by-row start-up
+of before (``dup_entries`` + ``DuplicateIndex.build``) is timed on ``--sample`` rows
+and scaled to N. At the largest size the write lock's hold time per upload is
+measured on real photos, with the index query before the lock (now) and inside it
+(before), interleaved. The schema and files are removed at the end.
 
-    python scripts/bench_scale.py upload [--workers 1 2] [--clients 4] [--rounds 1]
-    python scripts/bench_scale.py index [--n 1000000 5000000] [--pg-rows 200000]
+    python scripts/bench_scale.py upload [--workers 1 2] [--store local s3] [--clients 4]
+    python scripts/bench_scale.py index [--n 1000000 5000000 25000000] [--sample 200000]
+    python scripts/bench_scale.py rows
 """
 
 from __future__ import annotations
@@ -86,11 +97,22 @@ def backend_pids(base: str, schema: str) -> list[int]:
     return out
 
 
-def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds: int) -> None:
+def run_upload(
+    base: str,
+    workers: int,
+    clients: int,
+    photos: list[Path],
+    rounds: int,
+    weed: Any = None,
+) -> None:
+    """``weed``: a running ``tests.s3.SeaweedFS`` (the originals go to a fresh bucket on
+    it and its CPU is counted), else the local folder."""
     schema, url = schema_url(base)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    blobs: dict[str, str] = weed.new_bucket().env() if weed is not None else {}
     env = {
         **os.environ,
+        **blobs,
         "PHOTOCHECK_DATA_DIR": str(data_dir),
         "PHOTOCHECK_DATABASE_URL": url,
         "PHOTOCHECK_MAX_UPLOAD_MB": "40",
@@ -133,11 +155,18 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
             http_rate(f"http://127.0.0.1:{p}/api/v1", headers, [bodies[k]], 1)
         todo = bodies[len(ports) :]
         pg = backend_pids(base, schema)
-        before = {
-            "serve": sum(process_cpu(p.pid) for p in procs),
-            "postgres": sum(process_cpu(p) for p in pg),
-            "jobs": process_cpu(job.pid),
-        }
+
+        def cpu() -> dict[str, float]:
+            out = {
+                "serve": sum(process_cpu(p.pid) for p in procs),
+                "postgres": sum(process_cpu(p) for p in pg),
+                "jobs": process_cpu(job.pid),
+            }
+            if weed is not None:
+                out["seaweedfs"] = process_cpu(weed.process.pid)
+            return out
+
+        before = cpu()
         started = time.perf_counter()
         # clients spread over the workers (a load balancer's round robin)
         per = [todo[i :: len(ports)] for i in range(len(ports))]
@@ -159,15 +188,13 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
         wall = time.perf_counter() - started
         time.sleep(1)  # the audit refresh job (3 s debounce) is counted below when done
         pg = backend_pids(base, schema)  # pools may have opened more backends meanwhile
-        after = {
-            "serve": sum(process_cpu(p.pid) for p in procs),
-            "postgres": sum(process_cpu(p) for p in pg),
-            "jobs": process_cpu(job.pid),
-        }
+        after = cpu()
         n = len(todo)
+        store = "SeaweedFS (S3)" if weed is not None else "local blobs"
+        size = statistics.mean(len(b[1]) for b in todo) / 1e6
         print(
-            f"PostgreSQL + local blobs, {workers} serve process(es), {clients} clients, "
-            f"{n} uploads: {n / wall:.2f} uploads/s"
+            f"PostgreSQL + {store}, {workers} serve process(es), {clients} clients, "
+            f"{n} uploads of {size:.2f} MB mean: {n / wall:.2f} uploads/s"
         )
         for name in before:
             ms = (after[name] - before[name]) * 1000 / n
@@ -542,6 +569,28 @@ def run_rows(photos: list[Path]) -> None:
     )
 
 
+def run_uploads(args: argparse.Namespace, photos: list[Path]) -> None:
+    """Every store x worker count of the arguments, in one run (SeaweedFS started once,
+    on free ports, a bucket per run; stopped at the end)."""
+    weed = None
+    if "s3" in args.store:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.s3 import SeaweedFS
+
+        weed = SeaweedFS(Path(tempfile.mkdtemp(prefix="bench-weed-")))
+        weed.start()
+    try:
+        for store in args.store:
+            for w in args.workers:
+                run_upload(
+                    args.pg, w, args.clients, photos, args.rounds, weed if store == "s3" else None
+                )
+    finally:
+        if weed is not None:
+            weed.stop()
+            shutil.rmtree(weed.root, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -552,6 +601,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--photos", type=int, default=16)
+    p.add_argument("--store", nargs="+", choices=["local", "s3"], default=["local", "s3"])
     p = sub.add_parser("index")
     p.add_argument("--pg", default=pg_default)
     p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000, 25_000_000])
@@ -576,8 +626,7 @@ def main() -> int:
         parser.error("--pg or PHOTOCHECK_TEST_POSTGRES_URL is needed")
     photos = [p for d in DEFAULT_DIRS for p in large_photos(d, 0.3, 30)]
     if args.mode == "upload":
-        for w in args.workers:
-            run_upload(args.pg, w, args.clients, photos[: args.photos], args.rounds)
+        run_uploads(args, photos[: args.photos])
     else:
         run_index(args.pg, args.n, args.queries, args.sample, photos[: args.lock_uploads])
     return 0
