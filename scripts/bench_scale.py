@@ -58,7 +58,6 @@ from bench_upload import (
     multipart,
     process_cpu,
     village_login,
-    wait_healthy,
 )
 
 APP = "photocheck_bench"
@@ -72,6 +71,25 @@ def rss_bytes() -> int:
 
 
 # --- upload: PostgreSQL, 1 and 2 worker processes ------------------------------------
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Until /health answers 200 (a loaded machine may take minutes to load the model)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    msg = f"server did not start within {timeout_s:.0f} s"
+    raise RuntimeError(msg)
 
 
 def schema_url(base: str) -> tuple[str, str]:
@@ -142,7 +160,7 @@ def run_upload(
     )
     try:
         for p, proc in zip(ports, procs, strict=True):
-            wait_healthy(f"http://127.0.0.1:{p}/health", proc)
+            wait_up(f"http://127.0.0.1:{p}/health", proc)
         datas = [p.read_bytes() for p in photos]
         headers = village_login(
             f"http://127.0.0.1:{ports[0]}/api/v1", [None for _ in range(len(datas) * rounds)]
@@ -215,6 +233,7 @@ def run_upload(
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # --- index: the cross-county duplicate index at scale, built from a real database -----
