@@ -558,6 +558,51 @@ def run_index(
         engine.dispose()
 
 
+def run_query(sizes: list[int], queries: int) -> None:
+    """The same-photo query alone on an index built from random columns (no database):
+    wall median / p99 and CPU (this thread's) median per query; CPU time is what a
+    loaded machine does not inflate much."""
+    from photocheck import default_policy
+    from photocheck.store.dupindex import EMBEDDING_DIMS, DuplicateIndex, IndexColumns
+
+    radius = default_policy().similarity.same_photo_max_distance
+    rng = np.random.default_rng(9)
+    for n in sizes:
+
+        def blocks(n: int = n) -> Iterator[IndexColumns]:
+            for lo in range(0, n, 1 << 20):
+                k = min(n, lo + (1 << 20)) - lo
+                yield IndexColumns(
+                    photo_id=np.arange(lo + 1, lo + k + 1, dtype=np.int64),
+                    household_id=np.arange(lo + 1, lo + k + 1, dtype=np.int32),
+                    county_id=rng.integers(1, 2001, k, dtype=np.int32),
+                    pdq=rng.integers(0, 2**63, (k, 4), dtype=np.uint64),
+                    has_pdq=np.ones(k, dtype=bool),
+                    latlon=np.full((k, 2), np.nan, dtype=np.float32),
+                    embedding=np.zeros((k, EMBEDDING_DIMS), dtype=np.int8),
+                    has_embedding=np.zeros(k, dtype=bool),
+                )
+
+        index = DuplicateIndex()
+        started = time.perf_counter()
+        index.build_columns(blocks(), capacity=n)
+        build_s = time.perf_counter() - started
+        walls, cpus = [], []
+        for _ in range(queries):
+            variants = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(8)]
+            t, c = time.perf_counter(), time.thread_time()
+            index.same_photo(pdq_variants=variants, max_distance=radius)
+            cpus.append((time.thread_time() - c) * 1000)
+            walls.append((time.perf_counter() - t) * 1000)
+        walls.sort()
+        print(
+            f"query {n:>11,} PDQ (vectorised build {build_s:.1f} s): wall median "
+            f"{statistics.median(walls):.2f} ms, p99 {walls[int(0.99 * len(walls))]:.2f} ms; "
+            f"CPU median {statistics.median(cpus):.2f} ms per query (8 variants)"
+        )
+        del index
+
+
 def run_rows(photos: list[Path]) -> None:
     """What one stored photo costs in PostgreSQL: scene features, embedding, report."""
     import json
@@ -632,11 +677,17 @@ def main() -> int:
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--lock-photos", type=Path, nargs="*", default=[])
+    p = sub.add_parser("query")
+    p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000, 25_000_000])
+    p.add_argument("--queries", type=int, default=300)
     p = sub.add_parser("rows")
     p.add_argument("--photos", type=int, default=12)
     args = parser.parse_args()
     if args.mode == "_ready":
         ready_child(args.url, args.dir, args.queries, args.lock_photos)
+        return 0
+    if args.mode == "query":
+        run_query(args.n, args.queries)
         return 0
     if args.mode == "rows":
         run_rows([p for d in DEFAULT_DIRS for p in large_photos(d, 0.3, 30)][: args.photos])
