@@ -313,15 +313,15 @@ class Intake:
 
     def save_snapshot(self) -> bool:
         """Write a snapshot of the index at ``seen`` (PostgreSQL; called by ``follow``
-        every ``SNAPSHOT_EVERY`` photos); False when another process is writing one."""
+        every ``SNAPSHOT_EVERY`` photos); False when another process is writing one
+        (the processes of one machine share the folder: one writes, the others skip)."""
         seen = self.seen  # the index holds every photo up to it (and maybe a few more)
         try:
             done = self.snapshots.save(self.index, seen, self.db.engine) is not None
         except OSError as exc:
             log.warning("duplicate index snapshot not written: %s", exc)
             return False
-        if done:
-            self._snapshot_seen = seen
+        self._snapshot_seen = seen  # written, or being written by another process
         return done
 
     def catch_up(self, session: Session) -> int:
