@@ -27,7 +27,7 @@ from photocheck.recheck.runs import RECHECK, Recheck
 from photocheck.recheck.tables import PhotoVerdict, RecheckRun
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin, start_campaign
+from .conftest import ADMIN, LiveServer, activate, make_settings, seed_admin, start_campaign
 from .test_accounts import module_db  # noqa: F401 - one database per module and DB kind
 
 HOUSEHOLDS = """household_id,head_name,town,village,category
@@ -235,8 +235,8 @@ def test_pause_resume_restart_and_refusals(world: World) -> None:
         assert r.status_code == 409 and 'data-code="RECHECK_RUNNING"' in r.text, r.text
         assert page.post("/audit/recheck", data={"csrf": "forged"}).status_code == 403
     with httpx.Client(base_url=world.live.url, timeout=120) as town_page:
-        r = town_page.post("/audit/login", data=dict(zip(("username", "password"),
-                                                         world.town_login, strict=True)))  # fmt: skip
+        username, password = world.town_login
+        r = town_page.post("/audit/login", data={"username": username, "password": password})
         view = town_page.get(f"/audit/recheck?run={run.id}")
         assert view.status_code == 200 and 'id="resume"' not in view.text
         r = town_page.post(f"/audit/recheck/{run.id}/resume", data={"csrf": _csrf(view.text)})
@@ -278,9 +278,11 @@ def test_a_town_scope_run(world: World) -> None:
 
 def _done(state: Any, run_id: int) -> int:
     with state.db.session() as s:
-        return s.query(PhotoVerdict).filter(
-            PhotoVerdict.run_id == run_id, PhotoVerdict.verdict.is_not(None)
-        ).count()
+        return (
+            s.query(PhotoVerdict)
+            .filter(PhotoVerdict.run_id == run_id, PhotoVerdict.verdict.is_not(None))
+            .count()
+        )
 
 
 def _user_id(state: Any, username: str) -> int:
