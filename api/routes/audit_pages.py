@@ -846,6 +846,7 @@ def _recheck_form(action: str) -> Any:
     ) -> Response:
         user = _page_user(request, state, session)
         check_csrf(request, csrf)
+        require_county(user)
         visible_run(session, user, run_id)
         act(state, user, run_id, action)
         return RedirectResponse(f"/audit/recheck?run={run_id}", status_code=303)

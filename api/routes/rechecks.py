@@ -139,6 +139,7 @@ def get_recheck(
 def _action(
     state: AppState, session: Session, user: User, run_id: int, action: str
 ) -> dict[str, Any]:
+    require_county(user)  # the role first: a town learns nothing about run ids
     visible_run(session, user, run_id)
     run = act(state, user, run_id, action)
     session.expire_all()

@@ -155,8 +155,8 @@ def test_county_rechecks_reads_the_report_and_confirms(world: World) -> None:
         assert [r[2] for r in cells] == ["H1", "H2"]
         assert all(r[4].startswith("待审核") and r[5].startswith("需重拍") for r in cells)
         assert all("BLURRY" in r[6] for r in cells), cells
-        summary = dict(load_workbook(io.BytesIO(xlsx.content))["汇总 Summary"].iter_rows(
-            values_only=True))  # fmt: skip
+        book = load_workbook(io.BytesIO(xlsx.content))["汇总 Summary"]
+        summary = {str(k): v for k, v, *_ in book.iter_rows(values_only=True)}
         assert summary["政策版本 Policy version"] == NEW_VERSION
 
         # the county confirms: retake lists and progress follow
@@ -296,4 +296,4 @@ def _county_of(state: Any, user_id: int) -> int:
     from photocheck.store import User
 
     with state.db.session() as s:
-        return s.get(User, user_id).county_id  # type: ignore[union-attr]
+        return int(s.get(User, user_id).county_id)
