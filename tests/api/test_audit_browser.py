@@ -104,6 +104,7 @@ def test_dismiss_a_duplicate_in_the_browser(
     page.click("#confirm-run")
     page.wait_for_selector('#recheck-run[data-state="confirmed"]')
     assert "admin" in page.locator("#confirmed-by").inner_text()
+    page.screenshot(path=str(tmp_path / "recheck.png"), full_page=True)
     page.click("#logout")  # a form with its CSRF token (issue 9 item 9)
     page.wait_for_url(server.url + "/audit/login")
     page.goto(server.url + "/audit")
@@ -111,7 +112,7 @@ def test_dismiss_a_duplicate_in_the_browser(
     if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
         out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("findings.png", "finding.png", "progress.png"):
+        for name in ("findings.png", "finding.png", "progress.png", "recheck.png"):
             shutil.copy(tmp_path / name, out / name)
 
 
