@@ -276,6 +276,23 @@ def test_a_town_scope_run(world: World) -> None:
         assert api.get(f"/rechecks/{run['run_id']}", headers=world.town).status_code == 404
 
 
+def test_another_worker_finishes_a_run(world: World) -> None:
+    """PostgreSQL: a run started by a process that dies before running any batch (its
+    jobs are in the queue) is finished by another worker, the server's job runner."""
+    state = world.live.app_state
+    if state.db.dialect != "postgresql":
+        pytest.skip("the embedded default resumes at start-up (test above)")
+    from photocheck.jobs import QueueJobs
+
+    admin_id = _user_id(state, ADMIN[0])
+    gone = Recheck(state.db, state.blobs, state.policy, state.model, jobs=QueueJobs(state.db),
+                   batch_size=1)  # fmt: skip
+    run = gone.start(_county_of(state, admin_id), admin_id)
+    with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api:
+        done = _wait_done(api, world.admin, run.id)
+    assert done["state"] == "done" and done["done"] == done["total"] == 4, done
+
+
 def _done(state: Any, run_id: int) -> int:
     with state.db.session() as s:
         return (
