@@ -46,10 +46,10 @@ _ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", f"{P}/rechecks/{{run_id}}/confirm"): (404, 409),
     ("get", f"{P}/rechecks/{{run_id}}/changes"): (404,),
     # tus resumable uploads (the tus protocol's own codes: 400, 412, 460)
-    ("post", f"{P}/uploads"): (400, 412, 413),
-    ("head", f"{P}/uploads/{{upload_id}}"): (404, 412, 423),
+    ("post", f"{P}/uploads"): (400, 412, 413, 503),
+    ("head", f"{P}/uploads/{{upload_id}}"): (404, 412, 423, 503),
     ("patch", f"{P}/uploads/{{upload_id}}"): (400, 404, 409, 412, 415, 423, 460, 503),
-    ("delete", f"{P}/uploads/{{upload_id}}"): (404, 412, 423),
+    ("delete", f"{P}/uploads/{{upload_id}}"): (404, 412, 423, 503),
 }
 _DESCRIPTIONS = {
     400: "a tus header is missing or malformed",
