@@ -267,9 +267,7 @@ class Intake:
         with self.db.write_lock, self.db.session() as session:
             self.catch_up(session)  # photos committed while it loaded
             unchecked = list(
-                session.scalars(
-                    select(Photo.id).where(Photo.scene_checked.is_(False)).order_by(Photo.id)
-                )
+                session.scalars(select(Photo.id).where(~Photo.scene_checked).order_by(Photo.id))
             )
         for photo_id in unchecked:
             self.jobs.enqueue(SCENE_CHECK, photo_id)
