@@ -118,7 +118,10 @@ SCENE_CHECK = "scene_check"  # the job kind
 # a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
 SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 8  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band; after the answer
+# 16: on the developer set (133 photos, one county, no GPS) the content ranking puts a
+# labelled re-shot pair (Reichstag 05466646 / 06229406) 12th; the vote-based candidate
+# stage (issue 11 item 3) is what makes this budget safe at county scale.
+SCENE_MAX_CANDIDATES = 16  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
