@@ -22,12 +22,18 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from photocheck.errors import BlobIntegrityError, BlobNotFound, BlobStoreUnavailable
+from photocheck.errors import (
+    BlobIntegrityError,
+    BlobNotFound,
+    BlobStoreUnavailable,
+    RecheckRefused,
+)
 
 __all__ = [
     "ApiError",
     "error_body",
     "install_error_handlers",
+    "recheck_error",
     "validation_messages",
     "zh_for",
 ]
@@ -123,6 +129,15 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.message_zh = message_zh or zh_for(code, status)
         self.details, self.headers = details, headers
+
+
+RECHECK_STATUS = {"RECHECK_RUNNING": 409, "RECHECK_STATE": 409, "RECHECK_NOT_FOUND": 404}
+
+
+def recheck_error(exc: RecheckRefused) -> ApiError:
+    """The library's refusal of a re-check action as an answer (JSON, or a page on /audit)."""
+    status = RECHECK_STATUS.get(exc.code, 409)
+    return ApiError(status, exc.code, exc.message, message_zh=exc.message_zh)
 
 
 def error_body(

@@ -10,6 +10,7 @@
     + BlobNotFound         -- no object under that key
     + BlobIntegrityError   -- the bytes do not match their SHA-256: nothing stored
     + BlobStoreUnavailable -- the store cannot be reached or written now (also OSError)
+  x RecheckRefused         -- a look-back re-check cannot be started, paused or confirmed now
 
 Checks never raise for bad photos: a decode failure is turned into a finding at the
 pipeline boundary, and a bad metadata field becomes a note on that field only.
@@ -26,6 +27,7 @@ __all__ = [
     "ModelError",
     "PhotocheckError",
     "PolicyError",
+    "RecheckRefused",
     "TooLarge",
     "UnsupportedFormat",
 ]
@@ -72,3 +74,14 @@ class BlobStoreUnavailable(BlobError, OSError):
 
     An ``OSError`` too, so code that retries disk errors later retries this as well.
     """
+
+
+class RecheckRefused(PhotocheckError):
+    """A re-check action that the run's state (or another run) does not allow.
+
+    ``code`` is the API's error code (``RECHECK_RUNNING``, ``RECHECK_NOT_FOUND``,
+    ``RECHECK_STATE``); both languages are carried for the one HTTP mapping."""
+
+    def __init__(self, code: str, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.code, self.message, self.message_zh = code, message, message_zh
