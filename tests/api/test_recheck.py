@@ -28,7 +28,6 @@ from photocheck.recheck.tables import PhotoVerdict, RecheckRun
 from tests.conftest import data_file
 
 from .conftest import ADMIN, LiveServer, activate, make_settings, seed_admin, start_campaign
-from .test_accounts import module_db  # noqa: F401 - one database per module and DB kind
 
 HOUSEHOLDS = """household_id,head_name,town,village,category
 H1,张一,龙驹寨镇,东村,鉴定安全
@@ -65,7 +64,7 @@ def _stricter_policy(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(module_db: tuple[str, Path]) -> Iterator[World]:  # noqa: F811
+def world(module_db: tuple[str, Path]) -> Iterator[World]:
     url, tmp = module_db
     settings = make_settings(tmp, url, RECHECK_BATCH=2)
     seed_admin(settings)
