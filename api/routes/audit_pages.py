@@ -225,7 +225,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "pause": ("暂停", "Pause"),
     "resume": ("继续", "Resume"),
     "confirm_run": ("确认采用新结果", "Confirm the new verdicts"),
-    "confirm_note": ("确认后，待重拍清单和进度排名改用本次复核的结果（结果已变的照片 {n} 户）。",
+    "confirm_note": ("确认后，待重拍清单和进度排名改用本次复核的结果（结果有变化的农户 {n} 户）。",
                      "Once confirmed, retake lists and the progress ranking use this run's "
                      "verdicts ({n} households change)."),
     "applied": ("已采用 {a} 张照片的新结果；"
