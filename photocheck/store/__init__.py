@@ -10,6 +10,7 @@
 * ``repo``    the functions that write the tables
 * ``household_import`` parse and validate the county's household list
 * ``reconcile`` start-up agreement of files and rows
+* ``sites``, ``site_intake`` shared sites; taking in their drone photos (check, name, store)
 """
 
 from __future__ import annotations
