@@ -457,6 +457,10 @@ class Intake:
         twice (a queue's at-least-once) changes nothing the second time.
         """
         held = self._pending.take(photo_id)
+        with self.db.write_lock, self.db.session() as session:
+            # every earlier photo, also in `photocheck worker` (no index built at its start)
+            # or with the serve process's follow() thread up to 0.5 s behind
+            self.catch_up(session)
         with self.db.session() as session:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:
