@@ -16,7 +16,7 @@ from photocheck.errors import BlobStoreUnavailable
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.reconcile import GRACE_S
-from photocheck.store.resumable import PartialUploads
+from photocheck.store.resumable import PartialStore, PartialUploads
 from photocheck.store.scenes import scene_matcher
 
 from .audit import AuditWorker
@@ -101,10 +101,34 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         site_blobs=stores["drone"],
         previews=stores["previews"],
     )
-    expiry = dt.timedelta(hours=settings.TUS_EXPIRY_HOURS)
-    state.partial = PartialUploads(settings.partial_dir, expiry)
-    state.partial.sweep()
+    state.partial = _partial_store(settings, db, blobs)
+    try:
+        state.partial.sweep()
+    except BlobStoreUnavailable as exc:  # swept later, as uploads are created
+        log.error("photocheck: cannot sweep the partial uploads at start: %s", exc)
     return state
+
+
+def _partial_store(settings: Settings, db: Database, blobs: BlobStore) -> PartialStore:
+    """Resumable uploads beside the blobs: the local folder, or the S3 bucket (any
+    worker continues an upload; one writer at a time by a PostgreSQL advisory lock,
+    or ``flock`` on SQLite, which is one machine anyway)."""
+    expiry = dt.timedelta(hours=settings.TUS_EXPIRY_HOURS)
+    if not settings.blob_config().is_s3:
+        return PartialUploads(settings.partial_dir, expiry)
+    from photocheck.store.s3blobs import S3BlobStore  # boto3: only when configured
+    from photocheck.store.s3resumable import S3PartialUploads
+    from photocheck.store.upload_locks import FileUploadLocks, PgUploadLocks, UploadLocks
+
+    locks: UploadLocks
+    if db.dialect == "postgresql":
+        locks = PgUploadLocks(settings.database_url)
+    else:
+        locks = FileUploadLocks(settings.partial_dir / "locks")
+    assert isinstance(blobs, S3BlobStore)
+    _, prefix = settings.blob_config().bucket_and_prefix()
+    partial = "/".join(p for p in (prefix, "partial") if p)
+    return S3PartialUploads(blobs.client, blobs.bucket, partial, locks, expiry, blobs.tmp)
 
 
 def _prepare(store: BlobStore) -> None:
@@ -138,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.intake.stop_following()
         liveness.close()
         state.passwords.shutdown()
+        if state.partial is not None:
+            state.partial.close()
         state.db.dispose()
 
     # /docs and /redoc with Swagger UI / ReDoc served from the installed package, not a

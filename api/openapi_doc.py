@@ -39,10 +39,10 @@ _ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", f"{P}/audit/findings/{{finding_id}}"): (404,),
     ("post", f"{P}/audit/findings/{{finding_id}}/decision"): (404,),
     # tus resumable uploads (the tus protocol's own codes: 400, 412, 460)
-    ("post", f"{P}/uploads"): (400, 412, 413),
-    ("head", f"{P}/uploads/{{upload_id}}"): (404, 412, 423),
+    ("post", f"{P}/uploads"): (400, 412, 413, 503),
+    ("head", f"{P}/uploads/{{upload_id}}"): (404, 412, 423, 503),
     ("patch", f"{P}/uploads/{{upload_id}}"): (400, 404, 409, 412, 415, 423, 460, 503),
-    ("delete", f"{P}/uploads/{{upload_id}}"): (404, 412, 423),
+    ("delete", f"{P}/uploads/{{upload_id}}"): (404, 412, 423, 503),
 }
 _DESCRIPTIONS = {
     400: "a tus header is missing or malformed",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from photocheck import ContentModel, Policy
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
-from photocheck.store.resumable import PartialUploads
+from photocheck.store.resumable import PartialStore
 
 from .liveness import Liveness
 from .login_limits import AddressRate
@@ -36,4 +36,4 @@ class AppState:
     previews: BlobStore  # derived previews for the audit page
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
     liveness: Liveness | None = None  # this process's lock, for Idempotency-Key claims
-    partial: PartialUploads | None = None  # resumable uploads in progress (issue 12)
+    partial: PartialStore | None = None  # resumable uploads in progress (issue 12)

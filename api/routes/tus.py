@@ -12,6 +12,10 @@ Metadata keys (values base64, as tus says): ``household_id`` (required), ``sha25
 (``true``), ``filename``. Without an ``idempotency_key`` the upload's own ID is the
 key, so a completion retried after a crash is answered, not checked again.
 
+Where the partial bytes live (``<data>/partial/`` or the S3 bucket, so any worker
+continues an upload) is ``photocheck.store.resumable``'s business: this module only
+speaks the protocol, through ``PartialStore.writing``.
+
 Implemented here rather than with a PyPI tus server: the ones for ASGI buffer each
 PATCH in memory and never fsync (so a broken PATCH stores nothing and a crash can
 lose acknowledged bytes), and none fits the service's auth, errors and blob store.
@@ -23,24 +27,23 @@ import asyncio
 import base64
 import binascii
 import email.utils
-import hashlib
+import functools
 import hmac
-import os
-import shutil
+import logging
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from photocheck.store import PendingBlob
+from photocheck.errors import BlobStoreUnavailable
 from photocheck.store.resumable import (
-    Appender,
+    PartialStore,
     PartialUpload,
-    PartialUploads,
+    PartialWriter,
     UploadBusy,
     UploadGone,
 )
@@ -53,6 +56,7 @@ from ..uploads import ParsedUpload
 from . import photos
 
 router = APIRouter(prefix="/uploads", tags=["resumable uploads"])
+log = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration"
@@ -76,6 +80,7 @@ ZH: dict[str, str] = {  # the Chinese line of each error this protocol answers
     "UPLOAD_TOO_LONG": "发送的字节数超过了声明的文件大小",
     "UNSUPPORTED_MEDIA_TYPE": "请使用 Content-Type: application/offset+octet-stream",
     "CHECKSUM_MISMATCH": "文件的 SHA-256 与声明的不一致，请重新上传",
+    "STORAGE_UNAVAILABLE": "照片存储暂时不可用，已保存的部分不会丢失，请稍后继续上传",
 }
 
 
@@ -97,7 +102,29 @@ def _require_tus(request: Request) -> None:
         )
 
 
-def _partial(state: AppState) -> PartialUploads:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _storage_errors(route: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The store (S3) unreachable: 503 in the protocol's words. The bytes stored before
+    are kept, so the client resumes from ``HEAD``'s offset once it is back."""
+
+    @functools.wraps(route)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await route(*args, **kwargs)
+        except BlobStoreUnavailable as exc:
+            log.error("resumable upload: the store is unavailable: %s", exc)
+            msg = (
+                "photo storage is unavailable; the bytes stored so far are kept: resume in a minute"
+            )
+            raise _error(503, "STORAGE_UNAVAILABLE", msg, **{"Retry-After": "30"}) from None
+
+    return wrapper
+
+
+def _partial(state: AppState) -> PartialStore:
     assert state.partial is not None
     return state.partial
 
@@ -202,6 +229,7 @@ async def create_upload(request: Request, state: State, token: Token) -> Respons
 
 
 @router.head("/{upload_id}")
+@_storage_errors
 async def upload_offset(request: Request, state: State, token: Token, upload_id: UploadId):
     """tus core: how many bytes are stored (resume from there)."""
     _require_tus(request)
@@ -209,21 +237,19 @@ async def upload_offset(request: Request, state: State, token: Token, upload_id:
     upload = await run_in_threadpool(lambda: _owned(state, _caller(state, token), upload_id))
     _release(upload_id)  # only for the upload's own account
 
-    def look() -> tuple[PartialUpload, int]:
+    def look() -> int:
         partial = _partial(state)
-        if partial.result(upload_id) is not None:
-            return upload, upload.length
         try:  # wait for a broken-off PATCH to let go, so the offset is final
-            with partial.locked(upload_id):
-                return upload, partial.offset(upload_id)
+            with partial.writing(upload_id) as writer:
+                return writer.offset
         except UploadGone:
-            if partial.result(upload_id) is not None:  # finished while we waited
-                return upload, upload.length
+            if partial.result(upload_id) is not None:  # finished (maybe while we waited)
+                return upload.length
             raise _error(404, "UPLOAD_NOT_FOUND", "no such upload") from None
         except UploadBusy:
             raise _error(423, "UPLOAD_BUSY", "the upload is being written; retry") from None
 
-    upload, offset = await run_in_threadpool(look)
+    offset = await run_in_threadpool(look)
     return Response(
         status_code=200,
         headers=_headers(
@@ -238,6 +264,7 @@ async def upload_offset(request: Request, state: State, token: Token, upload_id:
 
 
 @router.patch("/{upload_id}")
+@_storage_errors
 async def upload_bytes(request: Request, state: State, token: Token, upload_id: UploadId):
     """tus core: append bytes at ``Upload-Offset``; the last byte gets the verdict (200)."""
     _require_tus(request)
@@ -249,29 +276,24 @@ async def upload_bytes(request: Request, state: State, token: Token, upload_id: 
     claimed = int(raw_offset)
     upload = await run_in_threadpool(lambda: _owned(state, _caller(state, token), upload_id))
     partial = _partial(state)
-    done = await run_in_threadpool(partial.result, upload_id)
-    if done is not None:  # finished earlier and the answer was lost: the same answer
-        return _answer(upload, done)
     _release(upload_id)
     with ExitStack() as held:
         try:  # waits (in a thread) for a broken-off PATCH of this upload to let go
-            fh = await run_in_threadpool(held.enter_context, partial.locked(upload_id))
+            writer = await run_in_threadpool(held.enter_context, partial.writing(upload_id))
         except UploadGone:
             done = await run_in_threadpool(partial.result, upload_id)
-            if done is not None:  # finished by the request we waited for
+            if done is not None:  # finished earlier and the answer was lost: the same answer
                 return _answer(upload, done)
             raise _error(404, "UPLOAD_NOT_FOUND", "no such upload") from None
         except UploadBusy:
             raise _error(423, "UPLOAD_BUSY", "the upload is being written; retry") from None
-        offset = await run_in_threadpool(partial.offset, upload_id)
-        if claimed != offset:
+        if claimed != writer.offset:
             raise _error(
                 409,
                 "UPLOAD_OFFSET_MISMATCH",
-                f"the upload is at byte {offset}, not {claimed}",
-                **{"Upload-Offset": str(offset)},
+                f"the upload is at byte {writer.offset}, not {claimed}",
+                **{"Upload-Offset": str(writer.offset)},
             )
-        writer = partial.appender(fh, offset, upload.length)
         try:
             await _receive(request, upload_id, writer)
         except ClientDisconnect:
@@ -284,7 +306,7 @@ async def upload_bytes(request: Request, state: State, token: Token, upload_id: 
                 **{"Upload-Offset": str(writer.offset)},
             ) from None
         finally:
-            await run_in_threadpool(writer.sync)  # durable before anyone hears the offset
+            await run_in_threadpool(_sync, writer)  # durable before anyone hears the offset
         if writer.offset < upload.length:
             return Response(
                 status_code=204,
@@ -295,11 +317,19 @@ async def upload_bytes(request: Request, state: State, token: Token, upload_id: 
                     }
                 ),
             )
-        body = await _complete(state, upload, token)
+        body = await _complete(state, upload, writer, token)
     return _answer(upload, body)
 
 
+def _sync(writer: PartialWriter) -> None:
+    try:
+        writer.sync()
+    except UploadBusy:  # another writer stored bytes here meanwhile (its offset counts)
+        raise _error(423, "UPLOAD_BUSY", "the upload was written by another request") from None
+
+
 IDLE_S = 60.0  # a PATCH that receives nothing for this long lets go of its upload
+RELEASE_POLL_S = 0.5  # how often a PATCH looks for a request of another process waiting
 _receiving: dict[str, asyncio.Event] = {}  # upload ID -> "let go" for its current PATCH
 
 
@@ -308,17 +338,26 @@ def _release(upload_id: str) -> None:
 
     A link that dies silently (no reset reaches the server) leaves the old PATCH
     waiting for bytes that never come, holding the upload; the client's new request
-    would wait for it. tusd does the same ("lock release request")."""
+    would wait for it. tusd does the same ("lock release request"). A request in
+    another process (S3 store) is seen by the PATCH itself: ``release_requested``."""
     event = _receiving.get(upload_id)
     if event is not None:
         event.set()
 
 
-async def _receive(request: Request, upload_id: str, writer: Appender) -> None:
+async def _watch_release(writer: PartialWriter, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(RELEASE_POLL_S)
+        if await run_in_threadpool(writer.release_requested):
+            stop.set()
+
+
+async def _receive(request: Request, upload_id: str, writer: PartialWriter) -> None:
     """Append the body as it arrives, until its end, a release request or ``IDLE_S``."""
     stop = _receiving[upload_id] = asyncio.Event()
     chunks = request.stream().__aiter__()
     stopped = asyncio.ensure_future(stop.wait())
+    watcher = asyncio.ensure_future(_watch_release(writer, stop)) if writer.polls_release else None
     try:
         while True:
             chunk = asyncio.ensure_future(chunks.__anext__())
@@ -335,6 +374,8 @@ async def _receive(request: Request, upload_id: str, writer: Appender) -> None:
                 await run_in_threadpool(writer.write, data)
     finally:
         stopped.cancel()
+        if watcher is not None:
+            watcher.cancel()
         if _receiving.get(upload_id) is stop:
             del _receiving[upload_id]
 
@@ -352,12 +393,15 @@ def _answer(upload: PartialUpload, body: dict[str, Any]) -> JSONResponse:
     )
 
 
-async def _complete(state: AppState, upload: PartialUpload, token: str | None) -> dict[str, Any]:
+async def _complete(
+    state: AppState, upload: PartialUpload, writer: PartialWriter, token: str | None
+) -> dict[str, Any]:
     """All bytes are in: SHA-256 against the client's, then the one intake, once."""
     partial = _partial(state)
-    path = partial.part_path(upload.id)
-    sha = await run_in_threadpool(_sha256, path)
-    if not hmac.compare_digest(sha, upload.metadata["sha256"].lower()):
+    # the complete file in the blob store's staging folder, hashed from what was stored
+    pending = await run_in_threadpool(writer.assemble, state.blobs.tmp)
+    if not hmac.compare_digest(pending.sha256, upload.metadata["sha256"].lower()):
+        pending.discard()
         await run_in_threadpool(partial.delete, upload.id)
         raise _error(
             460,
@@ -366,25 +410,28 @@ async def _complete(state: AppState, upload: PartialUpload, token: str | None) -
         )
     meta = upload.metadata
     practice = meta.get("practice", "").lower() in ("1", "true", "yes")
-    # the caller's right to this household, again: it may have changed since creation
-    user_id, household = await run_in_threadpool(
-        photos._authorise, state, token, meta["household_id"]
-    )
+    try:  # the caller's right to this household, again: it may have changed since creation
+        user_id, household = await run_in_threadpool(
+            photos._authorise, state, token, meta["household_id"]
+        )
+    except BaseException:
+        pending.discard()
+        raise
     claim = None
-    if not practice:
-        key = meta.get("idempotency_key") or f"tus:{upload.id}"
-        claim = await photos._claim(state, user_id, key, household.household_code)
-        if claim.state == "done":
-            assert claim.body is not None
-            await run_in_threadpool(_finish, partial, upload.id, claim.body)
-            return claim.body
-    pending = await run_in_threadpool(_pending_copy, state, path, upload.id, sha)
-    parsed = ParsedUpload(
-        pending,
-        meta.get("filename"),
-        {"capture": meta["capture"]} if "capture" in meta else {},
-    )
     try:
+        if not practice:
+            key = meta.get("idempotency_key") or f"tus:{upload.id}"
+            claim = await photos._claim(state, user_id, key, household.household_code)
+            if claim.state == "done":  # checked before a crash: the answer, not a recheck
+                assert claim.body is not None
+                pending.discard()
+                await run_in_threadpool(writer.finish, claim.body)
+                return claim.body
+        parsed = ParsedUpload(
+            pending,
+            meta.get("filename"),
+            {"capture": meta["capture"]} if "capture" in meta else {},
+        )
         result = await run_in_threadpool(
             photos._process, state, household, user_id, parsed, practice, claim, photos._Laps()
         )
@@ -397,38 +444,12 @@ async def _complete(state: AppState, upload: PartialUpload, token: str | None) -
         raise
     pending.discard()  # a no-op once stored
     body = photos._body(result, practice)
-    await run_in_threadpool(_finish, partial, upload.id, body)
+    await run_in_threadpool(writer.finish, body)
     return body
 
 
-def _pending_copy(state: AppState, part: FilePath, upload_id: str, sha: str) -> PendingBlob:
-    """The complete file as a pending blob, by a hard link: the intake moves the link
-    into the store while ``.part`` stays until the answer is saved, so after a crash in
-    between the client's retry finds the upload complete and gets the stored answer
-    (its idempotency key is done) instead of sending, and checking, it all again."""
-    link = state.blobs.tmp / f"tus-{upload_id}"
-    link.unlink(missing_ok=True)
-    try:
-        os.link(part, link)
-    except OSError:  # another filesystem: a copy
-        shutil.copyfile(part, link)
-    return PendingBlob(link, sha, part.stat().st_size)
-
-
-def _finish(partial: PartialUploads, upload_id: str, body: dict[str, Any]) -> None:
-    partial.save_result(upload_id, body)
-    partial.part_path(upload_id).unlink(missing_ok=True)  # stored (moved) or practice
-
-
-def _sha256(path: Any) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1024 * 1024), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @router.delete("/{upload_id}", status_code=204)
+@_storage_errors
 async def terminate_upload(request: Request, state: State, token: Token, upload_id: UploadId):
     """tus termination: forget the upload and its bytes (a stored photo stays stored)."""
     _require_tus(request)
@@ -437,7 +458,7 @@ async def terminate_upload(request: Request, state: State, token: Token, upload_
 
     def end() -> None:
         partial = _partial(state)
-        with partial.locked(upload_id):
+        with partial.writing(upload_id):
             partial.delete(upload_id)
 
     _release(upload_id)

@@ -10,6 +10,9 @@
 * ``repo``    the functions that write the tables
 * ``household_import`` parse and validate the county's household list
 * ``reconcile`` start-up agreement of files and rows
+* ``resumable`` ``PartialStore``: tus partial uploads; the local folder here,
+  ``s3resumable.S3PartialUploads`` in the bucket (any worker continues an upload),
+  one writer at a time by ``upload_locks`` (PostgreSQL advisory lock, or ``flock``)
 * ``sites``, ``site_intake`` shared sites; taking in their drone photos (check, name, store)
 """
 

@@ -12,8 +12,11 @@ import os
 import random
 import socket
 import struct
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,11 +26,19 @@ from sqlalchemy import func, select
 from api.routes import photos as photo_routes
 from api.routes import tus as tus_routes
 from photocheck.store import Photo
-from photocheck.store.resumable import PartialUploads, UploadGone
+from photocheck.store.resumable import (
+    PartialStore,
+    PartialUpload,
+    PartialUploads,
+    UploadBusy,
+    UploadGone,
+)
+from photocheck.store.s3resumable import PART_MIN, S3PartialUploads
+from photocheck.store.upload_locks import FileUploadLocks, PgUploadLocks
 from tests.conftest import data_file
 from tests.s3 import S3Bucket
 
-from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
+from .conftest import ADMIN, LiveServer, activate, login, pg_schema
 
 PHOTO = "buildings/strecha_herz_jesu/herz_jesu_0007.jpg"  # 3.0 MB, a real building
 CHUNK = 256 * 1024
@@ -70,7 +81,16 @@ def _create(client: httpx.Client, auth: dict, data: bytes, household: str = "R1"
     return urlsplit(r.headers["Location"]).path
 
 
-def _offset(server: LiveServer, auth: dict, path: str) -> int:
+class Endpoint(Protocol):
+    """A server a request can go to (``LiveServer`` or a worker process)."""
+
+    @property
+    def url(self) -> str: ...
+
+    port: int
+
+
+def _offset(server: Endpoint, auth: dict, path: str) -> int:
     r = httpx.head(server.url + path, headers={**auth, **TUS})
     assert r.status_code == 200, r.text
     assert r.headers["Cache-Control"] == "no-store"
@@ -78,7 +98,7 @@ def _offset(server: LiveServer, auth: dict, path: str) -> int:
 
 
 def _raw_patch(
-    server: LiveServer, auth: dict, path: str, offset: int, body: bytes, send: int
+    server: Endpoint, auth: dict, path: str, offset: int, body: bytes, send: int
 ) -> tuple[int, bytes]:
     """PATCH over a raw socket; sends only ``send`` bytes of the body when cutting, then
     resets the connection (no answer read). Returns (body bytes sent, answer)."""
@@ -111,23 +131,40 @@ def test_ten_cuts_one_record_checked_once(
     _ten_cuts(server, client, monkeypatch)
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_ten_cuts_with_the_blobs_on_s3(
-    tmp_path: Path, database_url: str, s3_bucket: S3Bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The partial bytes stay in the local folder; the finished photo goes to S3."""
-    settings = make_settings(tmp_path, database_url, **s3_bucket.settings())
-    seed_admin(settings)
-    live = LiveServer(settings)
-    live.start()
-    try:
-        with httpx.Client(base_url=live.url + "/api/v1", timeout=120) as client:
-            _ten_cuts(live, client, monkeypatch)
-        (key,) = s3_bucket.keys("blobs/")
-        stored = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
-        assert stored == data_file(PHOTO).read_bytes()
-    finally:
-        live.stop()
+def cut_ten_times(
+    servers: Sequence[Endpoint], auth: dict, path: str, data: bytes
+) -> tuple[int, dict[str, Any]]:
+    """Send ``data`` in ``CHUNK`` PATCHes, each to a random one of ``servers``, resetting
+    the connection at 10 random points and resuming from ``HEAD``'s offset (also asked
+    of a random server). Returns the body bytes sent in all and the final answer."""
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(data)), 10))
+    sent = requests = 0
+    answer = b""
+    while not answer:
+        offset = _offset(rng.choice(servers), auth, path)
+        body = data[offset : offset + CHUNK]
+        cut = next((c for c in cuts if offset < c < offset + len(body)), None)
+        send = len(body) if cut is None else cut - offset
+        n, answer = _raw_patch(rng.choice(servers), auth, path, offset, body, send)
+        if cut is not None:
+            cuts.remove(cut)
+        sent, requests = sent + n, requests + 1
+        assert requests < 100, "no progress"
+        if answer and b" 204 " in answer.split(b"\r\n")[0]:
+            answer = b""  # a chunk in the middle: go on
+    status, _, rest = answer.partition(b"\r\n")
+    assert b" 200 " in status, answer[:500]
+    result = json.loads(rest.split(b"\r\n\r\n", 1)[1])
+    assert not cuts, "every cut happened"
+    print(
+        f"\nseed {seed}: {len(data)} bytes, {sent} sent in {requests} PATCHes to "
+        f"{len(servers)} server(s) (+{sent - len(data)} = {(sent - len(data)) / CHUNK:.2f} "
+        "chunks over 10 cuts)"
+    )
+    assert len(data) <= sent <= len(data) + 10 * CHUNK
+    return sent, result
 
 
 def _ten_cuts(server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,35 +178,8 @@ def _ten_cuts(server: LiveServer, client: httpx.Client, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(photo_routes, "check_photo", counting_check)
     data = data_file(PHOTO).read_bytes()
-    seed = int.from_bytes(os.urandom(4), "big")
-    rng = random.Random(seed)
-    cuts = sorted(rng.sample(range(1, len(data)), 10))
     path = _create(client, auth, data, capture=json.dumps({"lat": 33.7, "lon": 110.3}))
-
-    sent = requests = 0
-    answer = b""
-    while not answer:
-        offset = _offset(server, auth, path)
-        body = data[offset : offset + CHUNK]
-        cut = next((c for c in cuts if offset < c < offset + len(body)), None)
-        n, answer = _raw_patch(
-            server, auth, path, offset, body, len(body) if cut is None else cut - offset
-        )
-        if cut is not None:
-            cuts.remove(cut)
-        sent, requests = sent + n, requests + 1
-        assert requests < 100, "no progress"
-        if answer and b" 204 " in answer.split(b"\r\n")[0]:
-            answer = b""  # a chunk in the middle: go on
-    status, _, rest = answer.partition(b"\r\n")
-    assert b" 200 " in status, answer[:500]
-    result = json.loads(rest.split(b"\r\n\r\n", 1)[1])
-    assert not cuts, "every cut happened"
-    print(
-        f"\nseed {seed}: {len(data)} bytes, {sent} sent in {requests} PATCHes "
-        f"(+{sent - len(data)} = {(sent - len(data)) / CHUNK:.2f} chunks over 10 cuts)"
-    )
-    assert len(data) <= sent <= len(data) + 10 * CHUNK
+    _, result = cut_ten_times([server], auth, path, data)
     assert len(checks) == 1 and _photos(server) == 1
     assert result["household_id"] == "R1" and result["photo_id"] is not None
     with server.app_state.db.session() as session:
@@ -281,8 +291,8 @@ def test_partial_uploads_expire_and_are_swept(tmp_path: Path) -> None:
     store = PartialUploads(tmp_path, dt.timedelta(hours=1))
     live = store.create(1, 10, {"household_id": "R1"}, {})
     gone = PartialUploads(tmp_path, dt.timedelta(seconds=-1)).create(1, 10, {}, {})
-    with store.locked(gone.id) as fh:
-        store.appender(fh, 0, 10).write(b"12345")
+    with store.locked(gone.id) as fh:  # (writing() would find it expired)
+        fh.write(b"12345")
     assert store.offset(gone.id) == 5
     assert store.sweep() == 1
     with pytest.raises(UploadGone):
@@ -351,3 +361,126 @@ def test_a_silently_dead_link_does_not_hold_the_upload(
     with server.app_state.db.session() as session:
         photo = session.scalars(select(Photo)).one()
         assert server.app_state.blobs.read(photo.blob_path) == data
+
+
+def _patches(store: PartialStore, upload_id: str, data: bytes, size: int, at: int = 0) -> None:
+    """Append ``data`` (from byte ``at`` of the file) as PATCHes of ``size`` bytes, each
+    its own hold of the upload."""
+    for start in range(0, len(data), size):
+        with store.writing(upload_id) as writer:
+            assert writer.offset == at + start
+            writer.write(data[start : start + size])
+            writer.sync()
+
+
+def test_s3_partial_uploads_fold_complete_expire(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    """Partial uploads in S3 (SeaweedFS): small PATCHes stay objects of their own until
+    they make a 5 MiB part; every offset is read back by a store that shares nothing
+    but the bucket with the writer (another worker); completion gives the file byte for
+    byte; an expired upload is swept with its multipart upload."""
+
+    def store(expiry: dt.timedelta = dt.timedelta(hours=1)) -> S3PartialUploads:
+        locks = FileUploadLocks(tmp_path / "locks")
+        return S3PartialUploads(
+            s3_bucket.client,
+            s3_bucket.name,
+            "photocheck/partial",
+            locks,
+            expiry,
+            tmp_path / "staging",
+        )
+
+    def objects(upload_id: str) -> list[str]:
+        return sorted(k.rsplit("/", 1)[1] for k in s3_bucket.keys(f"partial/{upload_id}/"))
+
+    def parts(upload: PartialUpload) -> list[int]:
+        answer = s3_bucket.client.list_parts(
+            Bucket=s3_bucket.name,
+            Key=f"photocheck/partial/{upload.id}/data",
+            UploadId=upload.extra["multipart"],
+        )
+        return [p["Size"] for p in answer.get("Parts", ())]
+
+    data = os.urandom(PART_MIN + PART_MIN // 3)
+    writer_side = store()
+    upload = writer_side.create(1, len(data), {"household_id": "R1"}, {})
+    _patches(writer_side, upload.id, data[: PART_MIN - 1000], 1024 * 1024)
+    assert parts(upload) == []  # 5 tail objects, no part yet
+    assert len([n for n in objects(upload.id) if n.startswith("c")]) == 5
+    with store().writing(upload.id) as other:  # another worker: the offset is in S3
+        assert other.offset == PART_MIN - 1000
+        other.write(data[PART_MIN - 1000 : PART_MIN + 1000])  # the tail reaches 5 MiB: a part
+        other.sync()
+    assert parts(upload) == [PART_MIN + 1000]
+    assert objects(upload.id) == ["info.json"]  # the folded tail objects are gone
+    _patches(store(), upload.id, data[PART_MIN + 1000 :], 600_000, at=PART_MIN + 1000)
+    with store().writing(upload.id) as last:
+        assert last.offset == len(data)
+        pending = last.assemble(tmp_path / "staging")
+        assert pending.read() == data and pending.sha256 == hashlib.sha256(data).hexdigest()
+        last.finish({"photo_id": 7})
+    pending.discard()
+    assert objects(upload.id) == ["info.json", "result.json"]
+    assert store().result(upload.id) == {"photo_id": 7}
+    with pytest.raises(UploadGone):  # finished: no more bytes
+        store().writing(upload.id).__enter__()
+
+    small = writer_side.create(1, 1000, {}, {})  # under 5 MiB: no multipart upload at all
+    assert "multipart" not in small.extra
+    _patches(writer_side, small.id, data[:1000], 300)
+    with store().writing(small.id) as w:
+        assert w.assemble(tmp_path / "staging").read() == data[:1000]
+
+    stale = store().create(1, len(data), {}, {})
+    _patches(store(), stale.id, data[: PART_MIN + 2000], PART_MIN // 2)
+    assert parts(stale) and objects(stale.id) == ["c" + f"{PART_MIN // 2 * 2:012d}", "info.json"]
+    record = json.loads(
+        s3_bucket.client.get_object(
+            Bucket=s3_bucket.name, Key=f"photocheck/partial/{stale.id}/info.json"
+        )["Body"].read()
+    )
+    record["expires_at"] = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+    s3_bucket.client.put_object(
+        Bucket=s3_bucket.name,
+        Body=json.dumps(record).encode(),
+        Key=f"photocheck/partial/{stale.id}/info.json",
+    )
+    assert store().sweep() == 1  # the clock passed its expiry
+    assert objects(stale.id) == []
+    uploads = s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name, Prefix="photocheck/")
+    assert uploads.get("Uploads", []) == []  # aborted (a file under 5 MiB never has one)
+    with pytest.raises(UploadGone):
+        store().get(stale.id)
+
+
+def test_pg_upload_lock_one_writer_and_release_request() -> None:
+    """The PostgreSQL lock of an upload: a second holder waits and gives up with
+    UploadBusy; while one waits the holder sees it (``contended``) and lets go, and
+    the waiter gets the lock."""
+    with pg_schema() as url:
+        locks = PgUploadLocks(url)
+        upload_id = os.urandom(16).hex()
+        got: list[float] = []
+
+        def wait_for_it() -> None:
+            with locks.hold(upload_id, 30.0):
+                got.append(time.monotonic())
+
+        try:
+            with locks.hold(upload_id, 1.0) as held:
+                assert not held.contended()
+                with pytest.raises(UploadBusy), locks.hold(upload_id, 0.2):
+                    pass
+                waiter = threading.Thread(target=wait_for_it)
+                waiter.start()
+                deadline = time.monotonic() + 30
+                while not held.contended():
+                    assert time.monotonic() < deadline, "the waiter is never seen"
+                    time.sleep(0.05)
+                assert not got  # still ours
+            waiter.join(30)
+            assert got, "the waiter got the lock once it was let go"
+            with locks.hold(upload_id, 1.0) as again:
+                assert not again.contended()
+        finally:
+            locks.close()

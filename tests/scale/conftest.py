@@ -46,11 +46,13 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
 
 @dataclass
 class WorkerProcess:
-    """One ``python -m api.cli serve`` process on its own port."""
+    """One ``python -m api.cli serve`` process on its own port (``module``: another
+    entry point with the same command line, e.g. ``tests.scale.counting_serve``)."""
 
     env: dict[str, str]
     log: Path
     port: int = field(default_factory=free_port)
+    module: str = "api.cli"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,7 +62,7 @@ class WorkerProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", self.module, "serve", "--port", str(self.port)],
                 env=self.env,
                 cwd=ROOT,
                 stdout=out,
@@ -108,7 +110,9 @@ class Cluster:
     database_url: str
 
 
-def start_cluster(tmp_path: Path, database_url: str, n: int = 2, **extra: str) -> Cluster:
+def start_cluster(
+    tmp_path: Path, database_url: str, n: int = 2, *, module: str = "api.cli", **extra: str
+) -> Cluster:
     """Migrate and seed the admin once, then start ``n`` worker processes."""
     from api.accounts import add_user
     from api.settings import Settings
@@ -118,7 +122,7 @@ def start_cluster(tmp_path: Path, database_url: str, n: int = 2, **extra: str) -
     settings = Settings(DATA_DIR=data_dir, DATABASE_URL=database_url)
     add_user(settings, ADMIN[0], ADMIN[1], role=Role.COUNTY, county="丹凤县")
     env = service_env(data_dir, database_url, **extra)
-    workers = [WorkerProcess(env, tmp_path / f"worker{i}.log") for i in range(n)]
+    workers = [WorkerProcess(env, tmp_path / f"worker{i}.log", module=module) for i in range(n)]
     for w in workers:
         w.start()
     for w in workers:
