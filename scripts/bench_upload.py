@@ -22,7 +22,7 @@ the field).
    this machine, so the cost of HTTP is told apart from the service's own work.
 4. CPU: the server process's CPU time per upload (``/proc``) against the library's CPU
    time per photo, split into the request path and the background jobs (the niced
-   threads: scene checks), and the clients' (they share the cores; bodies are encoded
+   threads: scene checks, audit refresh), and the clients' (they share the cores; bodies are encoded
    before the clock starts).
 5. Stages: the mean wall time of each server-side stage of those same uploads, from
    the answers' ``Server-Timing`` header (read = multipart streaming to disk, queue =
@@ -123,8 +123,9 @@ def process_cpu(pid: int) -> float:
 
 def background_cpu(pid: int) -> float:
     """CPU seconds so far of the process's niced threads: the background work (the
-    scene-check job thread runs at nice 10, ``store.jobs``), told apart from the request
-    path. Threads that already ended are not counted (the job thread lives on)."""
+    scene-check job thread and the audit refresh thread run at nice 10,
+    ``store.jobs.lower_priority``), told apart from the request path. Threads that
+    already ended are not counted (both live as long as the server)."""
     total = 0.0
     for task in Path(f"/proc/{pid}/task").glob("*/stat"):
         try:
