@@ -27,6 +27,7 @@ from photocheck.errors import (
     BlobNotFound,
     BlobStoreUnavailable,
     PhotoOfOtherSite,
+    RecheckRefused,
     SiteError,
     SiteNotFound,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "ApiError",
     "error_body",
     "install_error_handlers",
+    "recheck_error",
     "validation_messages",
     "zh_for",
 ]
@@ -130,6 +132,15 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.message_zh = message_zh or zh_for(code, status)
         self.details, self.headers = details, headers
+
+
+RECHECK_STATUS = {"RECHECK_RUNNING": 409, "RECHECK_STATE": 409, "RECHECK_NOT_FOUND": 404}
+
+
+def recheck_error(exc: RecheckRefused) -> ApiError:
+    """The library's refusal of a re-check action as an answer (JSON, or a page on /audit)."""
+    status = RECHECK_STATUS.get(exc.code, 409)
+    return ApiError(status, exc.code, exc.message, message_zh=exc.message_zh)
 
 
 def error_body(

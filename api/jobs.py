@@ -45,6 +45,8 @@ def handlers(state: AppState) -> dict[str, jobs.Handler]:
         # a scene check's later matches: that county's findings now, not at the next upload
         state.intake.on_scene_matches = lambda _photo, county: _refresh_one(state, county)
     found = {kind: keyed(h) for kind, h in state.intake.job_handlers().items()}
+    if state.recheck is not None:  # the look-back re-check's batches
+        found |= {kind: keyed(h) for kind, h in state.recheck.job_handlers().items()}
     return found | {jobs.SCENE_BACKFILL: scene_backfill, jobs.AUDIT_REFRESH: audit_refresh}
 
 

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from photocheck import ContentModel, default_policy, jobs, load_policy
 from photocheck.errors import BlobStoreUnavailable
+from photocheck.recheck.runs import Recheck
 from photocheck.store import BlobStore, Database, reconcile
 from photocheck.store.intake import Intake
 from photocheck.store.reconcile import GRACE_S
@@ -34,6 +35,7 @@ from .routes import (
     file_matching,
     households,
     photos,
+    rechecks,
     retakes,
     sites,
     tus,
@@ -106,6 +108,16 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         state.partial.sweep()
     except BlobStoreUnavailable as exc:  # swept later, as uploads are created
         log.error("photocheck: cannot sweep the partial uploads at start: %s", exc)
+    state.recheck = Recheck(
+        db,
+        blobs,
+        policy,
+        model,
+        radius_m=settings.GPS_RADIUS_M,
+        jobs=jobs.QueueJobs(db) if queue else None,
+        batch_size=settings.RECHECK_BATCH,
+    )
+    state.recheck.resume_interrupted()  # a run the last process left unfinished
     return state
 
 
@@ -146,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state.audit = worker = AuditWorker(state)
     runner = job_runner(state) if settings.JOBS_IN_SERVE else None
     state.intake.on_scene_matches = worker.scene_matches  # findings of a later scene check
+    if state.recheck is not None:  # confirmed verdicts: the findings follow
+        state.recheck.on_confirmed = worker.request
     state.liveness = liveness = Liveness(state.db, settings.DATA_DIR)
 
     @asynccontextmanager
@@ -180,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, html_pages=("/audit", audit_pages.error_page))
     install_openapi(app)  # the error answers and media types each operation really gives
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, file_matching, households, photos, retakes, sites, tus, users):
+    for module in (auth, file_matching, households, photos, rechecks, retakes, sites, tus, users):
         api.include_router(module.router)
     api.include_router(audit_routes.router)  # issue 5: findings, decisions, progress
     app.include_router(api)

@@ -38,6 +38,13 @@ _ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", f"{P}/audit/refresh"): (503,),
     ("get", f"{P}/audit/findings/{{finding_id}}"): (404,),
     ("post", f"{P}/audit/findings/{{finding_id}}/decision"): (404,),
+    # the look-back re-check (409: another run is active, or the run's state forbids it)
+    ("post", f"{P}/rechecks"): (404, 409),
+    ("get", f"{P}/rechecks/{{run_id}}"): (404,),
+    ("post", f"{P}/rechecks/{{run_id}}/pause"): (404, 409),
+    ("post", f"{P}/rechecks/{{run_id}}/resume"): (404, 409),
+    ("post", f"{P}/rechecks/{{run_id}}/confirm"): (404, 409),
+    ("get", f"{P}/rechecks/{{run_id}}/changes"): (404,),
     # tus resumable uploads (the tus protocol's own codes: 400, 412, 460)
     ("post", f"{P}/uploads"): (400, 412, 413, 503),
     ("head", f"{P}/uploads/{{upload_id}}"): (404, 412, 423, 503),
@@ -52,7 +59,8 @@ _DESCRIPTIONS = {
     401: "not logged in, or the token is invalid or expired",
     403: "the initial password must be changed first, or this is outside your role or area",
     404: "not found in your county",
-    409: "conflicts with what is stored (already registered, or still being uploaded)",
+    409: "conflicts with what is stored (already registered, still being uploaded; a re-check "
+    "already active, or in a state that does not allow this)",
     413: "larger than the upload limit",
     415: "not an image / not a household file",
     416: "the requested range is outside the file",
@@ -127,6 +135,15 @@ _SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
             "description": "not stored (rejected: `stored` false), or already stored",
             "content": {"application/json": {"schema": {}}},
         },
+    },
+    ("get", f"{P}/rechecks/{{run_id}}/changes"): {
+        "200": {
+            "description": "the change report (`format`: json or xlsx)",
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
     },
     ("get", f"{P}/villages/{{village_id}}/drone-package"): {
         "200": {"description": "the zip", "content": {"application/zip": {"schema": {}}}},

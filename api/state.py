@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from photocheck import ContentModel, Policy
+from photocheck.recheck.runs import Recheck
 from photocheck.store import BlobStore, Database, ReconcileReport
 from photocheck.store.intake import Intake
 from photocheck.store.resumable import PartialStore
@@ -37,3 +38,4 @@ class AppState:
     audit: AuditWorker | None = None  # the audit's refresh thread (create_app starts it)
     liveness: Liveness | None = None  # this process's lock, for Idempotency-Key claims
     partial: PartialStore | None = None  # resumable uploads in progress (issue 12)
+    recheck: Recheck | None = None  # the county's look-back re-check (issue 12)

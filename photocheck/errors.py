@@ -13,6 +13,7 @@
   x SiteError              -- a drone photo of a shared site cannot be taken in
     + SiteNotFound         -- the site is gone (removed meanwhile)
     + PhotoOfOtherSite     -- the same photo is already stored for another site
+  x RecheckRefused         -- a look-back re-check cannot be started, paused or confirmed now
 
 Checks never raise for bad photos: a decode failure is turned into a finding at the
 pipeline boundary, and a bad metadata field becomes a note on that field only.
@@ -30,6 +31,7 @@ __all__ = [
     "PhotoOfOtherSite",
     "PhotocheckError",
     "PolicyError",
+    "RecheckRefused",
     "SiteError",
     "SiteNotFound",
     "TooLarge",
@@ -98,3 +100,14 @@ class PhotoOfOtherSite(SiteError):
     def __init__(self, site_code: str, canonical_name: str) -> None:
         super().__init__(f"this photo is already stored for site {site_code!r} as {canonical_name}")
         self.site_code, self.canonical_name = site_code, canonical_name
+
+
+class RecheckRefused(PhotocheckError):
+    """A re-check action that the run's state (or another run) does not allow.
+
+    ``code`` is the API's error code (``RECHECK_RUNNING``, ``RECHECK_NOT_FOUND``,
+    ``RECHECK_STATE``); both languages are carried for the one HTTP mapping."""
+
+    def __init__(self, code: str, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.code, self.message, self.message_zh = code, message, message_zh

@@ -1,28 +1,40 @@
 #!/usr/bin/env python3
-"""Scale-out costs, measured in one run: PostgreSQL with 1 and 2 worker processes, and
-the cross-county duplicate index at county-to-national sizes.
+"""Scale-out costs, measured in one run: PostgreSQL with 1 and 2 worker processes, with
+the originals in the local folder and in SeaweedFS (S3), and the cross-county
+duplicate index at county-to-national sizes in a real database.
 
-``upload``: a fresh schema in ``PHOTOCHECK_TEST_POSTGRES_URL`` (or ``--pg``), local
-blobs, N ``photocheck serve`` processes (each on its own port, clients spread over
-them, as a load balancer would) plus one ``photocheck worker`` (the job queue; the
-serve processes run no jobs here, so its CPU shows apart). Prints uploads/s and CPU
-ms per upload of each component from /proc: the serve processes, their PostgreSQL
-backends (found by ``application_name``), the job worker.
+``upload``: a fresh schema in ``PHOTOCHECK_TEST_POSTGRES_URL`` (or ``--pg``), N
+``photocheck serve`` processes (each on its own port, clients spread over them, as a
+load balancer would) plus one ``photocheck worker`` (the job queue; the serve
+processes run no jobs here, so its CPU shows apart); ``--store local s3``: the
+originals in the data folder, then in a fresh bucket of a SeaweedFS started here on
+free ports (``tests.s3.SeaweedFS``, stopped at the end). Prints uploads/s and CPU ms
+per upload of each component from /proc: the serve processes, their PostgreSQL
+backends (found by ``application_name``), the job worker, SeaweedFS.
 
-``index``: the cross-county duplicate index (``DuplicateIndex``) with N synthetic PDQ
-hashes: resident memory (VmRSS growth), build time, median / p99 same-photo query
-(8 dihedral variants, the policy's radius), and the time a restarting worker needs
-to be ready = reading N rows from PostgreSQL (rows/s measured on ``--pg-rows`` rows
-of a real ``photos`` table in this run) + the measured build.
+``index``: a bench schema filled by PostgreSQL itself (``generate_series``: one
+household and one photo per row, random PDQ, GPS, no embedding; secondary indexes
+and foreign keys dropped, tables unlogged) up to 1 M / 5 M / 25 M photos. At each size
+a fresh worker process (``_ready``) starts as a restarting one does
+(``Intake.rebuild_index``): first with no snapshot (the bulk read,
+``store.indexload.bulk_load``), which then writes one, then again from that snapshot.
+Each prints its ready time, resident memory growth (VmRSS) and the median / p99
+same-photo query (8 dihedral variants, the policy's radius); the row-by-row start-up
+of before (``dup_entries`` + ``DuplicateIndex.build``) is timed on ``--sample`` rows
+and scaled to N. At the largest size the write lock's hold time per upload is
+measured on real photos, with the index query before the lock (now) and inside it
+(before), interleaved. The schema and files are removed at the end.
 
-    python scripts/bench_scale.py upload [--workers 1 2] [--clients 4] [--rounds 1]
-    python scripts/bench_scale.py index [--n 1000000 5000000] [--pg-rows 200000]
+    python scripts/bench_scale.py upload [--workers 1 2] [--store local s3] [--clients 4]
+    python scripts/bench_scale.py index [--n 1000000 5000000 25000000] [--sample 200000]
+    python scripts/bench_scale.py rows
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +58,6 @@ from bench_upload import (
     multipart,
     process_cpu,
     village_login,
-    wait_healthy,
 )
 
 APP = "photocheck_bench"
@@ -60,6 +71,25 @@ def rss_bytes() -> int:
 
 
 # --- upload: PostgreSQL, 1 and 2 worker processes ------------------------------------
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Until /health answers 200 (a loaded machine may take minutes to load the model)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    msg = f"server did not start within {timeout_s:.0f} s"
+    raise RuntimeError(msg)
 
 
 def schema_url(base: str) -> tuple[str, str]:
@@ -85,11 +115,22 @@ def backend_pids(base: str, schema: str) -> list[int]:
     return out
 
 
-def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds: int) -> None:
+def run_upload(
+    base: str,
+    workers: int,
+    clients: int,
+    photos: list[Path],
+    rounds: int,
+    weed: Any = None,
+) -> None:
+    """``weed``: a running ``tests.s3.SeaweedFS`` (the originals go to a fresh bucket on
+    it and its CPU is counted), else the local folder."""
     schema, url = schema_url(base)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    blobs: dict[str, str] = weed.new_bucket().env() if weed is not None else {}
     env = {
         **os.environ,
+        **blobs,
         "PHOTOCHECK_DATA_DIR": str(data_dir),
         "PHOTOCHECK_DATABASE_URL": url,
         "PHOTOCHECK_MAX_UPLOAD_MB": "40",
@@ -119,7 +160,7 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
     )
     try:
         for p, proc in zip(ports, procs, strict=True):
-            wait_healthy(f"http://127.0.0.1:{p}/health", proc)
+            wait_up(f"http://127.0.0.1:{p}/health", proc)
         datas = [p.read_bytes() for p in photos]
         headers = village_login(
             f"http://127.0.0.1:{ports[0]}/api/v1", [None for _ in range(len(datas) * rounds)]
@@ -132,11 +173,18 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
             http_rate(f"http://127.0.0.1:{p}/api/v1", headers, [bodies[k]], 1)
         todo = bodies[len(ports) :]
         pg = backend_pids(base, schema)
-        before = {
-            "serve": sum(process_cpu(p.pid) for p in procs),
-            "postgres": sum(process_cpu(p) for p in pg),
-            "jobs": process_cpu(job.pid),
-        }
+
+        def cpu() -> dict[str, float]:
+            out = {
+                "serve": sum(process_cpu(p.pid) for p in procs),
+                "postgres": sum(process_cpu(p) for p in pg),
+                "jobs": process_cpu(job.pid),
+            }
+            if weed is not None:
+                out["seaweedfs"] = process_cpu(weed.process.pid)
+            return out
+
+        before = cpu()
         started = time.perf_counter()
         # clients spread over the workers (a load balancer's round robin)
         per = [todo[i :: len(ports)] for i in range(len(ports))]
@@ -158,15 +206,13 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
         wall = time.perf_counter() - started
         time.sleep(1)  # the audit refresh job (3 s debounce) is counted below when done
         pg = backend_pids(base, schema)  # pools may have opened more backends meanwhile
-        after = {
-            "serve": sum(process_cpu(p.pid) for p in procs),
-            "postgres": sum(process_cpu(p) for p in pg),
-            "jobs": process_cpu(job.pid),
-        }
+        after = cpu()
         n = len(todo)
+        store = "SeaweedFS (S3)" if weed is not None else "local blobs"
+        size = statistics.mean(len(b[1]) for b in todo) / 1e6
         print(
-            f"PostgreSQL + local blobs, {workers} serve process(es), {clients} clients, "
-            f"{n} uploads: {n / wall:.2f} uploads/s"
+            f"PostgreSQL + {store}, {workers} serve process(es), {clients} clients, "
+            f"{n} uploads of {size:.2f} MB mean: {n / wall:.2f} uploads/s"
         )
         for name in before:
             ms = (after[name] - before[name]) * 1000 / n
@@ -187,156 +233,372 @@ def run_upload(base: str, workers: int, clients: int, photos: list[Path], rounds
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
-# --- index: the cross-county duplicate index at scale -----------------------------------
+# --- index: the cross-county duplicate index at scale, built from a real database -----
+
+FILL_BLOCK = 1_000_000
 
 
-def synthetic_entries(n: int, seed: int = 7) -> Iterator[object]:
-    from photocheck.store.dupindex import DupEntry
-
-    rng = np.random.default_rng(seed)
-    for start in range(0, n, 50_000):
-        k = min(50_000, n - start)
-        pdq = rng.integers(0, 256, size=(k, 32), dtype=np.uint8)
-        county = rng.integers(1, 2001, size=k)
-        for i in range(k):
-            yield DupEntry(
-                photo_id=start + i + 1,
-                household_id=start + i + 1,
-                county_id=int(county[i]),
-                site_code=None,
-                pdq=pdq[i].tobytes(),
-                embedding=None,
-                lat=None,
-                lon=None,
-                sha256="",
-                pixel_sha256=None,
-            )
-
-
-def pg_rows_per_s(base: str, rows: int) -> float:
-    """Rows per second of the start-up read (``dup_entries``) from a real photos table."""
+def fill_schema(base: str) -> tuple[str, str]:
+    """A bench schema at the newest revision, secondary indexes and foreign keys of
+    ``photos`` / ``households`` dropped (the synthetic fill is 25 M rows; the start-up
+    read uses the primary keys only)."""
+    from api.migrate import upgrade
     from photocheck.store import Database
-    from photocheck.store.repo import dup_entries
 
     schema, url = schema_url(base)
-    try:
-        from api.migrate import upgrade
+    db = Database(url)
+    upgrade(db.engine)
+    with db.engine.begin() as conn:
+        for name, table in conn.execute(
+            text(
+                "SELECT conname, conrelid::regclass::text FROM pg_constraint "
+                "WHERE connamespace = current_schema()::regnamespace AND contype IN ('f', 'u') "
+                "AND (conrelid::regclass::text IN ('photos', 'households') "
+                "OR confrelid::regclass::text IN ('photos', 'households'))"
+            )
+        ).all():
+            conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT IF EXISTS "{name}"'))
+        for (name,) in conn.execute(
+            text(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND tablename IN ('photos', 'households') AND indexname NOT LIKE '%pkey'"
+            )
+        ).all():
+            conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+        # no WAL for the bench's synthetic rows (nothing references them any more)
+        conn.execute(text("ALTER TABLE photos SET UNLOGGED"))
+        conn.execute(text("ALTER TABLE households SET UNLOGGED"))
+        conn.execute(
+            text(
+                "INSERT INTO counties (id, name) SELECT g, 'county ' || g "
+                "FROM generate_series(1, 2000) g"
+            )
+        )
+        conn.execute(text("INSERT INTO towns (id, county_id, name) VALUES (1, 1, 't')"))
+        conn.execute(text("INSERT INTO villages (id, town_id, name) VALUES (1, 1, 'v')"))
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, password_hash, role, county_id, "
+                "must_change_password, failed_logins, created_at) "
+                "VALUES (1, 'bench', 'x', 'county', 1, false, 0, now())"
+            )
+        )
+    db.dispose()
+    return schema, url
 
-        db = Database(url)
-        upgrade(db.engine)
-        rng = np.random.default_rng(3)
-        with db.engine.begin() as conn:
-            conn.execute(text("INSERT INTO counties (id, name) VALUES (1, 'c')"))
-            conn.execute(text("INSERT INTO towns (id, county_id, name) VALUES (1, 1, 't')"))
-            conn.execute(text("INSERT INTO villages (id, town_id, name) VALUES (1, 1, 'v')"))
-            conn.execute(text("SELECT setval('users_id_seq', 1, false)"))
-        hashes = rng.integers(0, 256, size=(rows, 32), dtype=np.uint8)
-        print(f"  filling {rows:,} photo rows for the start-up read ...", file=sys.stderr)
-        with db.engine.begin() as conn:
-            user = required_columns(conn, "users")
-            values = {c: filler(c, t, 0, "") for c, t in user.items()}
-            values.update(username="bench", county_id=1, role="county")
+
+def fill_to(url: str, have: int, n: int) -> float:
+    """Synthetic households and photos (one each, random PDQ, GPS, no embedding) from
+    ``have`` to ``n`` rows, made by PostgreSQL itself; returns seconds."""
+    started = time.perf_counter()
+    engine = create_engine(url)
+    for lo in range(have, n, FILL_BLOCK):
+        hi = min(n, lo + FILL_BLOCK)
+        with engine.begin() as conn:
             conn.execute(
                 text(
-                    f"INSERT INTO users ({', '.join(values)}) "
-                    f"VALUES ({', '.join(':' + c for c in values)})"
+                    "INSERT INTO households (id, county_id, village_id, household_code, "
+                    "head_name, category) SELECT g, 1 + g % 2000, 1, 'H' || g, 'h', "
+                    "'appraised' FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) g"
                 ),
-                values,
+                {"lo": lo + 1, "hi": hi},
             )
-            photo = required_columns(conn, "photos")
-            photo.pop("household_id", None)
-            photo.pop("id", None)
-            photo["pdq"] = "text"
-            raw: Any = conn.connection.driver_connection
-            with raw.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO households (county_id, village_id, household_code, head_name, "
-                    "category) SELECT 1, 1, 'H' || g, 'h', 'appraised' "
-                    "FROM generate_series(1, %s) g",
-                    (rows,),
-                )
-                cols = list(photo)
-                with cur.copy(f"COPY photos (household_id, {', '.join(cols)}) FROM STDIN") as cp:
-                    for i in range(rows):
-                        pdq = hashes[i].tobytes().hex()
-                        cp.write_row((i + 1, *(filler(c, photo[c], i, pdq) for c in cols)))
+            conn.execute(
+                text(
+                    "INSERT INTO photos (id, household_id, sha256, bytes, blob_path, "
+                    "export_name, verdict, reasons, metrics, uploaded_by, uploaded_at, "
+                    "policy_version, model_version, is_current, scene_checked, pdq, "
+                    "gps_lat, gps_lon) SELECT g, g, encode(sha256(int8send(g)), 'hex'), "
+                    "3000000, 'x', 'x', 'pass', '[]', '{}', 1, now(), 'p', 'm', true, true, "
+                    "encode(sha256(int8send(-g)), 'hex'), 33 + (g % 1000) * 0.001, "
+                    "110 + (g % 997) * 0.001 "
+                    "FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) g"
+                ),
+                {"lo": lo + 1, "hi": hi},
+            )
+        print(f"  filled {hi:,} photos", file=sys.stderr)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT setval('photos_id_seq', :n)"), {"n": n})
+        conn.execute(text("SELECT setval('households_id_seq', :n)"), {"n": n})
+        conn.execute(text("ANALYZE photos"))
+        conn.execute(text("ANALYZE households"))
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def secondary_indexes(url: str) -> float:
+    """The photos indexes an upload's write uses (exact digests, the household's
+    photos), made again after the fill; returns seconds."""
+    started = time.perf_counter()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for col in ("sha256", "pixel_sha256", "household_id"):
+            conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_photos_{col} ON photos ({col})"))
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def rows_path(url: str, sample: int) -> tuple[float, float]:
+    """The row-by-row start-up (``dup_entries`` + ``DuplicateIndex.build``) on the first
+    ``sample`` photos: (rows/s read, rows/s built)."""
+    import itertools
+
+    from photocheck.store import Database
+    from photocheck.store.dupindex import DuplicateIndex
+    from photocheck.store.repo import dup_entries
+
+    db = Database(url)
+    with db.session() as session:
         started = time.perf_counter()
-        with db.session() as session:
-            count = sum(1 for _ in dup_entries(session))
-        rate = count / (time.perf_counter() - started)
-        db.dispose()
-        return rate
+        entries = list(itertools.islice(dup_entries(session), sample))
+        read_s = time.perf_counter() - started
+    started = time.perf_counter()
+    DuplicateIndex().build(entries)
+    build_s = time.perf_counter() - started
+    db.dispose()
+    return len(entries) / read_s, len(entries) / build_s
+
+
+def ready_child(url: str, index_dir: Path, queries: int, lock_photos: list[Path]) -> None:
+    """One restarting worker (this process): the index loaded by ``rebuild_index``
+    (snapshot if there is one, else the bulk read), then queries and the lock bench;
+    prints one JSON line."""
+    import json
+
+    from photocheck import default_policy
+    from photocheck.store import Database
+    from photocheck.store.blobs import LocalBlobStore
+    from photocheck.store.intake import Intake
+
+    policy = default_policy()
+    db = Database(url)
+    rss0 = rss_bytes()  # after the imports: the index's own growth
+    intake = Intake(
+        db, LocalBlobStore(index_dir.parent / "blobs"), policy, None, index_dir=index_dir
+    )
+    load = intake._load_index
+    phases: dict[str, float] = {}
+
+    def timed_load() -> None:
+        t = time.perf_counter()
+        load()
+        phases["load_s"] = time.perf_counter() - t
+
+    intake._load_index = timed_load  # type: ignore[method-assign]
+    catch_up = intake.catch_up
+
+    def timed_catch_up(session: Any) -> int:
+        t = time.perf_counter()
+        got = catch_up(session)
+        phases["catch_up_s"] = phases.get("catch_up_s", 0.0) + time.perf_counter() - t
+        return got
+
+    intake.catch_up = timed_catch_up  # type: ignore[method-assign]
+    started = time.perf_counter()
+    intake.rebuild_index(backfill=False)
+    out: dict[str, Any] = {
+        "ready_s": time.perf_counter() - started,
+        **phases,
+        "from": intake.loaded_from,
+        "rows": len(intake.index),
+        "rss_mb": (rss_bytes() - rss0) / 1e6,
+        "index_mb": intake.index.memory_bytes() / 1e6,
+    }
+    rng = np.random.default_rng(5)
+    radius = policy.similarity.same_photo_max_distance
+    times = []
+    for _ in range(queries):
+        variants = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(8)]
+        t = time.perf_counter()
+        intake.index.same_photo(pdq_variants=variants, max_distance=radius)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    out["query_median_ms"] = statistics.median(times)
+    out["query_p99_ms"] = times[min(len(times) - 1, int(0.99 * len(times)))]
+    if intake.loaded_from == "database":
+        t = time.perf_counter()
+        intake.save_snapshot()
+        out["snapshot_write_s"] = time.perf_counter() - t
+    if lock_photos:
+        out.update(lock_bench(intake, lock_photos))
+    print("RESULT " + json.dumps(out), flush=True)
+    db.dispose()
+
+
+def lock_bench(intake: Any, photos: list[Path]) -> dict[str, Any]:
+    """Time the write lock is held per upload (``Database.write()``: the PostgreSQL
+    advisory lock until the commit, then the index append), with the PDQ query of the
+    whole index before the lock (now) and, as before this change, inside it (the
+    in-lock query made a full one): the same uploads, interleaved."""
+    from contextlib import contextmanager
+
+    from photocheck import ContentModel
+    from photocheck.pipeline import check_photo
+    from photocheck.store.intake import Upload
+
+    model = ContentModel()
+    db = intake.db
+    write = db.write
+    held: list[float] = []
+
+    @contextmanager
+    def timed_write() -> Iterator[Any]:
+        with write() as session:
+            t = time.perf_counter()
+            try:
+                yield session
+            finally:
+                held.append(time.perf_counter() - t)
+
+    db.write = timed_write
+    real_hits = intake._pdq_hits
+    results: dict[str, list[float]] = {"now": [], "before": [], "warm-up": []}
+    for i, path in enumerate(photos):
+        data = path.read_bytes()
+        report = check_photo(data, policy=intake.policy, model=model)
+        mode = "warm-up" if i < 2 else ("now" if i % 2 == 0 else "before")
+        if mode == "before":  # the old order: the whole index asked inside the lock
+            intake._pdq_hits = lambda r, after=0: real_hits(r, 0)
+        writer = intake.blobs.open_writer(len(data))
+        writer.write(data)
+        pending = writer.finish()
+        held.clear()
+        emb = report.scores.embedding if report.scores is not None else None
+        intake.submit(Upload(i + 1, 1, report, pending, embedding=emb))
+        pending.discard()
+        intake._pdq_hits = real_hits
+        results[mode].append(held[-1] * 1000)
+    db.write = write
+    stages = intake.timings.to_json()
+    print(
+        "  stages (s total): " + ", ".join(f"{k} {v['total_s']:.3f}" for k, v in stages.items()),
+        file=sys.stderr,
+    )
+    now, before = statistics.median(results["now"]), statistics.median(results["before"])
+    return {
+        "lock_now_ms": now,
+        "lock_before_ms": before,
+        "lock_uploads": len(results["now"]) + len(results["before"]),
+        "lock_now_p90_ms": sorted(results["now"])[int(0.9 * len(results["now"]))],
+        "lock_before_p90_ms": sorted(results["before"])[int(0.9 * len(results["before"]))],
+    }
+
+
+def run_index(
+    base: str, sizes: list[int], queries: int, sample: int, lock_photos: list[Path]
+) -> None:
+    import json
+
+    schema, url = fill_schema(base)
+    work = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    index_dir = work / "dupindex"
+    have = 0
+    try:
+        for n in sorted(sizes):
+            fill_s = fill_to(url, have, n)
+            have = n
+            print(f"synthetic database: {n:,} photos and households ({fill_s:.0f} s to fill)")
+            if n == min(sizes):
+                read_rate, build_rate = rows_path(url, min(sample, n))
+                print(
+                    f"  row-by-row start-up (dup_entries + build, on {min(sample, n):,} rows): "
+                    f"read {read_rate:,.0f} rows/s, build {build_rate:,.0f} rows/s"
+                )
+            old = n / read_rate + n / build_rate
+            index_s = secondary_indexes(url) if n == max(sizes) else 0.0
+            shutil.rmtree(index_dir / "snapshots", ignore_errors=True)
+            runs = {}
+            for step in ("database", "snapshot"):
+                cmd = [sys.executable, __file__, "_ready", "--url", url, "--dir", str(index_dir)]
+                cmd += ["--queries", str(queries)]
+                if step == "database" and n == max(sizes):
+                    cmd += ["--lock-photos", *map(str, lock_photos)]
+                done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+                line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+                if not line:
+                    print(done.stdout[-2000:], file=sys.stderr)
+                    raise RuntimeError(f"the {step} start failed")
+                runs[step] = json.loads(line[0][7:])
+            db, snap = runs["database"], runs["snapshot"]
+            print(
+                f"index {n:>11,} PDQ: worker resident +{db['rss_mb']:7.1f} MB "
+                f"({db['rss_mb'] * 1e6 / n:.0f} B/photo; arrays {db['index_mb']:.0f} MB), "
+                f"same-photo query (8 variants) median {db['query_median_ms']:.2f} ms, "
+                f"p99 {db['query_p99_ms']:.2f} ms"
+            )
+            print(
+                f"  ready after a restart: row-by-row ~{old:,.0f} s (extrapolated) | "
+                f"bulk read {db['ready_s']:.1f} s ({old / db['ready_s']:.0f}x faster) | "
+                f"snapshot {snap['ready_s']:.1f} s ({old / snap['ready_s']:.0f}x faster; "
+                f"resident +{snap['rss_mb']:.0f} MB); snapshot written in "
+                f"{db.get('snapshot_write_s', 0):.1f} s"
+            )
+            print(
+                f"  (of which loading the index: bulk {db['load_s']:.1f} s, snapshot "
+                f"{snap['load_s']:.1f} s; catch-up {db['catch_up_s']:.1f} / "
+                f"{snap['catch_up_s']:.1f} s; the rest is the unchecked-photo scan)"
+            )
+            if "lock_now_ms" in db:
+                print(f"  (secondary indexes made again for the lock bench: {index_s:.0f} s)")
+                print(
+                    f"  write lock held per upload at {n:,}: {db['lock_now_ms']:.1f} ms with the "
+                    f"query before the lock vs {db['lock_before_ms']:.1f} ms with it inside "
+                    f"({db['lock_before_ms'] / db['lock_now_ms']:.1f}x); ceiling "
+                    f"{1000 / db['lock_now_ms']:.0f} vs {1000 / db['lock_before_ms']:.0f} "
+                    f"uploads/s ({db['lock_uploads']} uploads, interleaved)"
+                )
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         engine = create_engine(base)
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
 
 
-def required_columns(conn: object, table: str) -> dict[str, str]:
-    """NOT NULL columns without a server default: name -> data type."""
-    rows = conn.execute(  # type: ignore[attr-defined]
-        text(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = :t AND table_schema = current_schema() "
-            "AND is_nullable = 'NO' AND column_default IS NULL"
-        ),
-        {"t": table},
-    )
-    return dict(rows.all())
-
-
-FILLER = {
-    "integer": 1,
-    "bigint": 1,
-    "boolean": False,
-    "json": "{}",
-    "jsonb": "{}",
-    "double precision": 0.0,
-}
-
-
-def filler(name: str, dtype: str, i: int, pdq: str) -> object:
-    if name == "pdq":
-        return pdq
-    if name in ("sha256", "pixel_sha256"):
-        return f"{i:064x}"
-    if name == "reasons":
-        return "[]"
-    if dtype.startswith("timestamp"):
-        return "2026-01-01T00:00:00+00"
-    return FILLER.get(dtype, f"x{i}")
-
-
-def run_index(sizes: list[int], queries: int, pg_rate: float | None) -> None:
+def run_query(sizes: list[int], queries: int) -> None:
+    """The same-photo query alone on an index built from random columns (no database):
+    wall median / p99 and CPU (this thread's) median per query; CPU time is what a
+    loaded machine does not inflate much."""
     from photocheck import default_policy
-    from photocheck.store.dupindex import DuplicateIndex
+    from photocheck.store.dupindex import EMBEDDING_DIMS, DuplicateIndex, IndexColumns
 
     radius = default_policy().similarity.same_photo_max_distance
+    rng = np.random.default_rng(9)
     for n in sizes:
-        rss0 = rss_bytes()
-        index = DuplicateIndex(spill_dir=Path(tempfile.mkdtemp(prefix="bench-idx-")))
+
+        def blocks(n: int = n) -> Iterator[IndexColumns]:
+            for lo in range(0, n, 1 << 20):
+                k = min(n, lo + (1 << 20)) - lo
+                yield IndexColumns(
+                    photo_id=np.arange(lo + 1, lo + k + 1, dtype=np.int64),
+                    household_id=np.arange(lo + 1, lo + k + 1, dtype=np.int32),
+                    county_id=rng.integers(1, 2001, k, dtype=np.int32),
+                    pdq=rng.integers(0, 2**63, (k, 4), dtype=np.uint64),
+                    has_pdq=np.ones(k, dtype=bool),
+                    latlon=np.full((k, 2), np.nan, dtype=np.float32),
+                    embedding=np.zeros((k, EMBEDDING_DIMS), dtype=np.int8),
+                    has_embedding=np.zeros(k, dtype=bool),
+                )
+
+        index = DuplicateIndex()
         started = time.perf_counter()
-        index.build(synthetic_entries(n))  # type: ignore[arg-type]
+        index.build_columns(blocks(), capacity=n)
         build_s = time.perf_counter() - started
-        rss = rss_bytes() - rss0
-        rng = np.random.default_rng(5)
-        times = []
+        walls, cpus = [], []
         for _ in range(queries):
             variants = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(8)]
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             index.same_photo(pdq_variants=variants, max_distance=radius)
-            times.append((time.perf_counter() - t) * 1000)
-        times.sort()
-        p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
-        ready = f"{n / pg_rate + build_s:.1f} s" if pg_rate else "n/a (no --pg)"
+            cpus.append((time.thread_time() - c) * 1000)
+            walls.append((time.perf_counter() - t) * 1000)
+        walls.sort()
         print(
-            f"index {n:>11,} PDQ: resident +{rss / 1e6:7.1f} MB ({rss / n:.1f} B/photo), "
-            f"build {build_s:6.1f} s, query median {statistics.median(times):7.2f} ms "
-            f"p99 {p99:7.2f} ms; restart ready ~{ready} "
-            f"(read at {pg_rate or 0:,.0f} rows/s + build)"
+            f"query {n:>11,} PDQ (vectorised build {build_s:.1f} s): wall median "
+            f"{statistics.median(walls):.2f} ms, p99 {walls[int(0.99 * len(walls))]:.2f} ms; "
+            f"CPU median {statistics.median(cpus):.2f} ms per query (8 variants)"
         )
         del index
 
@@ -371,6 +633,28 @@ def run_rows(photos: list[Path]) -> None:
     )
 
 
+def run_uploads(args: argparse.Namespace, photos: list[Path]) -> None:
+    """Every store x worker count of the arguments, in one run (SeaweedFS started once,
+    on free ports, a bucket per run; stopped at the end)."""
+    weed = None
+    if "s3" in args.store:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.s3 import SeaweedFS
+
+        weed = SeaweedFS(Path(tempfile.mkdtemp(prefix="bench-weed-")))
+        weed.start()
+    try:
+        for store in args.store:
+            for w in args.workers:
+                run_upload(
+                    args.pg, w, args.clients, photos, args.rounds, weed if store == "s3" else None
+                )
+    finally:
+        if weed is not None:
+            weed.stop()
+            shutil.rmtree(weed.root, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -381,28 +665,40 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--photos", type=int, default=16)
+    p.add_argument("--store", nargs="+", choices=["local", "s3"], default=["local", "s3"])
     p = sub.add_parser("index")
     p.add_argument("--pg", default=pg_default)
-    p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000, 25_000_000])
     p.add_argument("--queries", type=int, default=300)
-    p.add_argument("--pg-rows", type=int, default=200_000)
+    p.add_argument("--sample", type=int, default=200_000, help="rows of the row-by-row path")
+    p.add_argument("--lock-uploads", type=int, default=16)
+    p = sub.add_parser("_ready")  # one restarting worker, started by "index"
+    p.add_argument("--url", required=True)
+    p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--lock-photos", type=Path, nargs="*", default=[])
+    p = sub.add_parser("query")
+    p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000, 25_000_000])
+    p.add_argument("--queries", type=int, default=300)
     p = sub.add_parser("rows")
     p.add_argument("--photos", type=int, default=12)
     args = parser.parse_args()
+    if args.mode == "_ready":
+        ready_child(args.url, args.dir, args.queries, args.lock_photos)
+        return 0
+    if args.mode == "query":
+        run_query(args.n, args.queries)
+        return 0
     if args.mode == "rows":
         run_rows([p for d in DEFAULT_DIRS for p in large_photos(d, 0.3, 30)][: args.photos])
         return 0
+    if not args.pg:
+        parser.error("--pg or PHOTOCHECK_TEST_POSTGRES_URL is needed")
+    photos = [p for d in DEFAULT_DIRS for p in large_photos(d, 0.3, 30)]
     if args.mode == "upload":
-        if not args.pg:
-            parser.error("--pg or PHOTOCHECK_TEST_POSTGRES_URL is needed")
-        photos = [p for d in DEFAULT_DIRS for p in large_photos(d, 0.3, 30)][: args.photos]
-        for w in args.workers:
-            run_upload(args.pg, w, args.clients, photos, args.rounds)
+        run_uploads(args, photos[: args.photos])
     else:
-        rate = pg_rows_per_s(args.pg, args.pg_rows) if args.pg else None
-        if rate:
-            print(f"start-up read (dup_entries) from PostgreSQL: {rate:,.0f} rows/s")
-        run_index(args.n, args.queries, rate)
+        run_index(args.pg, args.n, args.queries, args.sample, photos[: args.lock_uploads])
     return 0
 
 

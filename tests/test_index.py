@@ -110,3 +110,26 @@ def test_query_then_add_race_has_one_winner(cls: type) -> None:
         t.join()
     assert sorted(len(r) for r in results) == list(range(8))  # exactly one saw nothing
     assert len(index) == 8
+
+
+def test_service_index_after_mark_matches_the_full_query() -> None:
+    """``DuplicateIndex.same_photo(after=)`` (the check inside the write lock) finds
+    exactly the full query's hits above the mark, with the tables built and a tail."""
+    from photocheck.store.dupindex import DupEntry, DuplicateIndex
+
+    rng = np.random.default_rng(10)
+    base = _random(rng, 70_000)
+    target = base[123]
+    hashes = base + [_flip(rng, target, b) for b in (3, 9, 20, 40)]  # 70,000..70,003
+
+    def entry(i: int, h: bytes) -> DupEntry:
+        return DupEntry(i + 1, i + 1, 1, None, h, None, None, None, "", None)
+
+    index = DuplicateIndex()
+    index.build(entry(i, h) for i, h in enumerate(hashes[:70_001]))
+    index.add_many([entry(i, h) for i, h in enumerate(hashes) if i > 70_000])
+    full = index.same_photo(pdq_variants=[target], max_distance=31)
+    assert {h.photo_id for h in full} == {124, 70_001, 70_002, 70_003}
+    for mark in (0, 124, 70_000, 70_001, 70_004):
+        tail = index.same_photo(pdq_variants=[target], max_distance=31, after=mark)
+        assert tail == [h for h in full if h.photo_id > mark], mark

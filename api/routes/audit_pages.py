@@ -35,6 +35,8 @@ from photocheck.audit.storage import (
     query_findings,
 )
 from photocheck.audit.tables import AuditFindingRow, FindingStatus
+from photocheck.recheck.report import Change, changes_xlsx, label_json
+from photocheck.recheck.tables import RecheckRun
 from photocheck.store import Household, Photo, PhotoMatch, Role, Town, User, Village
 
 from ..audit import (
@@ -45,7 +47,16 @@ from ..audit import (
     require_decider,
     visible,
 )
-from ..deps import MAX_DB_ID, DbId, DbIdFilter, SessionDep, State, get_state, user_for_token
+from ..deps import (
+    MAX_DB_ID,
+    DbId,
+    DbIdFilter,
+    SessionDep,
+    State,
+    get_state,
+    parse_db_id,
+    user_for_token,
+)
 from ..downloads import ranged_response
 from ..errors import ApiError
 from ..page_session import COOKIE, LANG_COOKIE
@@ -53,6 +64,8 @@ from ..page_session import csrf_token as _csrf
 from ..page_session import page_lang as _lang
 from . import auth
 from .audit import XLSX, county_progress, events_json, status_json
+from .rechecks import act, recheck_service, require_county, scoped_changes, visible_run
+from .rechecks import start as start_run
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -179,6 +192,62 @@ TEXT: dict[str, tuple[str, str]] = {
     "match_title": ("同一房屋的比对依据", "Why these photos show the same house"),
     "read_only": ("乡镇账号只能查看，确认或排除由县级账号处理",
                   "a town account reads only; the county confirms or dismisses"),
+    "recheck": ("回头看复核", "Look-back re-check"),
+    "recheck_intro": ("按当前政策和模型重新检查已上传的全部照片。"
+                      "每张照片另存一条新的检查结果，原结果保留；"
+                      "县级确认之前，各村看到的结果和待重拍清单都不变。",
+                      "Checks every stored photo again under the current policy and model. Each "
+                      "photo gets a new verdict record beside the old one; until the county "
+                      "confirms, nothing the villages see changes."),
+    "recheck_scope": ("范围", "Scope"),
+    "whole_county": ("全县", "the whole county"),
+    "recheck_start": ("开始复核", "Start the re-check"),
+    "recheck_busy": ("已有复核在进行或暂停中，完成后才能开始新的复核。",
+                     "A re-check is running or paused; a new one can start when it is done."),
+    "recheck_none": ("尚未进行过回头看复核。", "No re-check yet."),
+    "run": ("复核", "Re-check"),
+    "run_state": ("状态", "State"),
+    "run_running": ("进行中", "running"),
+    "run_paused": ("已暂停", "paused"),
+    "run_done": ("已完成，待确认", "done, waiting for confirmation"),
+    "run_confirmed": ("已确认，新结果已生效", "confirmed: the new verdicts are in effect"),
+    "run_superseded": ("已被新的复核取代（未确认）", "superseded by a newer run (never confirmed)"),
+    "policy_version": ("政策版本", "Policy version"),
+    "model_version": ("模型版本", "Model version"),
+    "progress_done": ("已检查 {done} / {total} 张照片", "{done} / {total} photos checked"),
+    "eta": ("预计剩余 {t}", "about {t} left"),
+    "eta_unknown": ("剩余时间估算中", "estimating the time left"),
+    "rate": ("{r} 张/秒", "{r} photos/s"),
+    "started": ("发起", "Started"),
+    "finished": ("完成", "Finished"),
+    "confirmed_run": ("确认", "Confirmed"),
+    "by": ("由 {who}", "by {who}"),
+    "pause": ("暂停", "Pause"),
+    "resume": ("继续", "Resume"),
+    "confirm_run": ("确认采用新结果", "Confirm the new verdicts"),
+    "confirm_note": ("确认后，待重拍清单和进度排名改用本次复核的结果（结果已变的照片 {n} 户）。",
+                     "Once confirmed, retake lists and the progress ranking use this run's "
+                     "verdicts ({n} households change)."),
+    "applied": ("已采用 {a} 张照片的新结果；"
+                "{s} 张照片在复核后又有变化（如同一房屋比对），保留现结果。",
+                "New verdicts applied to {a} photos; {s} photos changed after they were "
+                "re-checked (a scene check), their verdict was kept."),
+    "changes": ("结果变化的农户", "Households whose verdict changed"),
+    "change_type": ("变化", "Change"),
+    "old": ("原结果", "Old"),
+    "new": ("新结果", "New"),
+    "added": ("新增原因", "Reasons added"),
+    "removed": ("去掉的原因", "Reasons removed"),
+    "why": ("新结果说明", "New reasons"),
+    "no_changes": ("没有农户的结果发生变化。", "No household's verdict changed."),
+    "more_changes": ("另有 {n} 户，见 XLSX 下载。", "{n} more households: see the XLSX download."),
+    "earlier_runs": ("历次复核", "Runs"),
+    "recheck_checks": ("复核内容：每张照片的各项检查"
+                       "（清晰度、亮度、房屋识别、倾斜、定位、拍摄时间、编辑痕迹等）"
+                       "按新政策重新判定；上传时已发现的重复照片 / 同一房屋结论沿用，不重新比对。",
+                       "What is re-checked: every per-photo check (sharpness, exposure, house, "
+                       "tilt, GPS, capture time, editing) under the new policy; duplicate / "
+                       "same-house findings made at upload are kept, not searched again."),
 }  # fmt: skip
 
 
@@ -682,4 +751,129 @@ def progress_download(request: Request, state: State, session: SessionDep, ext: 
         )
     name = f"progress-{stamp}.{ext}"
     return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+
+# -- the look-back re-check (回头看): start, progress, change report, confirm -------------
+
+
+@router.get("/recheck", response_class=HTMLResponse)
+def recheck_page(
+    request: Request, state: State, session: SessionDep, run: DbIdFilter = None
+) -> HTMLResponse:
+    """The latest run (or ``?run=``): progress bar, counts, change report, actions."""
+    user = _page_user(request, state, session)
+    county_id, own_town = finding_scope(user)
+    query = select(RecheckRun).where(RecheckRun.county_id == county_id)
+    if own_town is not None:
+        query = query.where(RecheckRun.town_id.is_(None) | (RecheckRun.town_id == own_town))
+    runs = list(session.scalars(query.order_by(RecheckRun.id.desc()).limit(20)))
+    current = visible_run(session, user, run) if run is not None else (runs[0] if runs else None)
+    view = recheck_service(state).view(session, current).to_json() if current else None
+    changes = scoped_changes(session, user, current) if current is not None else []
+    towns, _ = _areas(session, county_id, own_town)
+    lang = _lang(request)
+    return _render(
+        request,
+        "audit_recheck.html",
+        user,
+        run=view,
+        runs=[recheck_service(state).view(session, r).to_json() for r in runs],
+        changes=[_change_view(c, lang) for c in changes[:1000]],
+        more=max(0, len(changes) - 1000),
+        towns=towns,
+        can_act=user.role == Role.COUNTY,
+        busy=any(r.state in ("running", "paused") for r in runs),
+        started_at=_beijing(view["started_at"]) if view else None,
+        finished_at=_beijing(view["finished_at"]) if view and view["finished_at"] else None,
+        confirmed_at=_beijing(view["confirmed_at"]) if view and view["confirmed_at"] else None,
+        change_labels=[(k, _say(k.partition("->")[0], lang), _say(k.partition("->")[2], lang), n)
+                       for k, n in (view["changes"] if view else {}).items()],
+    )  # fmt: skip
+
+
+def _change_view(change: Change, lang: str) -> dict[str, Any]:
+    i = 1 if lang == "en" else 0
+    label = "label_en" if lang == "en" else "label_zh"
+    message = "message_en" if lang == "en" else "message_zh"
+    return {
+        "household": change.household_id,
+        "head": change.head_name,
+        "town": change.town,
+        "village": change.village,
+        "old": change.old_verdict,
+        "new": change.new_verdict,
+        "old_label": _say(change.old_verdict, lang),
+        "new_label": _say(change.new_verdict, lang),
+        "added": [(c, label_json(c)[label]) for c in change.added],
+        "removed": [(c, label_json(c)[label]) for c in change.removed],
+        "reasons": [r.get(message) or r.get("code") for r in change.new_reasons],
+        "i": i,
+    }
+
+
+@router.post("/recheck", response_model=None)
+def recheck_start_submit(
+    request: Request,
+    state: State,
+    session: SessionDep,
+    csrf: Annotated[str, Form()] = "",
+    town: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Start a re-check of the county, or of the town chosen."""
+    user = _page_user(request, state, session)
+    check_csrf(request, csrf)
+    require_county(user)
+    town_id = None
+    if town:
+        number = parse_db_id(town)
+        found = session.get(Town, number) if number is not None else None
+        if found is None or found.county_id != user.county_id:
+            raise ApiError(404, "TOWN_NOT_FOUND", f"no town {town!r} in this county",
+                           message_zh=f"本县没有编号为 {town} 的乡镇")  # fmt: skip
+        town_id = found.id
+    run = start_run(state, user, town_id)
+    return RedirectResponse(f"/audit/recheck?run={run.id}", status_code=303)
+
+
+def _recheck_form(action: str) -> Any:
+    def submit(
+        request: Request,
+        state: State,
+        session: SessionDep,
+        run_id: DbId,
+        csrf: Annotated[str, Form()] = "",
+    ) -> Response:
+        user = _page_user(request, state, session)
+        check_csrf(request, csrf)
+        require_county(user)
+        visible_run(session, user, run_id)
+        act(state, user, run_id, action)
+        return RedirectResponse(f"/audit/recheck?run={run_id}", status_code=303)
+
+    submit.__doc__ = f"The page's {action} button."
+    return submit
+
+
+for _action_name in ("pause", "resume", "confirm"):
+    router.add_api_route(
+        f"/recheck/{{run_id}}/{_action_name}",
+        _recheck_form(_action_name),
+        methods=["POST"],
+        response_model=None,
+        name=f"recheck_{_action_name}_submit",
+    )
+
+
+@router.get("/recheck/{run_id}/changes.xlsx")
+def recheck_changes_download(
+    request: Request, state: State, session: SessionDep, run_id: DbId
+) -> Response:
+    user = _page_user(request, state, session)
+    run = visible_run(session, user, run_id)
+    body = changes_xlsx(
+        recheck_service(state).view(session, run), scoped_changes(session, user, run)
+    )
+    name = f"recheck-{run.id}-changes.xlsx"
+    return Response(body, media_type=XLSX,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from photocheck import PhotoContext, Policy, Report, check_photo
 from photocheck.audit.thumbnail import thumbnail_metrics
 from photocheck.store import Household
+from photocheck.store.context import photo_context as context_for
 from photocheck.store.intake import IntakeResult, Upload
 
 from .. import deps, idempotency
@@ -253,26 +254,9 @@ def _capture(raw: str | None, policy: Policy) -> Capture | None:
 def photo_context(
     household: Household, capture: Capture | None, settings: Settings, policy: Policy
 ) -> PhotoContext:
-    """Where the photo should have been taken: the household's point, else the village's."""
-    village = household.village
-    lat, lon = household.lat, household.lon
-    if lat is None or lon is None:
-        lat, lon = village.centre_lat, village.centre_lon
-    values: dict[str, Any] = {
-        "expected_lat": lat,
-        "expected_lon": lon,
-        "radius_m": settings.GPS_RADIUS_M,
-        "app_mock_location": bool(capture and capture.mock_location),
-    }
-    if capture is not None:
-        values.update(
-            app_lat=capture.lat,
-            app_lon=capture.lon,
-            app_accuracy_m=capture.accuracy_m,
-            app_time=capture.device_time,
-        )
-    known = {f.name for f in dataclasses.fields(PhotoContext)}
-    return PhotoContext(**{k: v for k, v in values.items() if k in known})
+    """Where the photo should have been taken (the library's one rule, also the re-check's)."""
+    stored = capture.model_dump(mode="json") if capture is not None else None
+    return context_for(household, stored, settings.GPS_RADIUS_M)
 
 
 def _embedding(report: Report) -> tuple[float, ...] | None:

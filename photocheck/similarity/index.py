@@ -297,6 +297,46 @@ class PackedPDQIndex:
             new[: self._n] = old[: self._n]
             setattr(self, name, new)
 
+    def reserve(self, capacity: int) -> None:
+        """Room for ``capacity`` rows in one allocation (a bulk load of known size)."""
+        with self._lock:
+            if capacity > len(self._rows):
+                self._grow(capacity)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The unkeyed index as arrays (views; rows are append-only): what
+        ``restore`` takes back without rebuilding the chunk tables."""
+        with self._lock:
+            if self._keys is not None or self._live is not None:
+                msg = "only an unkeyed index without removals is saved"
+                raise TypeError(msg)
+            meta = np.array([self._n, self._built, self._id_bytes], dtype=np.int64)
+            return {
+                "rows": self._rows[: self._n],
+                "starts": self._starts,
+                "table": self._table,
+                "meta": meta,
+            }
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Take back a ``state()`` (copied into RAM)."""
+        n, built, id_bytes = (int(x) for x in state["meta"])
+        with self._lock:
+            if self._keys is not None:
+                msg = "only an unkeyed index is restored"
+                raise TypeError(msg)
+            rows = np.array(state["rows"], dtype=np.uint64).reshape(-1, _WORDS)
+            if len(rows) != n:
+                msg = f"snapshot holds {len(rows)} rows, says {n}"
+                raise ValueError(msg)
+            self._rows = (
+                rows if n >= 16 else np.concatenate((rows, np.zeros((16 - n, _WORDS), np.uint64)))
+            )
+            self._n, self._dead, self._live = n, 0, None
+            self._built, self._id_bytes = built, id_bytes
+            self._starts = np.array(state["starts"])
+            self._table = np.array(state["table"], dtype=np.uint8)
+
     def trim(self) -> None:
         """Drop spare capacity (after a bulk load)."""
         with self._lock:
@@ -353,13 +393,17 @@ class PackedPDQIndex:
         )
 
     def query_rows(
-        self, qs: np.ndarray, max_distance: int
+        self, qs: np.ndarray, max_distance: int, *, from_row: int = 0
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, variant, distance) of live rows within ``max_distance`` of any packed
-        query hash of ``qs`` (k, 4); a row may repeat (several variants hit it)."""
+        query hash of ``qs`` (k, 4); a row may repeat (several variants hit it).
+        ``from_row``: only rows from there on, scanned in full (the few rows appended
+        since an earlier query: ``DuplicateIndex.same_photo(after=)``)."""
         with self._lock:
             flips = max_distance // _CHUNKS
-            if flips > _MAX_PROBE_FLIPS or self._built < _MIN_TABLE_ROWS:
+            if from_row > 0:
+                rows, variants, dists = self._scan(qs, from_row, self._n, max_distance)
+            elif flips > _MAX_PROBE_FLIPS or self._built < _MIN_TABLE_ROWS:
                 rows, variants, dists = self._scan(qs, 0, self._n, max_distance)
             else:
                 rows, variants, dists = self._probe(qs, max_distance, flips)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -41,6 +41,7 @@ __all__ = [
     "DupEntry",
     "DuplicateIndex",
     "HashHit",
+    "IndexColumns",
     "SceneCandidate",
     "embedding_from_bytes",
     "embedding_to_bytes",
@@ -66,6 +67,52 @@ class DupEntry:
     lon: float | None
     sha256: str  # not indexed: the database's indexed column answers exact copies
     pixel_sha256: str | None
+
+
+@dataclass(frozen=True)
+class IndexColumns:
+    """A batch of index rows as arrays (the bulk load's form of many ``DupEntry``)."""
+
+    photo_id: np.ndarray  # (n,) int64, increasing
+    household_id: np.ndarray  # (n,) int32
+    county_id: np.ndarray  # (n,) int32
+    pdq: np.ndarray  # (n, 4) uint64 packed hashes, zeros where has_pdq is false
+    has_pdq: np.ndarray  # (n,) bool
+    latlon: np.ndarray  # (n, 2) float32, NaN where there is no GPS point
+    embedding: np.ndarray  # (n, EMBEDDING_DIMS) int8 reduced, zeros where there is none
+    has_embedding: np.ndarray  # (n,) bool
+
+    @classmethod
+    def of(cls, entries: Sequence[DupEntry]) -> IndexColumns:
+        k = len(entries)
+        packed = np.zeros((k, 4), dtype=np.uint64)
+        has_pdq = np.array([e.pdq is not None for e in entries], dtype=bool)
+        if has_pdq.any():
+            packed[has_pdq] = pack_hashes([e.pdq for e in entries if e.pdq is not None])
+        has_emb = np.array([e.embedding is not None for e in entries], dtype=bool)
+        emb = np.zeros((k, EMBEDDING_DIMS), dtype=np.int8)
+        if has_emb.any():
+            vectors = np.stack(
+                [np.asarray(e.embedding) for e in entries if e.embedding is not None]
+            )
+            emb[has_emb] = reduce_embeddings(vectors)
+        latlon = np.array(
+            [
+                (e.lat, e.lon) if e.lat is not None and e.lon is not None else (np.nan, np.nan)
+                for e in entries
+            ],
+            dtype=np.float32,
+        ).reshape(k, 2)
+        return cls(
+            photo_id=np.array([e.photo_id for e in entries], dtype=np.int64),
+            household_id=np.array([e.household_id for e in entries], dtype=np.int32),
+            county_id=np.array([e.county_id for e in entries], dtype=np.int32),
+            pdq=packed,
+            has_pdq=has_pdq,
+            latlon=latlon,
+            embedding=emb,
+            has_embedding=has_emb,
+        )
 
 
 @dataclass(frozen=True)
@@ -242,43 +289,101 @@ class DuplicateIndex:
         with self._lock:
             self._append(list(entries), build_tables=True)
 
+    def build_columns(self, chunks: Iterable[IndexColumns], capacity: int = 0) -> None:
+        """Replace the contents from column batches (the bulk start-up load:
+        ``indexload.bulk_columns``), no per-photo objects; ``capacity`` reserves rows."""
+        with self._lock:
+            self._reset()
+            self._reserve(capacity)
+            self._pdq.reserve(capacity)
+            for cols in chunks:
+                self._append_columns(cols, build_tables=False)
+            self._trim()
+            self._pdq.build()
+
+    def add_columns(self, cols: IndexColumns) -> None:
+        """Append a batch of columns (ids new to the index, increasing)."""
+        with self._lock:
+            self._append_columns(cols, build_tables=True)
+
     def _append(self, entries: list[DupEntry], *, build_tables: bool) -> None:
-        if not entries:
-            return
-        k, n = len(entries), self._n
-        need = n + k
+        if entries:
+            self._append_columns(IndexColumns.of(entries), build_tables=build_tables)
+
+    def _reserve(self, need: int) -> None:
+        n = self._n
         for name in ("_photo", "_household", "_county", "_flags"):
             setattr(self, name, _grown(getattr(self, name), n, need))
         self._latlon.reserve(need)
         self._emb.reserve(need)
-        flags = np.zeros(k, dtype=np.uint8)
-        packed = np.zeros((k, 4), dtype=np.uint64)
-        with_pdq = [i for i, e in enumerate(entries) if e.pdq is not None]
-        if with_pdq:
-            packed[with_pdq] = pack_hashes([entries[i].pdq for i in with_pdq])  # type: ignore[misc]
-            flags[with_pdq] |= _HAS_PDQ
-        with_emb = [i for i, e in enumerate(entries) if e.embedding is not None]
-        if with_emb:
-            vectors = np.stack([np.asarray(entries[i].embedding) for i in with_emb])
-            self._emb.data[n + np.asarray(with_emb)] = reduce_embeddings(vectors)
-            flags[with_emb] |= _HAS_EMB
-        for i, e in enumerate(entries):
-            if e.lat is not None and e.lon is not None:
-                self._latlon.data[n + i] = (e.lat, e.lon)
-                flags[i] |= _HAS_GPS
-        ids = np.array([e.photo_id for e in entries], dtype=np.int64)
+
+    def _append_columns(self, cols: IndexColumns, *, build_tables: bool) -> None:
+        k, n = len(cols.photo_id), self._n
+        if k == 0:
+            return
+        need = n + k
+        self._reserve(need)
+        gps = ~np.isnan(cols.latlon).any(axis=1)
+        flags = (
+            cols.has_pdq.astype(np.uint8) * _HAS_PDQ
+            | cols.has_embedding.astype(np.uint8) * _HAS_EMB
+            | gps.astype(np.uint8) * _HAS_GPS
+        )
+        if cols.has_embedding.any():
+            self._emb.data[n:need] = cols.embedding
+        if gps.any():
+            self._latlon.data[n:need] = np.where(gps[:, None], cols.latlon, 0)
+        ids = np.asarray(cols.photo_id, dtype=np.int64)
         if ids.max() >= 2**31:
             msg = "photo ids past 2**31 need a wider id column in DuplicateIndex"
             raise OverflowError(msg)
         previous = int(self._photo[n - 1]) if n else -1
         self._sorted = self._sorted and bool(np.all(np.diff(ids) > 0)) and ids[0] > previous
         self._photo[n:need] = ids
-        self._household[n:need] = [e.household_id for e in entries]
-        self._county[n:need] = [e.county_id for e in entries]
+        self._household[n:need] = cols.household_id
+        self._county[n:need] = cols.county_id
         self._flags[n:need] = flags
         self._row_of = None
-        self._pdq.add_packed(np.arange(n, need), packed, build=build_tables)
+        self._pdq.add_packed(np.arange(n, need), cols.pdq, build=build_tables)
         self._n = need
+
+    # -- snapshot (``indexload``: a restart reads a file, then catches up) -----------
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Views of the first n rows of every array (rows are never rewritten, so they
+        stay valid while the index grows) and of the PDQ tables."""
+        with self._lock:
+            n = self._n
+            out: dict[str, np.ndarray] = {
+                "photo": self._photo[:n],
+                "household": self._household[:n],
+                "county": self._county[:n],
+                "flags": self._flags[:n],
+                "latlon": self._latlon.data[:n],
+                "embedding": self._emb.data[:n],
+            }
+            out.update({f"pdq_{k}": v for k, v in self._pdq.state().items()})
+            return out
+
+    def restore(self, arrays: Mapping[str, np.ndarray], block: int = 1 << 20) -> None:
+        """Replace the contents by a ``snapshot()`` (arrays may be memory-mapped files)."""
+        with self._lock:
+            self._reset()
+            n = len(arrays["photo"])
+            self._photo = np.array(arrays["photo"], dtype=np.int32)
+            self._household = np.array(arrays["household"], dtype=np.int32)
+            self._county = np.array(arrays["county"], dtype=np.int32)
+            self._flags = np.array(arrays["flags"], dtype=np.uint8)
+            self._latlon.reserve(n)
+            self._emb.reserve(n)
+            for lo in range(0, n, block):  # copied in blocks: no second full copy in RAM
+                hi = min(n, lo + block)
+                self._latlon.data[lo:hi] = arrays["latlon"][lo:hi]
+                self._emb.data[lo:hi] = arrays["embedding"][lo:hi]
+            ids = self._photo
+            self._sorted = bool(np.all(np.diff(ids) > 0)) if n else True
+            self._pdq.restore({k[4:]: v for k, v in arrays.items() if k.startswith("pdq_")})
+            self._n = n
 
     def _trim(self) -> None:
         for name in ("_photo", "_household", "_county", "_flags"):
@@ -287,15 +392,26 @@ class DuplicateIndex:
 
     # -- queries ---------------------------------------------------------------------
 
-    def same_photo(self, *, pdq_variants: Sequence[bytes], max_distance: int) -> list[HashHit]:
+    def same_photo(
+        self, *, pdq_variants: Sequence[bytes], max_distance: int, after: int = 0
+    ) -> list[HashHit]:
         """Stored photos whose PDQ is within ``max_distance`` bits of any of the query's
         dihedral variants (so flips and rotations match); one hit per photo, nearest first.
-        """
+        ``after``: only photos with a higher id (a scan of the rows added since a
+        high-water mark: the check inside the write lock, ``Intake.submit``)."""
         if not pdq_variants:
             return []
         qs = pack_hashes(list(pdq_variants))
         with self._lock:
-            rows, _, dists = self._pdq.query_rows(qs, max_distance)
+            start = 0
+            if after > 0 and self._sorted:  # rows are in id order: the newer ones are a tail
+                start = int(np.searchsorted(self._photo[: self._n], after, side="right"))
+                if start >= self._n:
+                    return []
+            rows, _, dists = self._pdq.query_rows(qs, max_distance, from_row=start)
+            if after > 0:  # unsorted ids (or every row newer): filter by id
+                newer = self._photo[rows] > after
+                rows, dists = rows[newer], dists[newer]
             keep = (self._flags[rows] & _HAS_PDQ) != 0
             rows, dists = rows[keep], dists[keep]
             photos = self._photo[rows]

@@ -9,12 +9,27 @@ module keeps storage and transactions.
 
 On the request path (the answer):
 
-1. outside any lock: the same-photo query (exact digests from the database's indexed
-   columns, PDQ within the copy radius from the index): no scene work;
-2. inside ``Database.write()``: the same query again, the shared-site rule, the verdict,
-   the insert (``scene_checked`` false) and the commit; then the index is extended,
-   still inside the lock. So of two identical photos uploaded at once, the second
-   always sees the first.
+1. outside any lock: the PDQ query over the whole index (median ~25 ms at 25 M
+   photos, ``bench_scale.py index``), after reading the index's high-water mark
+   ``mark = seen``;
+2. inside ``Database.write()`` (on PostgreSQL one advisory lock for every worker):
+   the catch-up with the photos other processes committed above ``seen``, the exact
+   digests (the database's indexed columns), PDQ against the photos above ``mark``
+   only (a scan of the index's newest rows, typically a few), the shared-site rule,
+   the verdict, the insert (``scene_checked`` false) and the commit; then the index
+   is extended, still inside the lock. The lock is held for the writes, not the
+   query (``bench_scale.py lock``).
+
+Why 1 + 2 misses nothing. Invariant: every stored photo the index should hold with
+an id <= ``seen`` is in the index (``seen`` is raised only after the rows are added:
+``catch_up``, ``submit``, ``rebuild_index``), so the query of step 1 saw every such
+photo up to ``mark``. Photo rows are inserted and committed only inside the write
+lock, so ids grow in commit order and, once step 2 has caught up inside the lock,
+the index holds every committed photo; the photos above ``mark`` are exactly the
+ones step 1 may have missed, and step 2 compares against all of them. So of two
+copies of one photo uploaded at once through any two workers, the one that takes
+the lock second sees the first (``tests/scale``: 20 trials through two processes;
+``test_service_index_race``: a copy committed between the two steps).
 
 After the answer, a ``scene_check`` job (``store.jobs``; a thread in the embedded
 default, a PostgreSQL queue with workers) makes the photo's scene features from the
@@ -89,6 +104,7 @@ from .dupindex import (
     embedding_from_bytes,
     embedding_to_bytes,
 )
+from .indexload import Snapshots, bulk_load
 from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
@@ -110,6 +126,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCENE_CHECK = "scene_check"  # the job kind
+# A worker writes a snapshot of its index when it holds this many photos more than
+# the last one (a restart then reads at most about this many rows from the database).
+SNAPSHOT_EVERY = 100_000
 # Same-scene candidates: photos of the county taken within this distance, then the
 # most similar in content (cosine of the 1280-d pooled features), are checked
 # geometrically, at most this many per upload. No embedding floor: off the request
@@ -222,6 +241,9 @@ class Intake:
         # default: beside the staging folder (a local disk, also with an S3 store)
         spill = index_dir if index_dir is not None else blobs.tmp / "dupindex"
         self.index = DuplicateIndex(spill_dir=spill)
+        self.snapshots = Snapshots(spill / "snapshots")  # PostgreSQL: a fast restart
+        self.loaded_from = "database"  # or "snapshot": how the index was last loaded
+        self._snapshot_seen = 0  # the seen of the last snapshot this process wrote
         self.timings = StageTimings()
         self._backfill: threading.Thread | None = None
         self.seen = 0  # the highest photo id the index has considered (catch_up)
@@ -240,14 +262,12 @@ class Intake:
         check did not run (the process died after the answer) are queued again. With
         ``backfill``, photos stored without scene features get them in a background
         thread."""
+        with self.db.write_lock:
+            self._load_index()
         with self.db.write_lock, self.db.session() as session:
-            entries = list(dup_entries(session))
-            self.index.build(entries)
-            self.seen = max((e.photo_id for e in entries), default=0)
+            self.catch_up(session)  # photos committed while it loaded
             unchecked = list(
-                session.scalars(
-                    select(Photo.id).where(Photo.scene_checked.is_(False)).order_by(Photo.id)
-                )
+                session.scalars(select(Photo.id).where(~Photo.scene_checked).order_by(Photo.id))
             )
         for photo_id in unchecked:
             self.jobs.enqueue(SCENE_CHECK, photo_id)
@@ -257,6 +277,50 @@ class Intake:
             )
             self._backfill.start()
         return len(self.index)
+
+    def _load_index(self) -> None:
+        """On PostgreSQL: the newest matching snapshot, else a bulk read (then a
+        snapshot is written in the background); the photos above either are read by
+        ``catch_up``. SQLite (one process, a county): the rows, as always."""
+        started = time.perf_counter()
+        if self.db.dialect != "postgresql":
+            with self.db.session() as session:
+                entries = list(dup_entries(session))
+            self.index.build(entries)
+            self.seen = max((e.photo_id for e in entries), default=0)
+            return
+        seen = self.snapshots.load(self.index, self.db.engine)
+        self.loaded_from = "snapshot"
+        if seen is None:
+            seen, self.loaded_from = bulk_load(self.index, self.db.engine), "database"
+        elif self._behind(seen) > SNAPSHOT_EVERY:  # an old snapshot: the rest in bulk too
+            seen = bulk_load(self.index, self.db.engine, after=seen)
+        self.seen = self._snapshot_seen = seen
+        log.info(
+            "duplicate index: %d photos from the %s in %.1f s",
+            len(self.index),
+            self.loaded_from,
+            time.perf_counter() - started,
+        )
+        if self.loaded_from == "database":
+            self._snapshot_seen = -SNAPSHOT_EVERY  # follow() writes one soon
+
+    def _behind(self, seen: int) -> int:
+        with self.db.session() as session:
+            return int(session.scalar(select(func.max(Photo.id))) or 0) - seen
+
+    def save_snapshot(self) -> bool:
+        """Write a snapshot of the index at ``seen`` (PostgreSQL; called by ``follow``
+        every ``SNAPSHOT_EVERY`` photos); False when another process is writing one
+        (the processes of one machine share the folder: one writes, the others skip)."""
+        seen = self.seen  # the index holds every photo up to it (and maybe a few more)
+        try:
+            done = self.snapshots.save(self.index, seen, self.db.engine) is not None
+        except OSError as exc:
+            log.warning("duplicate index snapshot not written: %s", exc)
+            return False
+        self._snapshot_seen = seen  # written, or being written by another process
+        return done
 
     def catch_up(self, session: Session) -> int:
         """Add the photos other processes stored since the index last looked; returns
@@ -282,6 +346,8 @@ class Intake:
                 try:
                     with self.db.write_lock, self.db.session() as session:
                         self.catch_up(session)
+                    if self.seen - self._snapshot_seen >= SNAPSHOT_EVERY:
+                        self.save_snapshot()  # outside the lock: rows are append-only
                 except SQLAlchemyError as exc:  # PostgreSQL restarting: try again later
                     log.warning("index catch-up failed: %s", exc)
 
@@ -350,6 +416,11 @@ class Intake:
             practice_scene = self._scene_matches(probe, grey=report.photo.grey)
             clock.lap("verification")
 
+        # The whole index is asked before the lock; inside it, only the photos added
+        # since ``mark`` (module docstring: why that is exact).
+        mark = self.seen  # read first: every photo up to it is already in the index
+        early = self._pdq_hits(report)
+        clock.lap("index_query")
         blob_path = None
         if not upload.practice and upload.blob is not None:
             blob_path = self.blobs.commit(upload.blob)  # durable before its row; no lock needed
@@ -359,7 +430,9 @@ class Intake:
             self.catch_up(session)  # other processes' photos committed meanwhile
             household = _load_household(session, upload.household_id)  # fresh, in the lock
             site = _linked_site(session, household)
-            same = self._same_photo_matches(session, household, report)
+            same = self._same_photo_matches(
+                session, household, report, early + self._pdq_hits(report, after=mark)
+            )
             findings = duplicate_findings(same, practice_scene)
             site_use: SitePhotoUse | None = None
             if not same:  # a shared site's drone photo: only its linked households may use it
@@ -414,22 +487,31 @@ class Intake:
         result.timings = clock.done()
         return result
 
+    def _pdq_hits(self, report: Report, after: int = 0) -> list[HashHit]:
+        """Indexed photos (ids above ``after``) within the copy radius of the upload's
+        PDQ variants (the engine's quality gate picks the query hashes)."""
+        return self.index.same_photo(
+            pdq_variants=query_variants(report.fingerprint, self.policy.similarity),
+            max_distance=self.policy.similarity.same_photo_max_distance,
+            after=after,
+        )
+
     def _same_photo_matches(
-        self, session: Session, household: Household, report: Report
+        self, session: Session, household: Household, report: Report, pdq: list[HashHit]
     ) -> list[MatchInfo]:
-        """Exact bytes or pixels (the database's indexed digests), then PDQ within the
-        copy radius (the index; the engine's quality gate picks the query hashes)."""
+        """Exact bytes or pixels (the database's indexed digests), then the PDQ hits
+        (``pdq``: asked before the lock, plus the photos added since), nearest first."""
         fp = report.fingerprint
         hits = _exact_hits(session, fp.sha256, fp.pixel_sha256)
+        best: dict[int, HashHit] = {}
+        for h in pdq:
+            if h.photo_id not in best or h.distance < best[h.photo_id].distance:
+                best[h.photo_id] = h
         known = {h.photo_id for h in hits}
-        hits += [
-            h
-            for h in self.index.same_photo(
-                pdq_variants=query_variants(fp, self.policy.similarity),
-                max_distance=self.policy.similarity.same_photo_max_distance,
-            )
-            if h.photo_id not in known
-        ]
+        hits += sorted(
+            (h for h in best.values() if h.photo_id not in known),
+            key=lambda h: (h.distance, h.photo_id),
+        )
         return _describe(session, household, hits)
 
     def _site_photo_check(

@@ -182,6 +182,14 @@ class Photo(Base):
             sqlite_where=text("is_current"),
             postgresql_where=text("is_current"),
         ),
+        # start-up finds the few photos whose scene check is still owed without
+        # scanning every photo (~24 s at 25 M rows otherwise)
+        Index(
+            "ix_photos_scene_unchecked",
+            "id",
+            sqlite_where=text("scene_checked = 0"),
+            postgresql_where=text("NOT scene_checked"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), index=True)

@@ -93,6 +93,18 @@ def test_dismiss_a_duplicate_in_the_browser(
         page.click("#xlsx")
     assert download.value.suggested_filename.endswith(".xlsx")
     page.screenshot(path=str(tmp_path / "progress.png"), full_page=True)
+    # the look-back re-check (issue 12): start it, the progress bar fills (polled while
+    # it runs), then confirm; under the same policy no household's verdict changes
+    page.click("#nav-recheck")
+    page.click("#start-recheck")
+    page.wait_for_selector('#recheck-run[data-state="done"]', timeout=120_000)
+    bar = page.locator("#recheck-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max") != "0"
+    assert page.locator("#no-changes").is_visible()
+    page.click("#confirm-run")
+    page.wait_for_selector('#recheck-run[data-state="confirmed"]')
+    assert "admin" in page.locator("#confirmed-by").inner_text()
+    page.screenshot(path=str(tmp_path / "recheck.png"), full_page=True)
     page.click("#logout")  # a form with its CSRF token (issue 9 item 9)
     page.wait_for_url(server.url + "/audit/login")
     page.goto(server.url + "/audit")
@@ -100,7 +112,7 @@ def test_dismiss_a_duplicate_in_the_browser(
     if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
         out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("findings.png", "finding.png", "progress.png"):
+        for name in ("findings.png", "finding.png", "progress.png", "recheck.png"):
             shutil.copy(tmp_path / name, out / name)
 
 

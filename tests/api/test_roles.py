@@ -127,6 +127,11 @@ WRITES = [
     Case("POST", "/audit/refresh", (202, 403, 403, 403, 403, N)),
     Case("POST", "/audit/findings/{finding}/decision", (200, 403, 403, 403, 403, N),
          json={"action": "confirm"}),
+    # the look-back re-check: the county's (an unknown town / run after the role check)
+    Case("POST", "/rechecks", (404, 403, 403, 403, 403, N), json={"town": "没有这个镇"}),
+    Case("POST", "/rechecks/999999/pause", (404, 403, 403, 403, 403, N)),
+    Case("POST", "/rechecks/999999/resume", (404, 403, 403, 403, 403, N)),
+    Case("POST", "/rechecks/999999/confirm", (404, 403, 403, 403, 403, N)),
     Case("POST", "/auth/change-password", (403, 403, 403, 403, 403, N),
          json={"old_password": "not-the-password", "new_password": "whatever-123"}),
 ]  # fmt: skip
@@ -140,12 +145,17 @@ READS = [
     Case("GET", "/progress", (200, 200, 200, 403, 403, N)),
     Case("GET", "/progress", (200, 200, 200, 403, 403, N), params={"format": "csv"}),
     Case("GET", "/audit/findings", (200, 200, 200, 403, 403, N)),
+    Case("GET", "/rechecks", (200, 200, 200, 403, 403, N)),
+    Case("GET", "/rechecks/999999", (404, 404, 404, 403, 403, N)),
 ]  # fmt: skip
 # the only state-changing routes anyone may call without a token
 PUBLIC = {("POST", "/api/v1/auth/token"), ("POST", "/audit/login")}
 # the /audit page's forms (cookie sessions; village accounts cannot open the page)
 PAGE_WRITES = {("POST", "/audit/logout"), ("POST", "/audit/refresh"),
-               ("POST", "/audit/findings/{finding_id}/decision")}  # fmt: skip
+               ("POST", "/audit/findings/{finding_id}/decision"), ("POST", "/audit/recheck"),
+               ("POST", "/audit/recheck/{run_id}/pause"),
+               ("POST", "/audit/recheck/{run_id}/resume"),
+               ("POST", "/audit/recheck/{run_id}/confirm")}  # fmt: skip
 
 
 def _call(world: World, case: Case, role: str) -> httpx.Response:
