@@ -331,6 +331,8 @@ class Intake:
         how many. Call with ``db.write_lock`` held (it extends the index). Inside
         ``Database.write()`` on PostgreSQL the advisory lock makes this exact: every
         photo row is committed under that lock, so ids above ``seen`` are all there is."""
+        if (session.scalar(select(func.max(Photo.id))) or 0) <= self.seen:
+            return 0  # nothing new (an index lookup; the entries query costs ~2 ms)
         entries = [e for e in dup_entries(session, after=self.seen) if e.photo_id not in self.index]
         if entries:
             self.index.add_many(entries)
@@ -408,14 +410,12 @@ class Intake:
         """Find copies, decide, store (unless practice), queue the scene check.
         ``on_commit`` runs inside the storing transaction (the idempotency record)."""
         report, clock = upload.report, self.timings.clock()
-        with self.db.session() as session:
-            household = _load_household(session, upload.household_id)
-            site = _linked_site(session, household)
         lat, lon = _photo_point(report, upload.capture)
-        clock.lap("household")
         practice_scene: list[MatchInfo] = []
         if upload.practice and self.scene is not None and report.photo is not None:
             # nothing is stored to check later: the practice answer waits for it
+            with self.db.session() as session:
+                household = _load_household(session, upload.household_id)
             probe = self._probe(None, household, upload, lat, lon)
             practice_scene = self._scene_matches(probe, grey=report.photo.grey)
             clock.lap("verification")
@@ -433,6 +433,7 @@ class Intake:
             clock.lap("write_lock")  # waiting for the other uploads' writes
             self.catch_up(session)  # other processes' photos committed meanwhile
             household = _load_household(session, upload.household_id)  # fresh, in the lock
+            site = _linked_site(session, household)
             same = self._same_photo_matches(
                 session, household, report, early + self._pdq_hits(report, after=mark)
             )
@@ -542,6 +543,10 @@ class Intake:
         twice (a queue's at-least-once) changes nothing the second time.
         """
         held = self._pending.take(photo_id)
+        with self.db.write_lock, self.db.session() as session:
+            # every earlier photo, also in `photocheck worker` (no index built at its start)
+            # or with the serve process's follow() thread up to 0.5 s behind
+            self.catch_up(session)
         with self.db.session() as session:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-__all__ = ["Handler", "Jobs", "ThreadJobs"]
+__all__ = ["Handler", "Jobs", "ThreadJobs", "lower_priority"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class ThreadJobs:
             self._thread.start()
 
     def _run(self) -> None:
-        _lower_priority()
+        lower_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
@@ -88,7 +88,8 @@ class ThreadJobs:
                     self._cond.notify_all()
 
 
-def _lower_priority() -> None:
-    """Nice the calling thread (Linux: per thread) so request threads come first."""
+def lower_priority() -> None:
+    """Nice the calling thread (Linux: per thread) so request threads come first: every
+    background thread of a service process (scene checks, the audit refresh)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
