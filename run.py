@@ -3,6 +3,7 @@
 
     python3 run.py serve [ARGS...]   # create .venv, install, start the service
     python3 run.py test  [ARGS...]   # create .venv, install with test extras, run pytest
+                                     # (on every CPU core: pytest-xdist; -n 0 for one process)
     python3 run.py photocheck ARGS   # any photocheck command inside the venv
 
 The virtual environment is (re)built only when pyproject.toml changes. Commands run in
@@ -65,6 +66,14 @@ def child_env(environ: dict[str, str], cwd: Path) -> dict[str, str]:
     return env
 
 
+def test_args(args: list[str]) -> list[str]:
+    """pytest's arguments: the suite on every CPU core (pytest-xdist), whole modules per
+    worker so a module's shared server starts once, unless the caller chose (``-n 0``:
+    one process)."""
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) for a in args)
+    return args if chosen or "no:xdist" in args else ["-n", "auto", "--dist", "loadfile", *args]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "photocheck"}:
         print(__doc__, file=sys.stderr)
@@ -72,7 +81,7 @@ def main(argv: list[str]) -> int:
     _ensure_env()
     cmd, rest = argv[0], argv[1:]
     if cmd == "test":  # pytest finds its configuration and ../shared/data from the checkout
-        return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+        return subprocess.call([str(BIN / "python"), "-m", "pytest", *test_args(rest)], cwd=ROOT)
     args = [str(BIN / "photocheck"), *(["serve"] if cmd == "serve" else []), *rest]
     return subprocess.call(args, env=child_env(dict(os.environ), Path.cwd()))
 

@@ -38,6 +38,7 @@ from photocheck.audit.storage import (
 from photocheck.audit.tables import AuditFindingRow
 from photocheck.errors import BlobNotFound
 from photocheck.store import Photo, PhotoMatch, Role, User
+from photocheck.store.jobs import lower_priority
 
 from .errors import ApiError
 from .state import AppState
@@ -182,6 +183,7 @@ class AuditWorker:
     # the thread
 
     def _loop(self) -> None:
+        lower_priority()  # background work: the uploads' threads come first
         try:
             while (job := self._next_job()) is not None:
                 counties, tickets = job

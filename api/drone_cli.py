@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from photocheck import ContentModel, Policy, read_metadata
 from photocheck.drone import build_package, nearest_site, photo_facts
+from photocheck.errors import SiteError
 from photocheck.store import Database, Household, Role, Town, User, Village
+from photocheck.store.site_intake import SiteIntake, take_site_photo
 from photocheck.store.sites import list_sites, to_site, village_package_photos
 
-from .drone import SiteIntake, drone_blobs, take_site_photo
-from .errors import ApiError
 from .migrate import upgrade
 from .settings import Settings
 
@@ -76,7 +76,7 @@ def add_folder(
         rows = list_sites(session, user.county_id)
         sites = [(row.id, to_site(row)) for row in rows]
     radius = radius_m or policy.area.site_radius_m
-    intake = SiteIntake(db, drone_blobs(settings), policy, model)
+    intake = SiteIntake(db, settings.blob_config().store("drone"), policy, model)
     stored = rejected = 0
     unplaced: list[str] = []
     for path in progress(paths, "drone add"):
@@ -117,9 +117,9 @@ def _add_one(
     writer.write(data)
     blob = writer.finish()
     try:
-        _, body = take_site_photo(intake, site_pk, user_id, blob)
-    except ApiError as exc:  # e.g. the same photo is already stored for another site
-        body = {"site_id": placed.site.site_id, "stored": False, "error": exc.message}
+        body = take_site_photo(intake, site_pk, user_id, blob).body
+    except SiteError as exc:  # e.g. the same photo is already stored for another site
+        body = {"site_id": placed.site.site_id, "stored": False, "error": str(exc)}
     finally:
         blob.discard()  # a no-op once stored
     return {"file": str(path), "distance_m": round(placed.distance_m, 1), **body}
@@ -141,7 +141,7 @@ def package_all(out_dir: Path, *, progress: Progress, settings: Settings | None 
     """Write every village's drone package (villages with a linked household) to out_dir."""
     settings = settings or Settings()
     db = _database(settings)
-    blobs = drone_blobs(settings)
+    blobs = settings.blob_config().store("drone")
     out_dir.mkdir(parents=True, exist_ok=True)
     villages = list(_villages_with_sites(db))
     written = 0

@@ -26,7 +26,10 @@ from photocheck.errors import (
     BlobIntegrityError,
     BlobNotFound,
     BlobStoreUnavailable,
+    PhotoOfOtherSite,
     RecheckRefused,
+    SiteError,
+    SiteNotFound,
 )
 
 __all__ = [
@@ -311,6 +314,17 @@ def _blob_error(_: Request, exc: Exception) -> JSONResponse:
     return _unexpected(_, exc)
 
 
+def _site_error(request: Request, exc: Exception) -> JSONResponse:
+    """A site photo the library's site intake refused (``photocheck.store.site_intake``)."""
+    if isinstance(exc, PhotoOfOtherSite):
+        zh = f"这张照片已登记在安置点「{exc.site_code}」，文件名 {exc.canonical_name}"
+        return JSONResponse(error_body("PHOTO_OF_OTHER_SITE", str(exc), message_zh=zh), 409)
+    if isinstance(exc, SiteNotFound):
+        body = error_body("SITE_NOT_FOUND", "the site was removed", message_zh="该安置点已被删除")
+        return JSONResponse(body, 404)
+    return _unexpected(request, exc)
+
+
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     body = error_body("INTERNAL_ERROR", "internal error; it has been logged")
@@ -375,5 +389,6 @@ def install_error_handlers(
     app.add_exception_handler(DBAPIError, _database_down)
     for kind in _BLOB_ERRORS:
         app.add_exception_handler(kind, _blob_error)
+    app.add_exception_handler(SiteError, _site_error)
     app.add_exception_handler(Exception, _unexpected)  # errors raised outside the middleware
     app.add_middleware(_AnswerUnexpected)

@@ -10,6 +10,9 @@
     + BlobNotFound         -- no object under that key
     + BlobIntegrityError   -- the bytes do not match their SHA-256: nothing stored
     + BlobStoreUnavailable -- the store cannot be reached or written now (also OSError)
+  x SiteError              -- a drone photo of a shared site cannot be taken in
+    + SiteNotFound         -- the site is gone (removed meanwhile)
+    + PhotoOfOtherSite     -- the same photo is already stored for another site
   x RecheckRefused         -- a look-back re-check cannot be started, paused or confirmed now
 
 Checks never raise for bad photos: a decode failure is turned into a finding at the
@@ -25,9 +28,12 @@ __all__ = [
     "BlobStoreUnavailable",
     "DecodeError",
     "ModelError",
+    "PhotoOfOtherSite",
     "PhotocheckError",
     "PolicyError",
     "RecheckRefused",
+    "SiteError",
+    "SiteNotFound",
     "TooLarge",
     "UnsupportedFormat",
 ]
@@ -74,6 +80,26 @@ class BlobStoreUnavailable(BlobError, OSError):
 
     An ``OSError`` too, so code that retries disk errors later retries this as well.
     """
+
+
+class SiteError(PhotocheckError):
+    """A drone photo of a shared site cannot be taken in (``store.site_intake``)."""
+
+
+class SiteNotFound(SiteError, LookupError):
+    """The site (by row id) no longer exists."""
+
+    def __init__(self, site_pk: int) -> None:
+        super().__init__(f"the site was removed (id {site_pk})")
+        self.site_pk = site_pk
+
+
+class PhotoOfOtherSite(SiteError):
+    """The same bytes are stored for another site; a photo belongs to one site."""
+
+    def __init__(self, site_code: str, canonical_name: str) -> None:
+        super().__init__(f"this photo is already stored for site {site_code!r} as {canonical_name}")
+        self.site_code, self.canonical_name = site_code, canonical_name
 
 
 class RecheckRefused(PhotocheckError):

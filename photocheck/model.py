@@ -185,6 +185,26 @@ def _indices(names: list[str], wanted: frozenset[str]) -> np.ndarray:
     return np.array([i for i, n in enumerate(names) if n in wanted], dtype=np.intp)
 
 
+_SESSIONS: dict[tuple[Path, int, int, int], _Loaded] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _shared_session(path: Path, threads: int) -> _Loaded:
+    """One session per model file (as it is now) and thread count per process: every
+    ``ContentModel`` of the same file shares it (a session is read-only and thread-safe),
+    so an app built again in the same process (a restart, a test) does not reload it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return _Loaded(path, threads)  # raises the ModelError naming the file
+    key = (path.resolve(), threads, stat.st_size, stat.st_mtime_ns)
+    with _SESSIONS_LOCK:
+        loaded = _SESSIONS.get(key)
+        if loaded is None:
+            loaded = _SESSIONS[key] = _Loaded(path, threads)
+        return loaded
+
+
 class ContentModel:
     """Scores a decoded photo; load once and share across threads.
 
@@ -210,7 +230,7 @@ class ContentModel:
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    self._loaded = _Loaded(self.path, self.threads)
+                    self._loaded = _shared_session(self.path, self.threads)
         return self._loaded
 
     @property

@@ -53,7 +53,7 @@ from photocheck.store import (
     User,
     Village,
 )
-from photocheck.store.jobs import _lower_priority
+from photocheck.store.jobs import lower_priority
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -121,7 +121,7 @@ def _niced(fn: Callable[[], T]) -> T:
     out: list[T] = []
 
     def run() -> None:
-        _lower_priority()
+        lower_priority()
         out.append(fn())
 
     thread = threading.Thread(target=run)

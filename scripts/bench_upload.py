@@ -8,6 +8,8 @@ the field).
 1. Library: ``check_photo`` in-process with the same context, on as many threads as
    the server gets concurrent requests (--clients), and on one thread per core; both
    printed, the ratio is against the same concurrency (and the better of the two).
+   It runs again right after the service's run, and the ratios use the mean of both
+   (the shared machine's load drifts within a run).
 2. Service: ``photocheck serve`` in a subprocess on a loopback port with a fresh data
    folder (SQLite); --clients concurrent clients upload the same photos, each to its
    own household, through a village account (stream, check, duplicates, scene
@@ -19,8 +21,9 @@ the field).
    database or duplicate search): what any HTTP service around the library reaches on
    this machine, so the cost of HTTP is told apart from the service's own work.
 4. CPU: the server process's CPU time per upload (``/proc``) against the library's CPU
-   time per photo, and the clients' (they share the cores; bodies are encoded before the
-   clock starts).
+   time per photo, split into the request path and the background jobs (the niced
+   threads: scene checks, audit refresh), and the clients' (they share the cores; bodies are encoded
+   before the clock starts).
 5. Stages: the mean wall time of each server-side stage of those same uploads, from
    the answers' ``Server-Timing`` header (read = multipart streaming to disk, queue =
    waiting for a worker thread, check, thumbnail, the intake's stages, ...), and
@@ -118,6 +121,22 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def background_cpu(pid: int) -> float:
+    """CPU seconds so far of the process's niced threads: the background work (the
+    scene-check job thread and the audit refresh thread run at nice 10,
+    ``store.jobs.lower_priority``), told apart from the request path. Threads that
+    already ended are not counted (both live as long as the server)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            fields = task.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[16]) > 0:  # nice
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -191,8 +210,9 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
 def profiler(pid: int, out: Path, *, gil: bool = False) -> subprocess.Popen[bytes]:
     """py-spy (a dev tool: ``pip install py-spy``) sampling the server, all threads (or
     with ``gil`` only the thread holding the GIL: what serialises the requests)."""
+    beside = Path(sys.executable).with_name("py-spy")  # the venv's, when not on PATH
     cmd = [
-        "py-spy",
+        str(beside) if beside.exists() else "py-spy",
         "record",
         "-p",
         str(pid),
@@ -452,18 +472,30 @@ def main() -> int:
             ANSWERED.clear()
             with SceneCheckWatch(data_dir / "photocheck.sqlite3") as watch:
                 cpu, client_cpu = process_cpu(proc.pid), time.process_time()
+                bg = background_cpu(proc.pid)
                 rate, lat, stages = http_rate(base, headers, jobs, args.clients)
                 client_cpu = (time.process_time() - client_cpu) * 1000 / len(jobs)
+                window_cpu = (process_cpu(proc.pid) - cpu) * 1000 / len(jobs)
+                window_bg = (background_cpu(proc.pid) - bg) * 1000 / len(jobs)
                 drain = features_drain(data_dir / "photocheck.sqlite3")
                 watch.wait([pid for pid in ANSWERED if pid > 0])
                 pending = watch.latencies({k: v for k, v in ANSWERED.items() if k > 0})
             server_cpu = (process_cpu(proc.pid) - cpu) * 1000 / len(jobs)
+            server_bg = (background_cpu(proc.pid) - bg) * 1000 / len(jobs)
+            # the library again, right after (the server still up, idle): the machine's
+            # load drifts, so the ratio is against the mean of the runs before and after
+            lib_after, lib_cpu_after = library_rate(photos, points, args.clients)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        print(
+            f"library again after the server: {lib_after:.2f}/s, CPU {lib_cpu_after:.1f} ms per "
+            f"photo (before: {lib_c:.2f}/s, {lib_cpu:.1f} ms; the ratios use the mean)"
+        )
+        lib_c, lib_cpu = (lib_c + lib_after) / 2, (lib_cpu + lib_cpu_after) / 2
         server_stages(stages, lat)
         lat.sort()
         p95 = lat[int(0.95 * (len(lat) - 1))]
@@ -474,6 +506,13 @@ def main() -> int:
         print(
             f"server CPU {server_cpu:.1f} ms per upload (library {lib_cpu:.1f} ms per photo: "
             f"the server adds {server_cpu - lib_cpu:.1f} ms); clients {client_cpu:.1f} ms each"
+        )
+        request_cpu = server_cpu - server_bg
+        print(
+            f"  of which the request path {request_cpu:.1f} ms ({request_cpu / lib_cpu:.2f}x the "
+            f"library's CPU per photo, target <= 1.25x) and background jobs {server_bg:.1f} ms; "
+            f"while the uploads ran: {window_cpu:.1f} ms per upload, {window_bg:.1f} ms of it "
+            "background"
         )
         sustained = len(jobs) / (len(jobs) / rate + drain)
         print(

@@ -5,12 +5,18 @@ The photos are never copied into the repo; PHOTOCHECK_TEST_DATA points elsewhere
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,33 +26,91 @@ from tests.feature_memo import xfeat_feature_memo  # noqa: F401 - XFeat once per
 from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
-MYPY_RUN = pytest.StashKey[subprocess.Popen[str]]()
+MYPY_RUN = pytest.StashKey["MypyRun"]()
 DATA = Path(os.environ.get("PHOTOCHECK_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()
+_MYPY_DIR = "photocheck_mypy_dir"  # pytest-xdist: the folder every worker shares
+
+# mypy in a process group of its own, its output and exit code written to files: any
+# pytest-xdist worker can read the result of the one run another worker started.
+_MYPY_WRAPPER = """
+import os, subprocess, sys
+out, rc = sys.argv[1:]
+with open(out, "w") as fh:
+    code = subprocess.call([sys.executable, "-m", "mypy", "--no-error-summary"],
+                           stdout=fh, stderr=subprocess.STDOUT)
+with open(rc + ".tmp", "w") as fh:
+    fh.write(str(code))
+os.replace(rc + ".tmp", rc)
+"""
 
 
-def start_mypy() -> subprocess.Popen[str]:
-    """mypy over the tree, as configured in pyproject.toml, in the background."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "mypy", "--no-error-summary"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+class MypyRun:
+    """mypy over the tree, as configured in pyproject.toml, started in the background
+    once per test run: with pytest-xdist the first worker to claim ``folder`` starts it
+    and the others read its result."""
+
+    def __init__(self, folder: Path) -> None:
+        self.out, self.rc = folder / "mypy.out", folder / "mypy.rc"
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            os.close(os.open(folder / "mypy.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # another worker runs it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _MYPY_WRAPPER, str(self.out), str(self.rc)],
+            cwd=ROOT,
+            start_new_session=True,  # stop() ends mypy with its wrapper
+        )
+
+    def result(self, timeout: float = 600) -> tuple[int, str]:
+        """mypy's exit code and output, once it has finished."""
+        deadline = time.monotonic() + timeout
+        while not self.rc.exists():
+            assert time.monotonic() < deadline, "mypy did not finish"
+            time.sleep(0.2)
+        return int(self.rc.read_text()), self.out.read_text()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+_SHARED_DIR = pytest.StashKey[str]()
+
+
+class _XdistHooks:
+    """Registered only with pytest-xdist installed (an unknown hook would be an error)."""
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:  # the controller, for each worker
+        node.workerinput[_MYPY_DIR] = node.config.stash[_SHARED_DIR]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the run itself (or xdist's controller)
+        config.stash[_SHARED_DIR] = tempfile.mkdtemp(prefix="photocheck-run-")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start mypy as soon as the run is known to include test_mypy: it then overlaps the
     other tests instead of adding its cold run to the end."""
     if any(item.name == "test_mypy" for item in items):
-        config.stash[MYPY_RUN] = start_mypy()
+        folder = getattr(config, "workerinput", {}).get(_MYPY_DIR) or config.stash[_SHARED_DIR]
+        config.stash[MYPY_RUN] = MypyRun(Path(folder))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    proc = config.stash.get(MYPY_RUN, None)
-    if proc is not None and proc.poll() is None:  # the run stopped before test_mypy
-        proc.kill()
-        proc.communicate()
+    run = config.stash.get(MYPY_RUN, None)
+    if run is not None and run.proc is not None:
+        if hasattr(config, "workerinput"):  # another worker may still need the result
+            with contextlib.suppress(AssertionError):
+                run.result()
+        run.stop()  # the run stopped before test_mypy
+    if _SHARED_DIR in config.stash:
+        shutil.rmtree(config.stash[_SHARED_DIR], ignore_errors=True)
 
 
 @dataclass(frozen=True)

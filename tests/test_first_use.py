@@ -77,3 +77,13 @@ def test_settings_resolve_a_relative_data_dir_once(
     assert tmp_path / "a" / "data" == settings.DATA_DIR
     assert settings.database_url == f"sqlite:///{tmp_path / 'a' / 'data' / 'photocheck.sqlite3'}"
     assert os.path.isabs(settings.blob_config().data_dir)
+
+
+def test_run_py_test_uses_every_core_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = _run_py(monkeypatch, tmp_path / "venv")
+    assert run.test_args([]) == ["-n", "auto", "--dist", "loadfile"]
+    assert run.test_args(["tests/test_cli.py"])[-1] == "tests/test_cli.py"
+    for chosen in (["-n", "0"], ["-n2"], ["--numprocesses=3"], ["-p", "no:xdist"]):
+        assert run.test_args(chosen) == chosen

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MYPY_RUN, start_mypy
+from tests.conftest import MYPY_RUN, MypyRun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,10 +31,13 @@ def test_ruff(args: list[str]) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_mypy(request: pytest.FixtureRequest) -> None:
+def test_mypy(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Zero mypy errors over the files pyproject.toml names (photocheck, api, tests,
     scripts). The check started in the background at collection (see conftest), so its
     ~40 s cold run overlaps the rest of the suite on the second core."""
-    proc = request.config.stash.get(MYPY_RUN, None) or start_mypy()
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
+    run = request.config.stash.get(MYPY_RUN, None) or MypyRun(tmp_path)
+    try:
+        code, out = run.result()
+    finally:
+        run.stop()
+    assert code == 0, out

@@ -225,7 +225,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "pause": ("暂停", "Pause"),
     "resume": ("继续", "Resume"),
     "confirm_run": ("确认采用新结果", "Confirm the new verdicts"),
-    "confirm_note": ("确认后，待重拍清单和进度排名改用本次复核的结果（结果已变的照片 {n} 户）。",
+    "confirm_note": ("确认后，待重拍清单和进度排名改用本次复核的结果（结果有变化的农户 {n} 户）。",
                      "Once confirmed, retake lists and the progress ranking use this run's "
                      "verdicts ({n} households change)."),
     "applied": ("已采用 {a} 张照片的新结果；"
@@ -233,6 +233,10 @@ TEXT: dict[str, tuple[str, str]] = {
                 "New verdicts applied to {a} photos; {s} photos changed after they were "
                 "re-checked (a scene check), their verdict was kept."),
     "changes": ("结果变化的农户", "Households whose verdict changed"),
+    "failed_photos": ("{n} 张照片复核时读取或检查失败（已重试），保留原结果，列在下表；"
+                      "可再发起一次复核重试。",
+                      "{n} photos could not be read or checked (tried again), their verdict "
+                      "is kept; listed below; a new re-check tries them again."),
     "change_type": ("变化", "Change"),
     "old": ("原结果", "Old"),
     "new": ("新结果", "New"),
@@ -600,6 +604,7 @@ VALUES: dict[str, tuple[str, str]] = {
     "accept": ("通过", "accepted"),
     "review": ("待审核", "in review"),
     "reject": ("需重拍", "retake needed"),
+    "failed": ("复核失败", "re-check failed"),
 }
 
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from photocheck.drone import InvalidSiteName, SiteKind, build_package
 from photocheck.store import County, Household, Town, Village
+from photocheck.store.site_intake import SiteIntake, take_site_photo
 from photocheck.store.sites import (
     SharedSite,
     SitePhoto,
@@ -29,9 +30,8 @@ from photocheck.store.sites import (
 
 from ..deps import CountyUser, DbId, Scope, SessionDep, State, VillageScope
 from ..downloads import ranged_response
-from ..drone import store_site_photo
 from ..errors import ApiError
-from ..uploads import read_upload
+from ..uploads import looks_like_image, read_upload
 
 router = APIRouter(tags=["drone"])
 
@@ -260,10 +260,14 @@ async def upload_site_photo(
         site = _get_site(session, user.county_id, site_id)
     parsed = await read_upload(request, state.site_blobs, state.settings.max_upload_bytes)
     try:
-        status, body = await run_in_threadpool(store_site_photo, state, site.id, user.id, parsed)
+        if not looks_like_image(parsed.blob.head()):
+            msg = "the file is not an image (JPEG, PNG, HEIC, WebP)"
+            raise ApiError(415, "NOT_AN_IMAGE", msg)
+        intake = SiteIntake(state.db, state.site_blobs, state.policy, state.model)
+        outcome = await run_in_threadpool(take_site_photo, intake, site.id, user.id, parsed.blob)
     finally:
         parsed.blob.discard()  # a no-op once stored
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(outcome.body, status_code=201 if outcome.created else 200)
 
 
 @router.get("/sites/{site_id}/photos/{photo_id}/file")

@@ -11,19 +11,22 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..audit.records import CHINA_TZ
 from ..audit.single import REASON_LABELS
 from ..store.models import Household, Town, Village
-from .runs import RunView
+from .runs import FAILED, RunView
 from .tables import PhotoVerdict
 
 __all__ = ["Change", "change_report", "changes_xlsx"]
 
 VERDICT_LABELS = {"accept": ("通过", "accepted"), "review": ("待审核", "in review"),
-                  "reject": ("需重拍", "retake needed")}  # fmt: skip
+                  "reject": ("需重拍", "retake needed"),
+                  FAILED: ("复核失败", "re-check failed")}  # fmt: skip
+# reason codes of a run's records only (never a photo's verdict)
+RECORD_LABELS = {"RECHECK_FAILED": ("复核失败，保留原结果", "re-check failed, verdict kept")}
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,13 @@ class Change:
 
 
 def label_json(code: str) -> dict[str, str]:
-    zh, en = REASON_LABELS.get(code, (code, code))
+    zh, en = REASON_LABELS.get(code) or RECORD_LABELS.get(code, (code, code))
     return {"code": code, "label_zh": zh, "label_en": en}
 
 
 def change_report(session: Session, run_id: int) -> list[Change]:
-    """The households of the run whose current photo's verdict changed."""
+    """The households of the run whose current photo's verdict changed, and every
+    photo of the run that could not be checked (new verdict ``failed``)."""
     rows = session.execute(
         select(PhotoVerdict, Household.household_code, Household.head_name, Village.name, Town.name)
         .join(Household, Household.id == PhotoVerdict.household_id)
@@ -68,9 +72,14 @@ def change_report(session: Session, run_id: int) -> list[Change]:
         .join(Town, Town.id == Village.town_id)
         .where(
             PhotoVerdict.run_id == run_id,
-            PhotoVerdict.is_current.is_(True),
             PhotoVerdict.verdict.is_not(None),
-            PhotoVerdict.verdict != PhotoVerdict.old_verdict,
+            or_(
+                and_(
+                    PhotoVerdict.is_current.is_(True),
+                    PhotoVerdict.verdict != PhotoVerdict.old_verdict,
+                ),
+                PhotoVerdict.verdict == FAILED,
+            ),
         )
         .order_by(Town.name, Village.name, Household.household_code)
     )
@@ -149,7 +158,7 @@ def _verdict(value: str) -> str:
 
 
 def _labels(codes: tuple[str, ...]) -> str:
-    return "；".join(f"{REASON_LABELS.get(c, (c, c))[0]} {c}" for c in codes)
+    return "；".join(f"{label_json(c)['label_zh']} {c}" for c in codes)
 
 
 def _when(iso: str | None) -> str:
@@ -175,6 +184,7 @@ def _summary(view: RunView) -> list[list[Any]]:
         ["确认人 Confirmed by", j["confirmed_by"] or ""],
         ["确认时间 Confirmed (Beijing)", _when(j["confirmed_at"])],
         ["结果变化的农户 Households changed", j["changed_households"]],
+        ["复核失败的照片 Photos not checked (verdict kept)", j["failed"]],
     ]
     for change, n in j["changes"].items():
         old, _, new = change.partition("->")

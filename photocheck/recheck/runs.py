@@ -11,6 +11,11 @@ unchanged. Delivery is at least once, so a batch only fills records still empty.
 
 - **pause / resume** is the run's state, read by every batch before it starts: a paused
   run's jobs end at once; resuming queues again the batches with empty records.
+- **a failing photo** (the object store down, the original unreadable): its read and
+  check are tried again after each of ``retry_delays``; still failing, its record is
+  filled with the verdict ``failed`` and a bilingual ``RECHECK_FAILED`` reason, so
+  the run still finishes (never stuck at 99 %), the report lists the photo, and
+  confirming keeps its verdict (a later run checks it again).
 - **restart**: the start-up (``resume_interrupted``) queues the batches of every
   running run again (the threads' queue is in memory; the PostgreSQL queue keeps its
   jobs and deduplicates them).
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,6 +72,8 @@ BATCH_SIZE = 32
 # the stored findings of the duplicate engine, kept (the search is not repeated)
 CARRIED = frozenset({ReasonCode.DUPLICATE_PHOTO, ReasonCode.SAME_SCENE})
 ACTIVE = (RunState.RUNNING.value, RunState.PAUSED.value)
+FAILED = "failed"  # a record's verdict when its photo could not be checked
+RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each new try of a failing photo
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class RunView:
     confirmed_by: str | None
     paused_by: str | None
     changes: dict[str, int]  # "accept->reject": households, current photos only
+    failed: int = 0  # photos that could not be checked (verdict ``failed``)
 
     @property
     def seconds_running(self) -> float:
@@ -118,6 +127,7 @@ class RunView:
             "confirmed_at": r.confirmed_at.isoformat() if r.confirmed_at else None,
             "changes": self.changes,
             "changed_households": sum(self.changes.values()),
+            "failed": self.failed,
             "applied": r.applied,
             "skipped": r.skipped,
         }
@@ -147,9 +157,11 @@ class Recheck:
         jobs: Jobs | None = None,
         batch_size: int = BATCH_SIZE,
         workers: int = 2,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self.db, self.blobs, self.policy, self.model = db, blobs, policy, model
         self.radius_m, self.batch_size, self.workers = radius_m, batch_size, workers
+        self.retry_delays = tuple(retry_delays)
         self.jobs: Jobs = jobs if jobs is not None else ThreadJobs(self.job_handlers())
         self._pool: ThreadPoolExecutor | None = None
         # called with the county id once a run is confirmed (the audit's findings)
@@ -255,7 +267,11 @@ class Recheck:
             rows = session.execute(
                 select(PhotoVerdict, Photo)
                 .join(Photo, Photo.id == PhotoVerdict.photo_id)
-                .where(PhotoVerdict.run_id == run.id, PhotoVerdict.verdict.is_not(None))
+                .where(
+                    PhotoVerdict.run_id == run.id,
+                    PhotoVerdict.verdict.is_not(None),
+                    PhotoVerdict.verdict != FAILED,  # not checked: its verdict stays
+                )
             )
             for record, photo in rows:
                 if photo.verdict != record.old_verdict or photo.reasons != record.old_reasons:
@@ -333,11 +349,17 @@ class Recheck:
                 PhotoVerdict.run_id == run.id,
                 PhotoVerdict.is_current.is_(True),
                 PhotoVerdict.verdict.is_not(None),
+                PhotoVerdict.verdict != FAILED,
                 PhotoVerdict.verdict != PhotoVerdict.old_verdict,
             )
             .group_by(PhotoVerdict.old_verdict, PhotoVerdict.verdict)
         ):
             changes[f"{old}->{new}"] = int(n)
+        failed = session.scalar(
+            select(func.count()).where(
+                PhotoVerdict.run_id == run.id, PhotoVerdict.verdict == FAILED
+            )
+        )
         return RunView(
             run,
             int(done or 0),
@@ -346,6 +368,7 @@ class Recheck:
             names.get(run.confirmed_by) if run.confirmed_by else None,
             names.get(run.paused_by) if run.paused_by else None,
             dict(sorted(changes.items())),
+            int(failed or 0),
         )
 
     # -- the job -----------------------------------------------------------------------
@@ -389,9 +412,23 @@ class Recheck:
         self._save(run_id, checked)
 
     def _check(self, item: tuple[int, Photo], sites: dict[int, Any]) -> _Checked:
+        """One photo, tried again after each of ``retry_delays`` while it fails; then a
+        ``failed`` record, so the batch (and the run) still finishes."""
+        record_id, photo = item
+        for delay in (*self.retry_delays, None):
+            try:
+                return self._check_once(record_id, photo, sites)
+            except Exception as exc:  # the store down, the original unreadable, a bug
+                if delay is None:
+                    log.exception("re-check: photo %d failed, given up", photo.id)
+                    return _failed(record_id, photo, exc)
+                log.warning("re-check: photo %d failed (%s); again in %.1f s", photo.id, exc, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_once(self, record_id: int, photo: Photo, sites: dict[int, Any]) -> _Checked:
         """One photo: its original decoded once, every check under the new policy, the
         stored duplicate findings carried over, the site rule applied again."""
-        record_id, photo = item
         household = photo.household
         try:
             data = self.blobs.read(photo.blob_path)
@@ -483,6 +520,19 @@ class Recheck:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+
+
+def _failed(record_id: int, photo: Photo, exc: Exception) -> _Checked:
+    what = f"{type(exc).__name__}: {exc}"[:300]
+    reason = {
+        "code": "RECHECK_FAILED",
+        "severity": "review",
+        "message_zh": f"复核时读取或检查这张照片失败（{what}），保留原结果；可再发起一次复核重试。",
+        "message_en": f"this photo could not be read or checked in the re-check ({what}); "
+        "its verdict is kept, a new re-check tries it again",
+        "evidence": {"error": what},
+    }
+    return _Checked(record_id, FAILED, [reason], photo.model_version or "", photo)
 
 
 def _carried(stored: list[Any]) -> list[Finding]:

@@ -63,14 +63,25 @@ def _session(path: Path) -> ort.InferenceSession:
 
 
 class XFeatRuntime:
-    """Both ONNX sessions, loaded once on first use (a session is thread-safe)."""
+    """Both ONNX sessions, each loaded once per process on first use (a session is
+    thread-safe): XFeat with the first photo, LighterGlue with the first pair the cheap
+    stage leaves open, so a process that never needs it never loads it."""
 
     _lock = threading.Lock()
     _shared: XFeatRuntime | None = None
 
     def __init__(self, models_dir: Path = MODELS_DIR) -> None:
         self.xfeat = _session(models_dir / XFEAT_FILE)
-        self.glue = _session(models_dir / GLUE_FILE)
+        self._glue_path = models_dir / GLUE_FILE
+        self._glue: ort.InferenceSession | None = None
+        self._glue_lock = threading.Lock()
+
+    @property
+    def glue(self) -> ort.InferenceSession:
+        with self._glue_lock:
+            if self._glue is None:
+                self._glue = _session(self._glue_path)
+            return self._glue
 
     @classmethod
     def shared(cls) -> XFeatRuntime:

@@ -13,6 +13,7 @@
 * ``resumable`` ``PartialStore``: tus partial uploads; the local folder here,
   ``s3resumable.S3PartialUploads`` in the bucket (any worker continues an upload),
   one writer at a time by ``upload_locks`` (PostgreSQL advisory lock, or ``flock``)
+* ``sites``, ``site_intake`` shared sites; taking in their drone photos (check, name, store)
 """
 
 from __future__ import annotations

@@ -137,7 +137,10 @@ SNAPSHOT_EVERY = 100_000
 # a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
 SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-SCENE_MAX_CANDIDATES = 8  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band; after the answer
+# 16: on the developer set (133 photos, one county, no GPS) the content ranking puts a
+# labelled re-shot pair (Reichstag 05466646 / 06229406) 12th; the vote-based candidate
+# stage (issue 11 item 3) is what makes this budget safe at county scale.
+SCENE_MAX_CANDIDATES = 16  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
@@ -331,6 +334,8 @@ class Intake:
         how many. Call with ``db.write_lock`` held (it extends the index). Inside
         ``Database.write()`` on PostgreSQL the advisory lock makes this exact: every
         photo row is committed under that lock, so ids above ``seen`` are all there is."""
+        if (session.scalar(select(func.max(Photo.id))) or 0) <= self.seen:
+            return 0  # nothing new (an index lookup; the entries query costs ~2 ms)
         entries = [e for e in dup_entries(session, after=self.seen) if e.photo_id not in self.index]
         if entries:
             self.index.add_many(entries)
@@ -408,14 +413,12 @@ class Intake:
         """Find copies, decide, store (unless practice), queue the scene check.
         ``on_commit`` runs inside the storing transaction (the idempotency record)."""
         report, clock = upload.report, self.timings.clock()
-        with self.db.session() as session:
-            household = _load_household(session, upload.household_id)
-            site = _linked_site(session, household)
         lat, lon = _photo_point(report, upload.capture)
-        clock.lap("household")
         practice_scene: list[MatchInfo] = []
         if upload.practice and self.scene is not None and report.photo is not None:
             # nothing is stored to check later: the practice answer waits for it
+            with self.db.session() as session:
+                household = _load_household(session, upload.household_id)
             probe = self._probe(None, household, upload, lat, lon)
             practice_scene = self._scene_matches(probe, grey=report.photo.grey)
             clock.lap("verification")
@@ -433,6 +436,7 @@ class Intake:
             clock.lap("write_lock")  # waiting for the other uploads' writes
             self.catch_up(session)  # other processes' photos committed meanwhile
             household = _load_household(session, upload.household_id)  # fresh, in the lock
+            site = _linked_site(session, household)
             same = self._same_photo_matches(
                 session, household, report, early + self._pdq_hits(report, after=mark)
             )
@@ -547,6 +551,10 @@ class Intake:
         twice (a queue's at-least-once) changes nothing the second time.
         """
         held = self._pending.peek(photo_id)  # dropped once the row holds its features
+        with self.db.write_lock, self.db.session() as session:
+            # every earlier photo, also in `photocheck worker` (no index built at its start)
+            # or with the serve process's follow() thread up to 0.5 s behind
+            self.catch_up(session)
         with self.db.session() as session:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:

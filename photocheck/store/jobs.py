@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-__all__ = ["JOB_NICE", "Handler", "Jobs", "ThreadJobs", "default_threads"]
+__all__ = ["JOB_NICE", "Handler", "Jobs", "ThreadJobs", "default_threads", "lower_priority"]
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class ThreadJobs:
             self._threads.append(thread)
 
     def _run(self) -> None:
-        _lower_priority()
+        lower_priority(JOB_NICE)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
@@ -156,7 +156,9 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))] if values else 0.0
 
 
-def _lower_priority() -> None:
-    """Nice the calling thread (Linux: per thread) so request threads come first."""
+def lower_priority(nice: int = 10) -> None:
+    """Nice the calling thread (Linux: per thread) so request threads come first: the
+    background threads of a service process (the audit refresh at 10; the scene checks
+    at ``JOB_NICE``, which must keep pace with the uploads)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

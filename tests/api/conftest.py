@@ -91,6 +91,22 @@ def database_url(
         yield url
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def module_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """One database per module and kind (a SQLite file, or a PostgreSQL schema) and a
+    folder beside it: for a module-scoped server on both databases (tests/README.md)."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp / 'photocheck.sqlite3'}", tmp
+        return
+    with pg_schema() as url:
+        yield url, tmp
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,27 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ADMIN, LiveServer, activate, login, make_settings, pg_schema, seed_admin
+from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
 
 HOUSEHOLDS = "\ufeffhousehold_id,head_name,town,village,category,site_id,lat,lon\n" + "".join(
     f"H{i},户主{i},龙驹寨镇,村{i},鉴定安全,,,\n" for i in range(8)
 )
 OTHER_ADDRESS = "127.0.0.2"  # Linux routes all of 127/8 to loopback: another client address
 EVIL = "http://evil.example"
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def module_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Path]]:
-    tmp = tmp_path_factory.mktemp(request.param)
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp / 'photocheck.sqlite3'}", tmp
-        return
-    with pg_schema() as url:
-        yield url, tmp
 
 
 @pytest.fixture(scope="module")

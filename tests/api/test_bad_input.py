@@ -151,7 +151,9 @@ def test_control_characters_are_422_on_both_databases(live: tuple) -> None:
     }
     assert "head_name" in detail["message_zh"]
     # the audit page's login form
-    page = httpx.post(server.url + "/audit/login", data={"username": "a\x00", "password": "x"})
+    page = httpx.post(
+        server.url + "/audit/login", data={"username": "a\x00", "password": "x"}, timeout=60
+    )
     assert page.status_code == 422, page.text
     # nothing was stored by any of these
     assert client.get("/households/A1", headers=village).json()["history"] == []

@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import select
 
 from photocheck.similarity.xfeat_scene import SceneFeatures  # the default matcher's
+from photocheck.store.intake import Intake
 from photocheck.store.models import Photo
 
 from .conftest import LiveServer
@@ -45,6 +46,29 @@ def test_scene_check_resumed_at_start_up(server: LiveServer, client: httpx.Clien
     assert "SAME_SCENE" in codes(done["current_photo"]), done
     stored = _scene(server, r.json()["photo_id"])
     assert stored and len(SceneFeatures.from_bytes(stored)) > 100
+
+
+def test_a_job_worker_without_an_index_finds_the_earlier_scene(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """`photocheck worker` builds no duplicate index at start (``build_state(index=False)``):
+    its scene check reads the earlier photos from the database first, so a check run there
+    finds what one run in the serve process finds."""
+    _, v = setup_campaign(client)
+    first = upload(client, v["东村"], "A1", GOOD)
+    assert first.status_code == 201, first.text
+    state = server.app_state
+    assert state.intake.drain(timeout=120)
+    state.intake.jobs = _Lost()  # the check is left to the other process
+    r = upload(client, v["南村"], "C3", SAME_SCENE)  # A1's church, another spot
+    assert r.status_code == 201 and r.json()["scene_check"]["status"] == "pending", r.text
+
+    worker = Intake(state.db, state.blobs, state.policy, scene=state.intake.scene, jobs=_Lost())
+    assert len(worker.index) == 0
+    worker.run_scene_check(r.json()["photo_id"])
+    done = client.get("/households/C3", headers=v["南村"]).json()
+    assert done["scene_check"] is None
+    assert "SAME_SCENE" in codes(done["current_photo"]), done
 
 
 def test_backfill_remakes_features_of_an_older_format(

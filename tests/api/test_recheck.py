@@ -23,12 +23,11 @@ import pytest
 from openpyxl import load_workbook
 
 from photocheck.errors import RecheckRefused
-from photocheck.recheck.runs import RECHECK, Recheck
+from photocheck.recheck.runs import RECHECK, RETRY_DELAYS, Recheck
 from photocheck.recheck.tables import PhotoVerdict, RecheckRun
 from tests.conftest import data_file
 
 from .conftest import ADMIN, LiveServer, activate, make_settings, seed_admin, start_campaign
-from .test_accounts import module_db  # noqa: F401 - one database per module and DB kind
 
 HOUSEHOLDS = """household_id,head_name,town,village,category
 H1,张一,龙驹寨镇,东村,鉴定安全
@@ -65,7 +64,7 @@ def _stricter_policy(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(module_db: tuple[str, Path]) -> Iterator[World]:  # noqa: F811
+def world(module_db: tuple[str, Path]) -> Iterator[World]:
     url, tmp = module_db
     settings = make_settings(tmp, url, RECHECK_BATCH=2)
     seed_admin(settings)
@@ -291,6 +290,65 @@ def test_another_worker_finishes_a_run(world: World) -> None:
     with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api:
         done = _wait_done(api, world.admin, run.id)
     assert done["state"] == "done" and done["done"] == done["total"] == 4, done
+
+
+def test_an_unreadable_original_fails_its_photo_not_the_run(world: World) -> None:
+    """H2's original replaced by a link to ``/proc/self/mem`` (a regular file whose read
+    fails with EIO, even as root: a disk or store error): tried again, then recorded as
+    ``failed`` with a bilingual reason; the run finishes, the report lists it, and
+    confirming keeps H2's verdict."""
+    from photocheck.store import Household, LocalBlobStore, Photo
+
+    state = world.live.app_state
+    assert isinstance(state.blobs, LocalBlobStore)
+    with state.db.session() as s:
+        photo = (
+            s.query(Photo)
+            .join(Household, Household.id == Photo.household_id)
+            .filter(Household.household_code == "H2", Photo.is_current.is_(True))
+            .one()
+        )
+        verdict, blob = photo.verdict, state.blobs.root / photo.blob_path
+    saved = blob.read_bytes()
+    blob.unlink()
+    blob.symlink_to("/proc/self/mem")
+    assert state.recheck is not None
+    state.recheck.retry_delays = (0.01, 0.02)  # bounded: two more tries
+    try:
+        with (
+            httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api,
+            httpx.Client(base_url=world.live.url, timeout=120) as page,
+        ):
+            r = api.post("/rechecks", json={}, headers=world.admin)
+            assert r.status_code == 201, r.text
+            run = _wait_done(api, world.admin, r.json()["run_id"])
+            assert run["state"] == "done" and run["done"] == run["total"] == 4, run
+            assert run["failed"] == 1 and not any("failed" in k for k in run["changes"]), run
+            changes = api.get(f"/rechecks/{run['run_id']}/changes", headers=world.admin).json()
+            failed = [c for c in changes if c["new_verdict"] == "failed"]
+            assert [c["household_id"] for c in failed] == ["H2"], changes
+            reason = failed[0]["reasons"][0]
+            assert reason["code"] == "RECHECK_FAILED", reason
+            assert "Input/output error" in reason["message_en"], reason
+            assert re.search(r"[\u4e00-\u9fff]", reason["message_zh"]), reason
+            page.post("/audit/login", data={"username": ADMIN[0], "password": ADMIN[1]})
+            report = page.get(f"/audit/recheck?run={run['run_id']}").text
+            assert 'id="failed-photos" data-failed="1"' in report
+            assert 'data-household="H2" data-old="' in report
+            assert 'data-code="RECHECK_FAILED"' in report
+            xlsx = page.get(f"/audit/recheck/{run['run_id']}/changes.xlsx").content
+            cells = [str(v) for row in load_workbook(io.BytesIO(xlsx))["变化清单 Changes"]
+                     .iter_rows(min_row=3, values_only=True) for v in row]  # fmt: skip
+            assert "复核失败 re-check failed" in cells, cells
+            r = api.post(f"/rechecks/{run['run_id']}/confirm", headers=world.admin)
+            assert r.status_code == 200, r.text
+            assert r.json()["applied"] == 3, r.json()
+            own = api.get("/households/H2", headers=world.villages["西村"]).json()
+            assert own["status"] == verdict, own  # kept, not "failed"
+    finally:
+        blob.unlink()
+        blob.write_bytes(saved)
+        state.recheck.retry_delays = RETRY_DELAYS
 
 
 def _done(state: Any, run_id: int) -> int:

@@ -91,7 +91,7 @@ class Endpoint(Protocol):
 
 
 def _offset(server: Endpoint, auth: dict, path: str) -> int:
-    r = httpx.head(server.url + path, headers={**auth, **TUS})
+    r = httpx.head(server.url + path, headers={**auth, **TUS}, timeout=60)
     assert r.status_code == 200, r.text
     assert r.headers["Cache-Control"] == "no-store"
     return int(r.headers["Upload-Offset"])

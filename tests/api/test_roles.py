@@ -20,7 +20,6 @@ import pytest
 from tests.conftest import data_file
 
 from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
-from .test_accounts import module_db  # noqa: F401 - one database per module and DB kind
 from .test_audit import refresh
 
 HOUSEHOLDS = """\ufeffhousehold_id,head_name,town,village,category,site_id,lat,lon
@@ -49,7 +48,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(module_db: tuple[str, Path]) -> Iterator[World]:  # noqa: F811
+def world(module_db: tuple[str, Path]) -> Iterator[World]:
     url, tmp = module_db
     settings = make_settings(tmp, url, LOGIN_ATTEMPTS_PER_MINUTE=10_000)
     seed_admin(settings)

@@ -112,12 +112,12 @@ def test_session_with_blobs_on_s3(s3_server: LiveServer, s3_bucket: S3Bucket) ->
     server.restart()
     health = httpx.get(server.url + "/health").json()
     assert health["reconcile"]["missing_blobs"] == [] and health["reconcile"]["error"] is None
-    with httpx.Client(base_url=server.url, cookies=_cookie_of(server)) as page:
+    with httpx.Client(base_url=server.url, cookies=_cookie_of(server), timeout=60) as page:
         assert page.get(f"/audit/photos/{photo_id}/full").content == original
 
 
 def _cookie_of(server: LiveServer) -> dict[str, str]:
-    with httpx.Client(base_url=server.url + "/api/v1") as client:
+    with httpx.Client(base_url=server.url + "/api/v1", timeout=60) as client:
         return _cookie(client)
 
 

@@ -98,7 +98,7 @@ def _upload_all(live: LiveServer, names: list[str]) -> dict[frozenset, str]:
                 headers=village,
             )
             assert r.status_code == 201, f"{name}: {r.text}"
-    assert live.app_state.intake.drain(timeout=900)
+    assert live.app_state.intake.drain(timeout=3600)  # ~15 min on a loaded 2-core machine
     with live.app_state.db.session() as session:
         name_of = {
             pid: names[int(code[1:])]

@@ -1,9 +1,12 @@
-"""Taking in one drone photo of a site: check, name, store (shared by HTTP and the CLI).
+"""Taking in one drone photo of a site: check, name, store (shared by the HTTP route and
+``photocheck drone add``).
 
 The photo checks run with ``check_framing=False`` (an aerial view has no house front)
 and the site's point as the expected location, within the policy's
 ``area.site_radius_m``. A rejected photo (unreadable, blurred, too dark...) is not
-stored and takes no number; anything else is stored under its canonical name.
+stored and takes no number; anything else is stored under its canonical name. The same
+bytes sent again answer the stored record; the same photo for another site is refused
+(``PhotoOfOtherSite``), as is a site removed meanwhile (``SiteNotFound``).
 """
 
 from __future__ import annotations
@@ -15,27 +18,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
-from photocheck import ContentModel, PhotoContext, Policy, Verdict, check_photo
-from photocheck.drone import photo_facts
-from photocheck.metadata.gps import haversine_m
-from photocheck.similarity.engine import pdq_usable
-from photocheck.store import BlobStore, Database, PendingBlob
-from photocheck.store.repo import EXTENSIONS
-from photocheck.store.sites import SharedSite, SitePhoto, new_site_photo_name
+from ..checks import PhotoContext
+from ..drone import photo_facts
+from ..errors import PhotoOfOtherSite, SiteNotFound
+from ..metadata.gps import haversine_m
+from ..model import ContentModel
+from ..pipeline import check_photo
+from ..policy import Policy
+from ..similarity.engine import pdq_usable
+from ..verdict import Verdict
+from .blobs import BlobStore, PendingBlob
+from .db import Database
+from .repo import EXTENSIONS
+from .sites import SharedSite, SitePhoto, new_site_photo_name
 
-from .errors import ApiError
-from .settings import Settings
-from .state import AppState
-from .uploads import ParsedUpload, looks_like_image
-
-__all__ = ["SiteIntake", "drone_blobs", "store_site_photo", "take_site_photo"]
-
-
-def drone_blobs(settings: Settings) -> BlobStore:
-    """Site photos' own blob store: the household store's reconcile would orphan them."""
-    return settings.blob_config().store("drone")
+__all__ = ["SiteIntake", "SitePhotoOutcome", "take_site_photo"]
 
 
 @dataclass(frozen=True)
@@ -47,27 +46,20 @@ class SiteIntake:
     policy: Policy
     model: ContentModel
 
-    @classmethod
-    def of(cls, state: AppState) -> SiteIntake:
-        return cls(state.db, state.site_blobs, state.policy, state.model)
 
-
-def store_site_photo(
-    state: AppState, site_pk: int, user_id: int, parsed: ParsedUpload
-) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body) for an uploaded file; see ``take_site_photo``."""
-    if not looks_like_image(parsed.blob.head()):
-        raise ApiError(415, "NOT_AN_IMAGE", "the file is not an image (JPEG, PNG, HEIC, WebP)")
-    return take_site_photo(SiteIntake.of(state), site_pk, user_id, parsed.blob)
+@dataclass(frozen=True)
+class SitePhotoOutcome:
+    created: bool  # a new record; False: rejected (not stored) or the same bytes again
+    body: dict[str, Any]  # the answer: verdict, reasons, the stored record's facts
 
 
 def take_site_photo(
     intake: SiteIntake, site_pk: int, user_id: int, blob: PendingBlob
-) -> tuple[int, dict[str, Any]]:
-    """Check and store one site photo. 201 new, 200 the same bytes again (the stored
-    answer), 200 with ``stored: false`` for a rejected photo.
+) -> SitePhotoOutcome:
+    """Check and store one site photo (``body["stored"]`` says whether it is kept).
 
-    :exception ApiError: 409 when the same photo is registered for another site.
+    :exception PhotoOfOtherSite: the same photo is registered for another site.
+    :exception SiteNotFound: the site was removed meanwhile.
     """
     data = blob.read()
     with intake.db.session() as session:
@@ -86,7 +78,7 @@ def take_site_photo(
         "reasons": reasons,
     }
     if report.verdict is Verdict.REJECT:
-        return 200, {**answer, "stored": False, "photo_id": None, "name": None}
+        return SitePhotoOutcome(False, {**answer, "stored": False, "photo_id": None, "name": None})
     facts = photo_facts(report.metadata)
     distance = None
     if facts.has_location and site.lat is not None and site.lon is not None:
@@ -98,11 +90,9 @@ def take_site_photo(
         same = session.scalars(select(SitePhoto).where(SitePhoto.sha256 == blob.sha256)).all()
         for row in same:
             if row.site_id != site.id:
-                other = row.site.site_code
-                msg = f"this photo is already stored for site {other!r} as {row.canonical_name}"
-                zh = f"这张照片已登记在安置点「{other}」，文件名 {row.canonical_name}"
-                raise ApiError(409, "PHOTO_OF_OTHER_SITE", msg, message_zh=zh)
-            return 200, {**answer, **_stored(row), "stored": True, "existing": True}
+                raise PhotoOfOtherSite(row.site.site_code, row.canonical_name)
+            body = {**answer, **_stored(row), "stored": True, "existing": True}
+            return SitePhotoOutcome(False, body)
         day = (facts.capture_time or dt.datetime.now(intake.policy.metadata.tz)).date()
         name = new_site_photo_name(session, site, day, "." + EXTENSIONS.get(fmt or "", "jpg"))
         fp = report.fingerprint
@@ -134,17 +124,17 @@ def take_site_photo(
         )
         session.add(row)
         session.flush()
-        return 201, {**answer, **_stored(row), "stored": True, "existing": False}
+        return SitePhotoOutcome(True, {**answer, **_stored(row), "stored": True, "existing": False})
 
 
-def _site(session: Any, site_pk: int) -> SharedSite:
+def _site(session: Session, site_pk: int) -> SharedSite:
     site = session.scalar(
         select(SharedSite)
         .options(joinedload(SharedSite.town), joinedload(SharedSite.county))
         .where(SharedSite.id == site_pk)
     )
     if site is None:
-        raise ApiError(404, "SITE_NOT_FOUND", "the site was removed", message_zh="该安置点已被删除")
+        raise SiteNotFound(site_pk)
     return site
 
 
