@@ -10,6 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
+
+from photocheck.store.models import PhotoMatch
 
 from .conftest import ADMIN, LiveServer
 from .test_audit import duplicate_campaign, refresh
@@ -141,10 +144,17 @@ def test_same_scene_finding_shows_the_match_picture(
     width = picture.evaluate("e => e.complete ? e.naturalWidth : 0")
     assert width > 0
     caption = page.locator("figure.match figcaption").inner_text()
-    assert "C3" in caption and "A1" in caption and "至少 27 个" in caption, caption
+    # the threshold named is the one the deciding stage used, from the policy
+    sim = server.app_state.policy.similarity
+    with server.app_state.db.session() as session:
+        match = session.scalars(select(PhotoMatch).where(PhotoMatch.relation == "same_scene")).one()
+        minimum = match.evidence["thresholds"]["scene_min_inliers"]
+    assert minimum in {sim.xfeat_nn_same_inliers, sim.xfeat_min_inliers, sim.scene_min_inliers}
+    assert "C3" in caption and "A1" in caption and f"至少 {minimum} 个" in caption, caption
     page.screenshot(path=str(tmp_path / "match.png"), full_page=True)
     page.goto(page.url + "?lang=en")
-    assert "at least 27 such points" in page.locator("figure.match figcaption").inner_text()
+    caption_en = page.locator("figure.match figcaption").inner_text()
+    assert f"at least {minimum} such points" in caption_en, caption_en
     if os.environ.get("PHOTOCHECK_SCREENSHOTS"):
         out = Path(os.environ["PHOTOCHECK_SCREENSHOTS"])
         out.mkdir(parents=True, exist_ok=True)
