@@ -37,12 +37,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from photocheck import ContentModel, check_photo, default_policy
 from photocheck.similarity.dedup import dedup_files
-from photocheck.store.models import Household, Photo, PhotoMatch
+from photocheck.store.repo import household_pair_relations
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIR_FILES = ("DUPLICATES.tsv", "scenes/DUPLICATES.tsv")  # the developer set
@@ -190,24 +190,9 @@ def _upload(url: str, data: Path, names: list[str]) -> None:
 def _stored_matches(db: Path, names: list[str]) -> dict[frozenset[str], str]:
     engine = create_engine(f"sqlite:///{db}")
     with Session(engine) as session:
-        name_of = {
-            pid: names[int(code[1:])]
-            for pid, code in session.execute(
-                select(Photo.id, Household.household_code).join(
-                    Household, Household.id == Photo.household_id
-                )
-            )
-        }
-        rows = session.execute(
-            select(PhotoMatch.photo_id, PhotoMatch.other_photo_id, PhotoMatch.relation)
-        ).all()
+        by_code = household_pair_relations(session)
     engine.dispose()
-    found: dict[frozenset[str], str] = {}
-    for a, b, relation in rows:
-        key = frozenset((name_of[a], name_of[b]))
-        if found.get(key) != "same_photo":  # the stronger relation wins
-            found[key] = relation
-    return found
+    return {frozenset(names[int(c[1:])] for c in k): r for k, r in by_code.items()}
 
 
 def _print_scores(

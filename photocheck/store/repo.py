@@ -26,6 +26,7 @@ __all__ = [
     "export_name",
     "find_household",
     "get_or_create_county",
+    "household_pair_relations",
     "household_photos",
     "import_households",
     "record_photo",
@@ -293,3 +294,24 @@ def dup_entries(session: Session, batch: int = 5000, *, after: int = 0) -> Itera
 
 def count_photos(session: Session) -> int:
     return int(session.scalar(select(func.count(Photo.id))) or 0)
+
+
+def household_pair_relations(session: Session) -> dict[frozenset[str], str]:
+    """Every stored duplicate finding as {household codes of both photos: relation};
+    where a pair has both, same_photo wins (the evaluation scores the stronger one)."""
+    code_of = dict(
+        session.execute(
+            select(Photo.id, Household.household_code).join(
+                Household, Household.id == Photo.household_id
+            )
+        ).tuples()
+    )
+    rows = session.execute(
+        select(PhotoMatch.photo_id, PhotoMatch.other_photo_id, PhotoMatch.relation)
+    ).tuples()
+    found: dict[frozenset[str], str] = {}
+    for a, b, relation in rows:
+        key = frozenset((code_of[a], code_of[b]))
+        if found.get(key) != "same_photo":
+            found[key] = relation
+    return found

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from photocheck.similarity.dedup import Pair
-from photocheck.store.models import Household, Photo, PhotoMatch
+from photocheck.store.repo import household_pair_relations
 
 from ..conftest import DATA, DEVELOPER_SETS, developer_files
 from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
@@ -100,23 +99,8 @@ def _upload_all(live: LiveServer, names: list[str]) -> dict[frozenset, str]:
             assert r.status_code == 201, f"{name}: {r.text}"
     assert live.app_state.intake.drain(timeout=3600)  # ~15 min on a loaded 2-core machine
     with live.app_state.db.session() as session:
-        name_of = {
-            pid: names[int(code[1:])]
-            for pid, code in session.execute(
-                select(Photo.id, Household.household_code).join(
-                    Household, Household.id == Photo.household_id
-                )
-            )
-        }
-        rows = session.execute(
-            select(PhotoMatch.photo_id, PhotoMatch.other_photo_id, PhotoMatch.relation)
-        ).all()
-    out: dict[frozenset, str] = {}
-    for a, b, relation in rows:
-        key = frozenset((name_of[a], name_of[b]))
-        if out.get(key) != "same_photo":  # the stronger relation wins
-            out[key] = relation
-    return out
+        by_code = household_pair_relations(session)
+    return {frozenset(names[int(c[1:])] for c in k): r for k, r in by_code.items()}
 
 
 def _score(labels: list[tuple[str, str, str]], found: dict[frozenset, str]) -> dict[str, tuple]:
