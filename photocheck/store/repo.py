@@ -299,16 +299,17 @@ def count_photos(session: Session) -> int:
 def household_pair_relations(session: Session) -> dict[frozenset[str], str]:
     """Every stored duplicate finding as {household codes of both photos: relation};
     where a pair has both, same_photo wins (the evaluation scores the stronger one)."""
-    code_of = dict(
-        session.execute(
+    code_of: dict[int, str] = {
+        photo_id: code
+        for photo_id, code in session.execute(
             select(Photo.id, Household.household_code).join(
                 Household, Household.id == Photo.household_id
             )
-        ).tuples()
-    )
+        )
+    }
     rows = session.execute(
         select(PhotoMatch.photo_id, PhotoMatch.other_photo_id, PhotoMatch.relation)
-    ).tuples()
+    )
     found: dict[frozenset[str], str] = {}
     for a, b, relation in rows:
         key = frozenset((code_of[a], code_of[b]))
