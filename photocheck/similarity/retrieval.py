@@ -12,15 +12,17 @@ the candidates that ``match_scene`` verifies.
 
 Up to ``FLAT_MAX`` vectors the search is exact (faiss ``IndexFlatIP``); above, an
 inverted file of 8-bit scalar-quantised vectors (``IndexIVFScalarQuantizer``, 64 bytes
-a vector; k-means coarse quantiser trained on the indexed descriptors with a fixed
-seed, ``NPROBE`` lists searched): a query reads NPROBE lists, not the whole index.
-``scripts/bench_scene_scale.py`` measures recall@K with every other real photo as a
-distractor and the cost on a synthetic index of 100,000 photos.
+a vector + faiss's 8-byte id; k-means coarse quantiser trained on a bounded sample of
+the indexed descriptors with a fixed seed, ``NPROBE`` lists searched): a query reads
+NPROBE lists, not the whole index. An index that grows past ``FLAT_MAX`` by ``add``
+(a county's photos arriving one by one) turns into the inverted file once, trained on
+its own vectors. ``scripts/bench_scene_scale.py`` measures recall@K with every other
+real photo as a distractor and the cost on a synthetic index of 100,000 photos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -44,7 +46,12 @@ VOTE_MIN_COSINE = 0.70  # a neighbour this close votes
 # bench_scene_scale.py), so it takes over from ~390 photos.
 FLAT_MAX = 50_000
 NPROBE = 8
-MAX_LISTS = 4096  # k-means training cost grows with the lists; 4096 at 100,000 photos
+# Lists cost at build and add (each vector is assigned against every list: 12.8 M x
+# 4096 x 64 at 100,000 photos did not finish in 30 min on the shared machine), and
+# save at query (fewer vectors per probed list); 1024 is the measured compromise
+# (bench_scene_scale.py --synthetic 100000 prints both).
+MAX_LISTS = 1024
+TRAIN_PER_LIST = 40  # k-means sample: faiss asks for >= 39 points a list
 _SEED = 1234
 
 
@@ -68,6 +75,21 @@ class DescriptorVoteIndex:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    @property
+    def vectors(self) -> int:
+        return int(self._index.ntotal)
+
+    def memory_bytes(self) -> int:
+        """Resident bytes: the vectors (float32 exact, or 8-bit codes + faiss's 64-bit
+        ids in the inverted lists), the coarse centroids, the owner of each vector."""
+        n = self._index.ntotal
+        if isinstance(self._index, faiss.IndexIVF):
+            per = self._index.code_size + 8
+            fixed = self._index.nlist * 64 * 4
+        else:
+            per, fixed = 64 * 4, 0
+        return n * (per + 4) + fixed + 8 * len(self._keys)
 
     @classmethod
     def build(
@@ -105,6 +127,7 @@ class DescriptorVoteIndex:
             self._index.add(np.vstack(vecs))
             photos = np.arange(first, first + len(vecs), dtype=np.int32)
             self._owners.append(np.repeat(photos, sizes))
+            self._outgrown()
 
     def _add(self, key: Hashable, vecs: np.ndarray) -> None:
         n = len(self._keys)
@@ -112,6 +135,17 @@ class DescriptorVoteIndex:
         if len(vecs):
             self._index.add(vecs)
             self._owners.append(np.full(len(vecs), n, np.int32))
+            self._outgrown()
+
+    def _outgrown(self) -> None:
+        """A flat index past FLAT_MAX vectors becomes the inverted file (once): its own
+        exact vectors train the coarse quantiser and are added again."""
+        flat = self._index
+        if isinstance(flat, faiss.IndexIVF) or flat.ntotal <= FLAT_MAX:
+            return
+        every = flat.reconstruct_n(0, flat.ntotal)
+        self._index = _ivf(every, min(int(4 * np.sqrt(len(every))), MAX_LISTS))
+        self._index.add(every)
 
     def _owner_of(self, ids: np.ndarray) -> np.ndarray:
         if len(self._owners) != 1:  # adds since the last query: join once
@@ -119,9 +153,15 @@ class DescriptorVoteIndex:
         return self._owners[0][ids].astype(np.int64)
 
     def query(
-        self, features: SceneFeatures, top: int, min_votes: int = 1, exclude: Hashable = None
+        self,
+        features: SceneFeatures,
+        top: int,
+        min_votes: int = 1,
+        exclude: Hashable = None,
+        keep: Callable[[Hashable], bool] | None = None,
     ) -> list[Candidate]:
-        """The ``top`` photos with the most votes (at least ``min_votes``), best first."""
+        """The ``top`` photos with the most votes (at least ``min_votes``), best first;
+        ``exclude`` and the photos ``keep`` refuses are skipped, not counted."""
         q = _best(features, QUERY_KEYPOINTS)
         if not len(q) or not self._index.ntotal:
             return []
@@ -137,7 +177,7 @@ class DescriptorVoteIndex:
             key = self._keys[int(photos[i])]
             if votes[i] < min_votes:
                 break
-            if exclude is not None and key == exclude:
+            if (exclude is not None and key == exclude) or (keep is not None and not keep(key)):
                 continue
             out.append(Candidate(key, int(votes[i])))
             if len(out) == top:
@@ -157,7 +197,7 @@ def _ivf(sample: np.ndarray, nlist: int) -> faiss.Index:
     index.cp.seed = _SEED
     index.cp.niter = 10
     rng = np.random.default_rng(_SEED)
-    take = min(len(sample), 40 * nlist)  # faiss asks for >= 39 points a list
+    take = min(len(sample), TRAIN_PER_LIST * nlist)  # bounded: k-means cost grows with it
     index.train(sample[rng.choice(len(sample), take, replace=False)])
     index.nprobe = NPROBE
     return index

@@ -34,10 +34,13 @@ the lock second sees the first (``tests/scale``: 20 trials through two processes
 After the answer, a ``scene_check`` job (``store.jobs``; a thread in the embedded
 default, a PostgreSQL queue with workers) makes the photo's scene features from the
 already-decoded working image it was handed (or the original, after a restart) and
-verifies the candidates: photos of the county taken within ``SCENE_MAX_METRES`` or of
-similar content (the top ``SCENE_MAX_CANDIDATES``), and photos within the PDQ verify radius
-(32-48 bits: a copy only if the frames align), at most ``SCENE_MAX_CANDIDATES``,
-earlier photos only (each pair is checked once, by the later photo's job). Matches
+verifies the candidates, earlier photos only (each pair is checked once, by the later
+photo's job): photos within the PDQ verify radius (32-48 bits: a copy only if the
+frames align), the ``SCENE_MAX_NEAR`` nearest taken within ``SCENE_MAX_METRES``, and
+the policy's ``scene_candidates`` (8) with the most descriptor votes among the
+county's photos (``scenevotes``: the rule `photocheck dedup` uses, one index per county
+caught up from the stored features; ORB, not the default, keeps the content-embedding
+ranking). Matches
 become ``photo_matches`` rows and reasons of the photo (its verdict is decided again),
 then ``scene_checked`` turns true. Until then ``GET /households/{id}`` says "scene check
 pending". A crash between answer and check loses nothing: the start-up enqueues every
@@ -94,7 +97,7 @@ from ..similarity.rules import (
     shares_site,
     site_photo_outcome,
 )
-from ..similarity.xfeat_scene import STAGE_NN
+from ..similarity.xfeat_scene import STAGE_NN, SceneFeatures, is_current_format
 from ..verdict import Finding, Reason, Verdict, decide
 from .blobs import BlobStore, PendingBlob
 from .db import Database
@@ -109,6 +112,7 @@ from .indexload import Snapshots, bulk_load
 from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
+from .scenevotes import CountyVoteIndexes
 from .sites import SharedSite, _matching_site_photos, find_site
 
 __all__ = [
@@ -137,10 +141,14 @@ SNAPSHOT_EVERY = 100_000
 # a floor at the different pairs' 95th percentile loses 27/70 same-scene pairs).
 SCENE_MIN_SIMILARITY = -1.0
 SCENE_MAX_METRES = 30.0
-# 16: on the developer set (133 photos, one county, no GPS) the content ranking puts a
-# labelled re-shot pair (Reichstag 05466646 / 06229406) 12th; the vote-based candidate
-# stage (issue 11 item 3) is what makes this budget safe at county scale.
-SCENE_MAX_CANDIDATES = 16  # XFeat: ~30 ms each, ~300 ms more in LighterGlue's band
+SCENE_MAX_NEAR = 8  # photos within SCENE_MAX_METRES verified, nearest first
+# With the ORB matcher (no descriptor votes in the service): the most similar in
+# content, at most this many. XFeat (the default) verifies the policy's
+# ``scene_candidates`` (8) by votes: ~30 ms each, ~300 ms more in LighterGlue's band.
+SCENE_MAX_CANDIDATES = 8
+# A voted photo may belong to the probe's own or a linked household: more are asked
+# for than verified.
+_VOTE_OVERASK = 4
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
@@ -257,6 +265,8 @@ class Intake:
         self._following = threading.Event()  # set: the follow() thread stops
         self.jobs: Jobs = jobs if jobs is not None else ThreadJobs(self.job_handlers())
         self._pending = _PendingImages(PENDING_MAX)
+        # same-scene candidates by descriptor votes, per county (XFeat features)
+        self.votes = CountyVoteIndexes(db, self._features_of_pending)
         # called with (photo_id, county_id) when a scene check found matches (the audit)
         self.on_scene_matches: Callable[[int, int], None] | None = None
 
@@ -623,10 +633,13 @@ class Intake:
             lon,
         )
 
-    def _candidates(self, probe: _Probe) -> list[tuple[int, int, tuple[int, int] | None, dict]]:
+    def _candidates(
+        self, probe: _Probe, own: bytes | None
+    ) -> list[tuple[int, int, tuple[int, int] | None, dict]]:
         """(photo id, household id, PDQ (bits, variant) or None, extra evidence) of the
-        photos to verify: the PDQ verify tier first (a copy or not), then the scene
-        candidates, earlier photos only."""
+        photos to verify, earlier photos only: the PDQ verify tier first (a copy or
+        not), then the photos taken near, then the most voted (``extra["via"]`` says
+        which; ``_within_budgets`` cuts each to its budget)."""
         sim = self.policy.similarity
         out: list[tuple[int, int, tuple[int, int] | None, dict]] = []
         seen: set[int] = set()
@@ -637,22 +650,40 @@ class Intake:
             if hit.distance > sim.same_photo_max_distance and earlier(hit.photo_id):
                 owner = self.index.household_of(hit.photo_id)
                 if owner is not None:
-                    out.append((hit.photo_id, owner, None, {}))
+                    out.append((hit.photo_id, owner, None, {"via": "pdq"}))
                     seen.add(hit.photo_id)
-        if probe.embedding is not None or probe.lat is not None:
+        mine = _xfeat(own)
+        # the content embedding only ranks for a matcher without votes (ORB)
+        embedding = probe.embedding if mine is None else None
+        if embedding is not None or probe.lat is not None:
             for cand in self.index.scene_candidates(
                 county_id=probe.household.county_id,
                 exclude_household=probe.household.id,
-                embedding=probe.embedding,
+                embedding=embedding,
                 lat=probe.lat,
                 lon=probe.lon,
                 min_similarity=SCENE_MIN_SIMILARITY,
                 max_metres=SCENE_MAX_METRES,
-                limit=SCENE_MAX_CANDIDATES * 4,
+                limit=SCENE_MAX_CANDIDATES * _VOTE_OVERASK,
             ):
                 if cand.photo_id not in seen and earlier(cand.photo_id):
-                    extra = {"embedding_similarity": cand.similarity, "metres": cand.metres}
+                    near = cand.metres is not None and cand.metres <= SCENE_MAX_METRES
+                    extra = {"via": "gps" if near else "embedding", "metres": cand.metres}
+                    if embedding is not None:
+                        extra["embedding_similarity"] = cand.similarity
                     out.append((cand.photo_id, cand.household_id, None, extra))
+                    seen.add(cand.photo_id)
+        if mine is not None:
+            own_household = probe.household.id
+            for voted in self.votes.candidates(
+                probe.household.county_id,
+                mine,
+                sim.scene_candidates * _VOTE_OVERASK,
+                keep=lambda pid, hid: hid != own_household and earlier(pid) and pid not in seen,
+                below=probe.photo_id,
+            ):
+                extra = {"via": "votes", "votes": voted.votes}
+                out.append((voted.photo_id, voted.household_id, None, extra))
         return out
 
     def _scene_matches(
@@ -663,16 +694,21 @@ class Intake:
         probe's features, else made from ``grey`` when a candidate needs them."""
         if self.scene is None:
             return []
-        candidates = self._candidates(probe)
+        if own is None and grey is not None:
+            own = self.scene.features(grey)
+        candidates = self._candidates(probe, own)
         if not candidates:
             return []
         with self.db.session() as session:
             others = _households(session, {c[1] for c in candidates})
-            eligible = [
-                c
-                for c in candidates
-                if c[1] in others and counts_against(probe.household, others[c[1]])
-            ][:SCENE_MAX_CANDIDATES]
+            eligible = _within_budgets(
+                [
+                    c
+                    for c in candidates
+                    if c[1] in others and counts_against(probe.household, others[c[1]])
+                ],
+                self.policy.similarity.scene_candidates,
+            )
             rows = {
                 r.id: r
                 for r in session.execute(
@@ -686,8 +722,6 @@ class Intake:
                     ).where(Photo.id.in_([c[0] for c in eligible]))
                 )
             }
-        if own is None and eligible and grey is not None:
-            own = self.scene.features(grey)
         sim = self.policy.similarity
         out: list[MatchInfo] = []
         for photo_id, household_id, _, extra in eligible:
@@ -731,6 +765,33 @@ class Intake:
         with self.db.session() as session:
             sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
         return self.scene.features_of_blob(sha) if sha else None
+
+
+def _xfeat(own: bytes | None) -> SceneFeatures | None:
+    """The probe's features as XFeat's (what the vote index holds), else None."""
+    if not own or not is_current_format(own):
+        return None
+    try:
+        return SceneFeatures.from_bytes(own)
+    except ValueError:
+        return None
+
+
+def _within_budgets(
+    candidates: list[tuple[int, int, tuple[int, int] | None, dict]], voted: int
+) -> list[tuple[int, int, tuple[int, int] | None, dict]]:
+    """Every PDQ-tier candidate, the SCENE_MAX_NEAR nearest, the ``voted`` most voted
+    (or SCENE_MAX_CANDIDATES by content similarity, ORB), in that order."""
+    budget = {"pdq": len(candidates), "gps": SCENE_MAX_NEAR, "votes": voted}
+    budget["embedding"] = SCENE_MAX_CANDIDATES
+    used: dict[str, int] = defaultdict(int)
+    out = []
+    for c in candidates:
+        via = c[3].get("via", "pdq")
+        if used[via] < budget[via]:
+            used[via] += 1
+            out.append(c)
+    return out
 
 
 def _thresholds(policy: Policy, stage: str | None = None) -> dict[str, Any]:
