@@ -5,11 +5,12 @@ again by the backfill."""
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from photocheck.similarity.xfeat_scene import SceneFeatures  # the default matcher's
 from photocheck.store.intake import Intake
-from photocheck.store.models import Photo
+from photocheck.store.models import Photo, PhotoMatch
 
 from .conftest import LiveServer
 from .test_session import GOOD, SAME_SCENE, codes, setup_campaign, upload
@@ -69,6 +70,34 @@ def test_a_job_worker_without_an_index_finds_the_earlier_scene(
     done = client.get("/households/C3", headers=v["南村"]).json()
     assert done["scene_check"] is None
     assert "SAME_SCENE" in codes(done["current_photo"]), done
+
+
+def test_a_worker_votes_for_an_earlier_photo_whose_check_is_still_queued(
+    server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates come from descriptor votes over the county's stored features
+    (``store.scenevotes``). An earlier photo whose own check has not run has no features
+    in its row yet: a fresh worker's index makes them from its original instead of
+    skipping it, so two uploads checked out of order by two processes still meet."""
+    _, v = setup_campaign(client)
+    state = server.app_state
+    assert state.intake.drain(timeout=120)
+    monkeypatch.setattr(state.intake, "jobs", _Lost())  # every check left to the worker
+    first = upload(client, v["东村"], "A1", GOOD)
+    r = upload(client, v["南村"], "C3", SAME_SCENE)  # A1's church, another spot
+    assert first.status_code == r.status_code == 201, (first.text, r.text)
+    assert _scene(server, first.json()["photo_id"]) is None  # A1: still queued
+
+    worker = Intake(state.db, state.blobs, state.policy, scene=state.intake.scene, jobs=_Lost())
+    worker.run_scene_check(r.json()["photo_id"])
+    done = client.get("/households/C3", headers=v["南村"]).json()
+    assert "SAME_SCENE" in codes(done["current_photo"]), done
+    with state.db.session() as session:
+        evidence = session.scalar(
+            select(PhotoMatch.evidence).where(PhotoMatch.photo_id == r.json()["photo_id"])
+        )
+    assert evidence["via"] == "votes" and evidence["votes"] > 0, evidence
+    assert worker.votes.counties() and worker.votes.memory_bytes() > 0
 
 
 def test_backfill_remakes_features_of_an_older_format(
