@@ -78,6 +78,7 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         scene=scene_matcher(policy, blobs),  # [similarity] scene_matcher
         index_dir=settings.DATA_DIR / "dupindex",
         jobs=queued,
+        scene_votes_bytes=int(settings.SCENE_VOTES_MB * 2**20),
     )
     if queued is not None and index and settings.JOBS_IN_SERVE:  # its uploads: checked here
         queued.run_here(intake.job_handlers())

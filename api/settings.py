@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     JOB_HEARTBEAT_S: float = Field(default=30.0, gt=0)  # a dead worker's jobs: re-picked after
     TUS_EXPIRY_HOURS: float = Field(default=24.0, gt=0)  # unfinished resumable uploads
     RECHECK_BATCH: int = Field(default=32, ge=1, le=1000)  # photos per re-check job
+    # same-scene vote indexes held per process (least recently used counties dropped
+    # past this; ~0.9 GB per county of 100,000 photos, store/scenevotes.py)
+    SCENE_VOTES_MB: float = Field(default=2048.0, gt=0)
     BLOB_URL: str | None = None  # default: the data folder; s3://BUCKET/PREFIX for S3
     S3_ENDPOINT: str | None = None  # e.g. http://127.0.0.1:8333; default AWS_ENDPOINT_URL
     S3_ACCESS_KEY: str | None = None  # default: AWS_ACCESS_KEY_ID (none: unsigned)

@@ -125,11 +125,15 @@ def _timing(
 
     rss0 = _rss()
     t0, c0 = time.perf_counter(), time.process_time()
-    first = min(n, 2000)  # trains the inverted file (MAX_LISTS lists), then photos come in
+    # trains the inverted file (MAX_LISTS lists, a bounded k-means sample of
+    # TRAIN_PER_LIST a list), then the photos come in, as a county's restart reads them
+    first = min(n, 2000)
     synth = DescriptorVoteIndex.build(fake(first, 0), nlist=MAX_LISTS)
     train_s = time.perf_counter() - t0
     for start in range(first, n, 5000):
         synth.add_many(fake(min(5000, n - start), start))
+        if start % 25_000 < 5000:
+            print(f"  ... {start + 5000:,} photos in {time.perf_counter() - t0:.0f} s", flush=True)
     build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
     faiss.omp_set_num_threads(1)  # as in the service (one thread per request / job)
     real = list(feats.values())
@@ -147,11 +151,22 @@ def _timing(
         c = time.process_time()
         synth.add(n + i, f)
         add_cpu.append(time.process_time() - c)
+    counted = synth.memory_bytes()
+    stored = [f.to_bytes() for f in real[:50]]
+    c = time.process_time()
+    for data in stored:  # what a county's catch-up does per stored row (no DB read)
+        SceneFeatures.from_bytes(data)
+    parse_ms = (time.process_time() - c) / len(stored) * 1000
     print(
         f"\nsynthetic county index of {len(synth):,} photos ({n * INDEX_KEYPOINTS:,} "
         f"descriptors; random unit vectors: realistic list lengths, not realistic "
-        f"neighbours): built in {build_s:.0f} s wall ({build_cpu:.0f} s CPU; training "
-        f"{train_s:.0f} s), +{rss / 2**20:.0f} MB resident ({rss / n:,.0f} B a photo)"
+        f"neighbours; {MAX_LISTS} lists, {NPROBE} probed): built in {build_s:.0f} s wall "
+        f"({build_cpu:.0f} s CPU; training {train_s:.0f} s wall), +{rss / 2**20:.0f} MB "
+        f"resident ({rss / n:,.0f} B a photo; the index counts {counted / 2**20:.0f} MB, "
+        f"{counted / n:,.0f} B a photo); parsing a stored row's features "
+        f"{parse_ms:.2f} ms CPU, so a cold county of {n:,} rebuilds in ~"
+        f"{(build_cpu + n * parse_ms / 1000) / 60:.1f} min CPU plus reading "
+        f"{n * len(stored[0]) / 2**30:.1f} GiB of features from the database"
     )
     print(
         f"  candidate query (top {need}): CPU median {_pct(q_cpu, 50) * 1000:.1f} ms, p95 "

@@ -112,7 +112,7 @@ from .indexload import Snapshots, bulk_load
 from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
-from .scenevotes import CountyVoteIndexes
+from .scenevotes import DEFAULT_BUDGET_BYTES, CountyVoteIndexes
 from .sites import SharedSite, _matching_site_photos, find_site
 
 __all__ = [
@@ -250,6 +250,7 @@ class Intake:
         *,
         index_dir: Path | None = None,
         jobs: Jobs | None = None,
+        scene_votes_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         self.db, self.blobs, self.policy, self.scene = db, blobs, policy, scene
         # GPS points and reduced embeddings live in an unlinked file there (page cache);
@@ -266,7 +267,7 @@ class Intake:
         self.jobs: Jobs = jobs if jobs is not None else ThreadJobs(self.job_handlers())
         self._pending = _PendingImages(PENDING_MAX)
         # same-scene candidates by descriptor votes, per county (XFeat features)
-        self.votes = CountyVoteIndexes(db, self._features_of_pending)
+        self.votes = CountyVoteIndexes(db, self._features_of_pending, scene_votes_bytes)
         # called with (photo_id, county_id) when a scene check found matches (the audit)
         self.on_scene_matches: Callable[[int, int], None] | None = None
 
