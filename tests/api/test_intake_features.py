@@ -96,7 +96,7 @@ def test_a_worker_votes_for_an_earlier_photo_whose_check_is_still_queued(
         evidence = session.scalar(
             select(PhotoMatch.evidence).where(PhotoMatch.photo_id == r.json()["photo_id"])
         )
-    assert evidence["via"] == "votes" and evidence["votes"] > 0, evidence
+    assert evidence is not None and evidence["via"] == "votes" and evidence["votes"] > 0, evidence
     assert worker.votes.counties() and worker.votes.memory_bytes() > 0
 
 
