@@ -715,10 +715,10 @@ def run_rows(photos: list[Path]) -> None:
     from photocheck import ContentModel, default_policy
     from photocheck.pipeline import check_photo
     from photocheck.store.dupindex import embedding_to_bytes
-    from photocheck.store.scenes import OrbSceneMatcher
+    from photocheck.store.scenes import scene_matcher
 
     policy, model = default_policy(), ContentModel()
-    scene = OrbSceneMatcher(policy, None)  # type: ignore[arg-type]  # no blobs needed
+    scene = scene_matcher(policy, None)  # type: ignore[arg-type]  # the default (XFeat); no blobs
     feats, embs, reports, sizes = [], [], [], []
     for path in photos:
         data = path.read_bytes()
@@ -733,7 +733,8 @@ def run_rows(photos: list[Path]) -> None:
     n = len(sizes)
     print(
         f"per stored photo ({n} real photos, mean {statistics.mean(sizes) / 1e6:.2f} MB): "
-        f"scene features {statistics.mean(feats) / 1e3:.1f} kB, embedding "
+        f"scene features ({policy.similarity.scene_matcher}) "
+        f"{statistics.mean(feats) / 1e3:.1f} kB, embedding "
         f"{statistics.mean(embs) / 1e3:.1f} kB, report JSON {statistics.mean(reports) / 1e3:.1f} kB"
     )
 
