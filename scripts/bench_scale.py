@@ -5,12 +5,15 @@ duplicate index at county-to-national sizes in a real database.
 
 ``upload``: a fresh schema in ``PHOTOCHECK_TEST_POSTGRES_URL`` (or ``--pg``), N
 ``photocheck serve`` processes (each on its own port, clients spread over them, as a
-load balancer would) plus one ``photocheck worker`` (the job queue; the serve
-processes run no jobs here, so its CPU shows apart); ``--store local s3``: the
-originals in the data folder, then in a fresh bucket of a SeaweedFS started here on
-free ports (``tests.s3.SeaweedFS``, stopped at the end). Prints uploads/s and CPU ms
-per upload of each component from /proc: the serve processes, their PostgreSQL
-backends (found by ``application_name``), the job worker, SeaweedFS.
+load balancer would) plus N ``photocheck worker`` processes (``--job-workers``; the
+serve processes run no jobs here, so the scene checks' CPU shows apart); ``--store
+local s3``: the originals in the data folder, then in a fresh bucket of a SeaweedFS
+started here on free ports (``tests.s3.SeaweedFS``, stopped at the end). Prints
+uploads/s and CPU ms per upload of each component from /proc: the serve processes
+(during the load), their PostgreSQL backends (found by ``application_name``), the job
+workers and SeaweedFS (until every photo's scene check ran); and from the job workers'
+own log (``_worker``: each scene check, XFeat extraction and pair verification with
+its thread CPU) the checks, pairs verified per check and CPU per pair.
 
 ``index``: a bench schema filled by PostgreSQL itself (``generate_series``: one
 household and one photo per row, random PDQ, GPS, no embedding; secondary indexes
@@ -26,6 +29,7 @@ measured on real photos, with the index query before the lock (now) and inside i
 (before), interleaved. The schema and files are removed at the end.
 
     python scripts/bench_scale.py upload [--workers 1 2] [--store local s3] [--clients 4]
+                                         [--photos 24] [--job-workers N]
     python scripts/bench_scale.py index [--n 1000000 5000000 25000000] [--sample 200000]
     python scripts/bench_scale.py rows
 """
@@ -273,10 +277,11 @@ def run_upload(
                 )
             )
         wall = time.perf_counter() - started
+        served = cpu()["serve"]  # the serve processes' part ends with the load
         lag = wait_checked(url, 900)  # the job backlog the load left
         time.sleep(4)  # the audit refresh job (3 s debounce) is counted below when done
         pg = backend_pids(base, schema)  # pools may have opened more backends meanwhile
-        after = cpu()
+        after = {**cpu(), "serve": served}  # the rest: until every scene check ran
         scenes1 = scene_log(log)
         n = len(todo)
         store = "SeaweedFS (S3)" if weed is not None else "local blobs"
