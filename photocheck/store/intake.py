@@ -266,10 +266,10 @@ class Intake:
         return {SCENE_CHECK: self.run_scene_check}
 
     def rebuild_index(self, *, backfill: bool = True) -> int:
-        """Load every stored photo into the index; returns how many. Photos whose scene
-        check did not run (the process died after the answer) are queued again. With
-        ``backfill``, photos stored without scene features get them in a background
-        thread."""
+        """A serve process's start: every stored photo into the index (``load_index``);
+        returns how many. Photos whose scene check did not run (the process died after
+        the answer) are queued again. With ``backfill``, photos stored without scene
+        features get them in a background thread."""
         self.load_index()
         with self.db.write_lock, self.db.session() as session:
             unchecked = list(
