@@ -159,7 +159,8 @@ def scene_log(log: Path) -> dict[str, tuple[int, float]]:
 def unchecked(url: str) -> int:
     engine = create_engine(url)
     with engine.connect() as conn:
-        n = int(conn.execute(text("SELECT count(*) FROM photos WHERE NOT scene_checked")).scalar())
+        query = text("SELECT count(*) FROM photos WHERE NOT scene_checked")
+        n: int = conn.execute(query).scalar_one()
     engine.dispose()
     return n
 
