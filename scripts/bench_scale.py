@@ -359,7 +359,9 @@ def fill_schema(base: str) -> tuple[str, str]:
         for (name,) in conn.execute(
             text(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename IN ('photos', 'households') AND indexname NOT LIKE '%pkey'"
+                "AND tablename IN ('photos', 'households') AND indexname NOT LIKE '%pkey' "
+                # the partial index of unchecked photos stays: empty, as every row is checked
+                "AND indexname <> 'ix_photos_scene_unchecked'"
             )
         ).all():
             conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
