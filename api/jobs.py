@@ -79,6 +79,11 @@ def run_worker(concurrency: int = 2, settings: Settings | None = None) -> int:
     if runner is None:
         print("photocheck: `worker` needs PostgreSQL (PHOTOCHECK_DATABASE_URL)")
         return 2
+    # the scene checks' candidates: the index as serve loads it (the snapshot in
+    # DATA_DIR/dupindex, then the photos above it), before the first job, not by it
+    count = state.intake.load_index()
+    log.info("photocheck worker: %d photos in the index (%s)", count, state.intake.loaded_from)
+    state.intake.follow()  # other processes' uploads; a snapshot every SNAPSHOT_EVERY photos
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -86,5 +91,6 @@ def run_worker(concurrency: int = 2, settings: Settings | None = None) -> int:
     log.info("photocheck worker: running jobs (concurrency %d)", concurrency)
     stop.wait()
     runner.stop()
+    state.intake.stop_following()
     state.db.dispose()
     return 0

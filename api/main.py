@@ -54,7 +54,7 @@ log = logging.getLogger("api")
 
 def build_state(settings: Settings, *, index: bool = True) -> AppState:
     """Open the data folder and database, migrate, reconcile, load policy/model/index
-    (``index=False``: a job worker, which needs no duplicate index)."""
+    (``index=False``: a job worker, which loads it itself: ``Intake.load_index``)."""
     settings.prepare()
     db = Database(settings.database_url)
     if settings.RUN_MIGRATIONS:

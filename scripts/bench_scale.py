@@ -5,12 +5,15 @@ duplicate index at county-to-national sizes in a real database.
 
 ``upload``: a fresh schema in ``PHOTOCHECK_TEST_POSTGRES_URL`` (or ``--pg``), N
 ``photocheck serve`` processes (each on its own port, clients spread over them, as a
-load balancer would) plus one ``photocheck worker`` (the job queue; the serve
-processes run no jobs here, so its CPU shows apart); ``--store local s3``: the
-originals in the data folder, then in a fresh bucket of a SeaweedFS started here on
-free ports (``tests.s3.SeaweedFS``, stopped at the end). Prints uploads/s and CPU ms
-per upload of each component from /proc: the serve processes, their PostgreSQL
-backends (found by ``application_name``), the job worker, SeaweedFS.
+load balancer would) plus N ``photocheck worker`` processes (``--job-workers``; the
+serve processes run no jobs here, so the scene checks' CPU shows apart); ``--store
+local s3``: the originals in the data folder, then in a fresh bucket of a SeaweedFS
+started here on free ports (``tests.s3.SeaweedFS``, stopped at the end). Prints
+uploads/s and CPU ms per upload of each component from /proc: the serve processes
+(during the load), their PostgreSQL backends (found by ``application_name``), the job
+workers and SeaweedFS (until every photo's scene check ran); and from the job workers'
+own log (``_worker``: each scene check, XFeat extraction and pair verification with
+its thread CPU) the checks, pairs verified per check and CPU per pair.
 
 ``index``: a bench schema filled by PostgreSQL itself (``generate_series``: one
 household and one photo per row, random PDQ, GPS, no embedding; secondary indexes
@@ -26,6 +29,7 @@ measured on real photos, with the index query before the lock (now) and inside i
 (before), interleaved. The schema and files are removed at the end.
 
     python scripts/bench_scale.py upload [--workers 1 2] [--store local s3] [--clients 4]
+                                         [--photos 24] [--job-workers N]
     python scripts/bench_scale.py index [--n 1000000 5000000 25000000] [--sample 200000]
     python scripts/bench_scale.py rows
 """
@@ -115,6 +119,63 @@ def backend_pids(base: str, schema: str) -> list[int]:
     return out
 
 
+def counted_worker(log: Path) -> int:
+    """``photocheck worker`` (this process) with each scene check, XFeat feature
+    extraction and pair verification logged to ``log`` with its thread CPU seconds
+    (the XFeat sessions are single-threaded, so the calling thread's CPU is theirs)."""
+    from api.cli import main
+    from photocheck.store import intake, scenes
+
+    def counted(cls: Any, name: str) -> None:
+        real = getattr(cls, name)
+
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return real(self, *args, **kwargs)
+            finally:
+                with open(log, "a") as f:
+                    f.write(f"{name} {time.thread_time() - started:.6f}\n")
+
+        setattr(cls, name, wrapper)
+
+    counted(intake.Intake, "run_scene_check")
+    counted(scenes.XFeatSceneMatcher, "features")
+    counted(scenes.XFeatSceneMatcher, "verify")
+    sys.argv = ["photocheck", "worker"]
+    return main()
+
+
+def scene_log(log: Path) -> dict[str, tuple[int, float]]:
+    """{name: (calls, thread CPU seconds)} from a ``counted_worker`` log."""
+    out: dict[str, tuple[int, float]] = {}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        name, secs = line.split()
+        n, total = out.get(name, (0, 0.0))
+        out[name] = (n + 1, total + float(secs))
+    return out
+
+
+def unchecked(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        query = text("SELECT count(*) FROM photos WHERE NOT scene_checked")
+        n: int = conn.execute(query).scalar_one()
+    engine.dispose()
+    return n
+
+
+def wait_checked(url: str, timeout_s: float) -> float:
+    """Until every stored photo's scene check ran (the job queue drained); seconds."""
+    started = time.perf_counter()
+    while unchecked(url) and time.perf_counter() - started < timeout_s:
+        time.sleep(0.5)
+    if unchecked(url):
+        msg = f"scene checks still pending after {timeout_s:.0f} s"
+        raise RuntimeError(msg)
+    return time.perf_counter() - started
+
+
 def run_upload(
     base: str,
     workers: int,
@@ -122,9 +183,12 @@ def run_upload(
     photos: list[Path],
     rounds: int,
     weed: Any = None,
+    job_workers: int | None = None,
 ) -> None:
     """``weed``: a running ``tests.s3.SeaweedFS`` (the originals go to a fresh bucket on
-    it and its CPU is counted), else the local folder."""
+    it and its CPU is counted), else the local folder. ``job_workers``: how many
+    ``photocheck worker`` processes (default: as many as serve processes)."""
+    job_workers = job_workers or workers
     schema, url = schema_url(base)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     blobs: dict[str, str] = weed.new_bucket().env() if weed is not None else {}
@@ -155,9 +219,16 @@ def run_upload(
         )
         for p in ports
     ]
-    job = subprocess.Popen(
-        [*exe, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = data_dir / "scene-checks.log"
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "_worker", "--log", str(log)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(job_workers)
+    ]
     try:
         for p, proc in zip(ports, procs, strict=True):
             wait_up(f"http://127.0.0.1:{p}/health", proc)
@@ -171,14 +242,17 @@ def run_upload(
         # warm-up: one upload per worker (model sessions, first queries)
         for k, p in enumerate(ports):
             http_rate(f"http://127.0.0.1:{p}/api/v1", headers, [bodies[k]], 1)
+        wait_checked(url, 600)  # and their scene checks (the XFeat sessions load once)
+        time.sleep(4)  # the audit refresh the warm-up's matches asked for (3 s debounce)
         todo = bodies[len(ports) :]
         pg = backend_pids(base, schema)
+        scenes0 = scene_log(log)
 
         def cpu() -> dict[str, float]:
             out = {
                 "serve": sum(process_cpu(p.pid) for p in procs),
                 "postgres": sum(process_cpu(p) for p in pg),
-                "jobs": process_cpu(job.pid),
+                "jobs": sum(process_cpu(j.pid) for j in jobs),
             }
             if weed is not None:
                 out["seaweedfs"] = process_cpu(weed.process.pid)
@@ -204,27 +278,48 @@ def run_upload(
                 )
             )
         wall = time.perf_counter() - started
-        time.sleep(1)  # the audit refresh job (3 s debounce) is counted below when done
+        served = cpu()["serve"]  # the serve processes' part ends with the load
+        lag = wait_checked(url, 900)  # the job backlog the load left
+        time.sleep(4)  # the audit refresh job (3 s debounce) is counted below when done
         pg = backend_pids(base, schema)  # pools may have opened more backends meanwhile
-        after = cpu()
+        after = {**cpu(), "serve": served}  # the rest: until every scene check ran
+        scenes1 = scene_log(log)
         n = len(todo)
         store = "SeaweedFS (S3)" if weed is not None else "local blobs"
         size = statistics.mean(len(b[1]) for b in todo) / 1e6
         print(
-            f"PostgreSQL + {store}, {workers} serve process(es), {clients} clients, "
-            f"{n} uploads of {size:.2f} MB mean: {n / wall:.2f} uploads/s"
+            f"PostgreSQL + {store}, {workers} serve process(es) + {job_workers} job "
+            f"worker(s), {clients} clients, {n} uploads of {size:.2f} MB mean: "
+            f"{n / wall:.2f} uploads/s (request path); every scene check done "
+            f"{lag:.1f} s after the last answer ({n / (wall + lag):.2f} uploads/s checked)"
         )
         for name in before:
             ms = (after[name] - before[name]) * 1000 / n
-            print(f"  CPU per upload, {name:8s}: {ms:7.1f} ms")
+            print(f"  CPU per upload, {name:9s}: {ms:7.1f} ms")
         print(
             "  (postgres: this schema's backends only; WAL writer/checkpointer are shared "
             "with other users of the cluster and not counted)"
         )
+        done = {
+            k: (c - scenes0.get(k, (0, 0.0))[0], t - scenes0.get(k, (0, 0.0))[1])
+            for k, (c, t) in scenes1.items()
+        }
+        checks, check_s = done.get("run_scene_check", (0, 0.0))
+        feats, feat_s = done.get("features", (0, 0.0))
+        pairs, pair_s = done.get("verify", (0, 0.0))
+        job_ms = (after["jobs"] - before["jobs"]) * 1000
+        print(
+            f"  scene checks (XFeat): {checks} checks, {pairs} pairs verified "
+            f"({pairs / max(checks, 1):.2f} per check), features made {feats}x; "
+            f"job workers' CPU {job_ms / max(checks, 1):.0f} ms per check; thread CPU: "
+            f"check {check_s * 1000 / max(checks, 1):.0f} ms, features "
+            f"{feat_s * 1000 / max(feats, 1):.0f} ms each, verify "
+            f"{pair_s * 1000 / max(pairs, 1):.1f} ms per pair"
+        )
     finally:
-        for proc in [*procs, job]:
+        for proc in [*procs, *jobs]:
             proc.terminate()
-        for proc in [*procs, job]:
+        for proc in [*procs, *jobs]:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -264,7 +359,9 @@ def fill_schema(base: str) -> tuple[str, str]:
         for (name,) in conn.execute(
             text(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename IN ('photos', 'households') AND indexname NOT LIKE '%pkey'"
+                "AND tablename IN ('photos', 'households') AND indexname NOT LIKE '%pkey' "
+                # the partial index of unchecked photos stays: empty, as every row is checked
+                "AND indexname <> 'ix_photos_scene_unchecked'"
             )
         ).all():
             conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
@@ -362,10 +459,13 @@ def rows_path(url: str, sample: int) -> tuple[float, float]:
     return len(entries) / read_s, len(entries) / build_s
 
 
-def ready_child(url: str, index_dir: Path, queries: int, lock_photos: list[Path]) -> None:
+def ready_child(
+    url: str, index_dir: Path, queries: int, lock_photos: list[Path], *, jobs: bool = False
+) -> None:
     """One restarting worker (this process): the index loaded by ``rebuild_index``
     (snapshot if there is one, else the bulk read), then queries and the lock bench;
-    prints one JSON line."""
+    ``jobs``: a job process instead (``photocheck worker``: ``Intake.load_index``, the
+    same snapshot-then-catch-up start, no unchecked-photo scan); prints one JSON line."""
     import json
 
     from photocheck import default_policy
@@ -398,7 +498,10 @@ def ready_child(url: str, index_dir: Path, queries: int, lock_photos: list[Path]
 
     intake.catch_up = timed_catch_up  # type: ignore[method-assign]
     started = time.perf_counter()
-    intake.rebuild_index(backfill=False)
+    if jobs:
+        intake.load_index()  # what run_worker does before its first job
+    else:
+        intake.rebuild_index(backfill=False)
     out: dict[str, Any] = {
         "ready_s": time.perf_counter() - started,
         **phases,
@@ -508,13 +611,16 @@ def run_index(
                     f"read {read_rate:,.0f} rows/s, build {build_rate:,.0f} rows/s"
                 )
             old = n / read_rate + n / build_rate
-            index_s = secondary_indexes(url) if n == max(sizes) else 0.0
+            lock = n == max(sizes) and bool(lock_photos)
+            index_s = secondary_indexes(url) if lock else 0.0
             shutil.rmtree(index_dir / "snapshots", ignore_errors=True)
             runs = {}
-            for step in ("database", "snapshot"):
+            for step in ("database", "snapshot", "worker"):
                 cmd = [sys.executable, __file__, "_ready", "--url", url, "--dir", str(index_dir)]
-                cmd += ["--queries", str(queries)]
-                if step == "database" and n == max(sizes):
+                cmd += ["--queries", str(queries if step != "worker" else 10)]
+                if step == "worker":
+                    cmd += ["--jobs"]
+                if step == "database" and lock:
                     cmd += ["--lock-photos", *map(str, lock_photos)]
                 done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
                 line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
@@ -522,7 +628,7 @@ def run_index(
                     print(done.stdout[-2000:], file=sys.stderr)
                     raise RuntimeError(f"the {step} start failed")
                 runs[step] = json.loads(line[0][7:])
-            db, snap = runs["database"], runs["snapshot"]
+            db, snap, job = runs["database"], runs["snapshot"], runs["worker"]
             print(
                 f"index {n:>11,} PDQ: worker resident +{db['rss_mb']:7.1f} MB "
                 f"({db['rss_mb'] * 1e6 / n:.0f} B/photo; arrays {db['index_mb']:.0f} MB), "
@@ -540,6 +646,13 @@ def run_index(
                 f"  (of which loading the index: bulk {db['load_s']:.1f} s, snapshot "
                 f"{snap['load_s']:.1f} s; catch-up {db['catch_up_s']:.1f} / "
                 f"{snap['catch_up_s']:.1f} s; the rest is the unchecked-photo scan)"
+            )
+            print(
+                f"  photocheck worker (job process) ready before its first scene check: "
+                f"{job['ready_s']:.1f} s from the {job['from']} ({job['rows']:,} photos; "
+                f"load {job['load_s']:.1f} s, catch-up {job['catch_up_s']:.1f} s; "
+                f"resident +{job['rss_mb']:.0f} MB); before this change its first job read "
+                f"every row: ~{old:,.0f} s (the row-by-row figure)"
             )
             if "lock_now_ms" in db:
                 print(f"  (secondary indexes made again for the lock bench: {index_s:.0f} s)")
@@ -610,10 +723,10 @@ def run_rows(photos: list[Path]) -> None:
     from photocheck import ContentModel, default_policy
     from photocheck.pipeline import check_photo
     from photocheck.store.dupindex import embedding_to_bytes
-    from photocheck.store.scenes import OrbSceneMatcher
+    from photocheck.store.scenes import scene_matcher
 
     policy, model = default_policy(), ContentModel()
-    scene = OrbSceneMatcher(policy, None)  # type: ignore[arg-type]  # no blobs needed
+    scene = scene_matcher(policy, None)  # type: ignore[arg-type]  # the default (XFeat); no blobs
     feats, embs, reports, sizes = [], [], [], []
     for path in photos:
         data = path.read_bytes()
@@ -628,7 +741,8 @@ def run_rows(photos: list[Path]) -> None:
     n = len(sizes)
     print(
         f"per stored photo ({n} real photos, mean {statistics.mean(sizes) / 1e6:.2f} MB): "
-        f"scene features {statistics.mean(feats) / 1e3:.1f} kB, embedding "
+        f"scene features ({policy.similarity.scene_matcher}) "
+        f"{statistics.mean(feats) / 1e3:.1f} kB, embedding "
         f"{statistics.mean(embs) / 1e3:.1f} kB, report JSON {statistics.mean(reports) / 1e3:.1f} kB"
     )
 
@@ -647,7 +761,13 @@ def run_uploads(args: argparse.Namespace, photos: list[Path]) -> None:
         for store in args.store:
             for w in args.workers:
                 run_upload(
-                    args.pg, w, args.clients, photos, args.rounds, weed if store == "s3" else None
+                    args.pg,
+                    w,
+                    args.clients,
+                    photos,
+                    args.rounds,
+                    weed if store == "s3" else None,
+                    args.job_workers,
                 )
     finally:
         if weed is not None:
@@ -666,6 +786,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--photos", type=int, default=16)
     p.add_argument("--store", nargs="+", choices=["local", "s3"], default=["local", "s3"])
+    p.add_argument("--job-workers", type=int, default=None, help="default: = --workers")
+    p = sub.add_parser("_worker")  # one counted `photocheck worker`, started by "upload"
+    p.add_argument("--log", type=Path, required=True)
     p = sub.add_parser("index")
     p.add_argument("--pg", default=pg_default)
     p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000, 25_000_000])
@@ -677,6 +800,7 @@ def main() -> int:
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--lock-photos", type=Path, nargs="*", default=[])
+    p.add_argument("--jobs", action="store_true", help="start as `photocheck worker` does")
     p = sub.add_parser("query")
     p.add_argument("--n", type=int, nargs="+", default=[1_000_000, 5_000_000, 25_000_000])
     p.add_argument("--queries", type=int, default=300)
@@ -684,8 +808,10 @@ def main() -> int:
     p.add_argument("--photos", type=int, default=12)
     args = parser.parse_args()
     if args.mode == "_ready":
-        ready_child(args.url, args.dir, args.queries, args.lock_photos)
+        ready_child(args.url, args.dir, args.queries, args.lock_photos, jobs=args.jobs)
         return 0
+    if args.mode == "_worker":
+        return counted_worker(args.log)
     if args.mode == "query":
         run_query(args.n, args.queries)
         return 0

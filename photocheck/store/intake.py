@@ -259,6 +259,7 @@ class Intake:
         self.index = DuplicateIndex(spill_dir=spill)
         self.snapshots = Snapshots(spill / "snapshots")  # PostgreSQL: a fast restart
         self.loaded_from = "database"  # or "snapshot": how the index was last loaded
+        self._loaded = False  # the index holds the stored photos (load_index ran)
         self._snapshot_seen = 0  # the seen of the last snapshot this process wrote
         self.timings = StageTimings()
         self._backfill: threading.Thread | None = None
@@ -276,14 +277,12 @@ class Intake:
         return {SCENE_CHECK: self.run_scene_check}
 
     def rebuild_index(self, *, backfill: bool = True) -> int:
-        """Load every stored photo into the index; returns how many. Photos whose scene
-        check did not run (the process died after the answer) are queued again. With
-        ``backfill``, photos stored without scene features get them in a background
-        thread."""
-        with self.db.write_lock:
-            self._load_index()
+        """A serve process's start: every stored photo into the index (``load_index``);
+        returns how many. Photos whose scene check did not run (the process died after
+        the answer) are queued again. With ``backfill``, photos stored without scene
+        features get them in a background thread."""
+        self.load_index()
         with self.db.write_lock, self.db.session() as session:
-            self.catch_up(session)  # photos committed while it loaded
             unchecked = list(
                 session.scalars(select(Photo.id).where(~Photo.scene_checked).order_by(Photo.id))
             )
@@ -294,6 +293,20 @@ class Intake:
                 target=self.backfill_scene_features, name="scene-backfill", daemon=True
             )
             self._backfill.start()
+        return len(self.index)
+
+    def load_index(self) -> int:
+        """Fill the index with every stored photo, once per process (a later call only
+        catches up); returns how many it holds. ``rebuild_index`` (serve) and a job
+        process (``photocheck worker``, or its first scene check) start the same way:
+        on PostgreSQL the newest snapshot, then the photos above it, so the first
+        scene check at 25 M does not read every row (``bench_scale.py index``)."""
+        with self.db.write_lock:
+            if not self._loaded:
+                self._load_index()
+                self._loaded = True
+            with self.db.session() as session:
+                self.catch_up(session)  # photos committed while it loaded
         return len(self.index)
 
     def _load_index(self) -> None:
@@ -562,10 +575,9 @@ class Intake:
         twice (a queue's at-least-once) changes nothing the second time.
         """
         held = self._pending.peek(photo_id)  # dropped once the row holds its features
-        with self.db.write_lock, self.db.session() as session:
-            # every earlier photo, also in `photocheck worker` (no index built at its start)
-            # or with the serve process's follow() thread up to 0.5 s behind
-            self.catch_up(session)
+        # every earlier photo: a job process not started by `photocheck worker` loads
+        # the index here (snapshot first); the follow() thread may be 0.5 s behind
+        self.load_index()
         with self.db.session() as session:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:

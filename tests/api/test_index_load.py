@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
+from api.state import AppState
 from photocheck.store.dupindex import DuplicateIndex
 from photocheck.store.indexload import Snapshots, bulk_load
+from photocheck.store.intake import Intake
 from photocheck.store.repo import dup_entries
 
 from .conftest import LiveServer, make_settings, pg_schema, seed_admin
@@ -35,11 +38,44 @@ def pg_server(tmp_path: Path) -> Iterator[LiveServer]:
         live.stop()
 
 
-def _same(a: DuplicateIndex, b: DuplicateIndex) -> None:
+def _same(a: DuplicateIndex, b: DuplicateIndex, embedding_step: int = 0) -> None:
+    """The same arrays; ``embedding_step``: the int8 embeddings may differ by that much
+    (an index filled at upload reduced the model's float32 vector, not the stored float16)."""
     sa, sb = a.snapshot(), b.snapshot()
     assert sa.keys() == sb.keys()
     for key in sa:
-        assert np.array_equal(np.asarray(sa[key]), np.asarray(sb[key])), key
+        x, y = np.asarray(sa[key]), np.asarray(sb[key])
+        if key == "embedding" and embedding_step:
+            assert x.shape == y.shape
+            assert np.abs(x.astype(int) - y.astype(int)).max() <= embedding_step
+        else:
+            assert np.array_equal(x, y), key
+
+
+def _job_process_starts_from_the_snapshot(state: AppState, photo_id: int) -> None:
+    """A job process (``photocheck worker``: no index built by ``build_state``) given a
+    scene check: its index comes from the serve process's snapshot plus the one photo
+    stored after it, not from every row, and equals a bulk read of the database."""
+    job = Intake(
+        state.db, state.blobs, state.policy, index_dir=state.settings.DATA_DIR / "dupindex"
+    )
+    read: list[int] = []  # photos each catch-up read from the database
+    catch_up = job.catch_up
+
+    def counted(session: Any) -> int:
+        read.append(catch_up(session))
+        return read[-1]
+
+    job.catch_up = counted  # type: ignore[method-assign]
+    job.run_scene_check(photo_id)  # already checked by serve: only the index is loaded
+    assert job.loaded_from == "snapshot"
+    assert sum(read) == 1, read  # B1's row; the snapshot's two were not read again
+    bulk = DuplicateIndex()
+    bulk_load(bulk, state.db.engine)
+    assert len(job.index) == len(bulk) == 3
+    _same(job.index, bulk, embedding_step=1)  # the snapshot is of serve's index
+    job.run_scene_check(photo_id)  # once per process: the next job only catches up
+    assert job.loaded_from == "snapshot" and sum(read) == 1
 
 
 def test_bulk_read_snapshot_and_restart(pg_server: LiveServer, tmp_path: Path) -> None:
@@ -79,6 +115,8 @@ def test_bulk_read_snapshot_and_restart(pg_server: LiveServer, tmp_path: Path) -
         assert state.intake.save_snapshot()
         r = client.post("/households/B1/photos", files=photo(GOOD_2), headers=v["西村"])
         assert r.status_code == 201, r.text  # stored after the snapshot
+        assert state.intake.drain(timeout=120)
+        _job_process_starts_from_the_snapshot(state, r.json()["photo_id"])
 
         pg_server.restart()
         intake = pg_server.app_state.intake
