@@ -106,7 +106,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start mypy as soon as the run is known to include test_mypy: it then overlaps the
+    """Under run.py's ``--dist loadfile``: the long units first (tests/xdist_schedule.py).
+    Start mypy as soon as the run is known to include test_mypy: it then overlaps the
     other tests instead of adding its cold run to the end."""
     if getattr(config, "workerinput", {}).get(_DIST) == "loadfile":  # the same order in each
         from tests.xdist_schedule import order_long_first
