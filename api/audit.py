@@ -183,7 +183,7 @@ class AuditWorker:
     # the thread
 
     def _loop(self) -> None:
-        lower_priority()  # background work: the uploads' threads come first
+        lower_priority(self.state.settings.AUDIT_NICE)  # background: uploads come first
         try:
             while (job := self._next_job()) is not None:
                 counties, tickets = job

@@ -92,7 +92,9 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         settings.DATA_DIR,
         blobs.describe(),
     )
-    passwords = PasswordPool(settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE)
+    passwords = PasswordPool(
+        settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE, settings.LOGIN_HASH_NICE
+    )
     address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
     state = AppState(
         settings,

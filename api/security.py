@@ -63,6 +63,9 @@ class HashingBusy(Exception):
     """Every password-hashing slot and queue place is taken; the caller answers 503."""
 
 
+HASH_NICE = 10  # Linux: nice is per thread; 10 gives ~1/10 of a core against busy uploads
+
+
 class PasswordPool:
     """Argon2 on ``concurrency`` threads of its own with at most ``queue`` waiting.
 
@@ -73,9 +76,9 @@ class PasswordPool:
     threads, which inherit it) run at a lower CPU priority, so uploads come first.
     """
 
-    def __init__(self, concurrency: int, queue: int) -> None:
+    def __init__(self, concurrency: int, queue: int, nice: int = HASH_NICE) -> None:
         self._pool = ThreadPoolExecutor(
-            concurrency, thread_name_prefix="argon2", initializer=_lower_priority
+            concurrency, thread_name_prefix="argon2", initializer=_lower_priority, initargs=(nice,)
         )
         self._limit = concurrency + queue
         self._inflight = 0
@@ -110,13 +113,11 @@ class PasswordPool:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-HASH_NICE = 10  # Linux: nice is per thread; 10 gives ~1/10 of a core against busy uploads
-
-
-def _lower_priority() -> None:
+def _lower_priority(nice: int) -> None:
     # not Linux, or not allowed: the pool runs at normal priority
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+    if nice:
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 @dataclass(frozen=True)

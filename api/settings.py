@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # argon2 at most this many at a time per process, this many more waiting, then 503
     LOGIN_HASH_CONCURRENCY: int = Field(default=2, gt=0)
     LOGIN_HASH_QUEUE: int = Field(default=8, ge=0)
+    # argon2's CPU priority (Linux nice of its threads): uploads come first in a login
+    # flood; 0 where nothing else needs the cores (the test suite's servers)
+    LOGIN_HASH_NICE: int = Field(default=10, ge=0, le=19)
+    # the audit's refresh thread, likewise (background work: uploads first)
+    AUDIT_NICE: int = Field(default=10, ge=0, le=19)
     RUN_MIGRATIONS: bool = True
     # PostgreSQL job queue (ignored on SQLite, where jobs run on the process's threads)
     JOBS_IN_SERVE: bool = True  # serve processes run jobs too (besides `photocheck worker`)

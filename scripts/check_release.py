@@ -61,7 +61,9 @@ def build_wheel(out: Path) -> Path:
 def install(wheel: Path, target: Path) -> Path:
     venv.create(target, with_pip=True, system_site_packages=False)
     python = target / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    # --no-compile: no .pyc for all of every dependency; Python compiles what the check
+    # imports, as at a user's first start (what is installed is the same)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
     subprocess.run([*pip, str(wheel)], check=True, cwd=target)
     return target / "bin"
 

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MYPY_RUN = pytest.StashKey["MypyRun"]()
 DATA = Path(os.environ.get("PHOTOCHECK_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()
 _MYPY_DIR = "photocheck_mypy_dir"  # pytest-xdist: the folder every worker shares
+_DIST = "photocheck_dist"  # pytest-xdist: the controller's --dist, for the workers
 
 # mypy in a process group of its own, its output and exit code written to files: any
 # pytest-xdist worker can read the result of the one run another worker started.
@@ -85,6 +86,16 @@ class _XdistHooks:
     @staticmethod
     def pytest_configure_node(node: Any) -> None:  # the controller, for each worker
         node.workerinput[_MYPY_DIR] = node.config.stash[_SHARED_DIR]
+        node.workerinput[_DIST] = node.config.getoption("dist")
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        """``--dist loadfile`` (what run.py asks for): tests/xdist_schedule.py's units."""
+        if config.getoption("dist") != "loadfile":
+            return None
+        from tests.xdist_schedule import SuiteScheduling
+
+        return SuiteScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,8 +106,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start mypy as soon as the run is known to include test_mypy: it then overlaps the
+    """Under run.py's ``--dist loadfile``: the long units first (tests/xdist_schedule.py).
+    Start mypy as soon as the run is known to include test_mypy: it then overlaps the
     other tests instead of adding its cold run to the end."""
+    if getattr(config, "workerinput", {}).get(_DIST) == "loadfile":  # the same order in each
+        from tests.xdist_schedule import order_long_first
+
+        order_long_first(items)
     if any(item.name == "test_mypy" for item in items):
         folder = getattr(config, "workerinput", {}).get(_MYPY_DIR) or config.stash[_SHARED_DIR]
         config.stash[MYPY_RUN] = MypyRun(Path(folder))

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, free_port, login, pg_schema
+from tests.api.conftest import ADMIN, TEST_NICE, free_port, login, pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
@@ -39,7 +39,10 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
         PHOTOCHECK_DATABASE_URL=database_url,
         PHOTOCHECK_SECRET_KEY="scale-test-secret-key-shared-by-all-workers",
         PHOTOCHECK_MAX_UPLOAD_MB="8",
-        **{f"PHOTOCHECK_{k}": v for k, v in extra.items()},
+        **{
+            f"PHOTOCHECK_{k}": v
+            for k, v in {**{k: str(v) for k, v in TEST_NICE.items()}, **extra}.items()
+        },
     )
     return env
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.api.conftest import free_port
+from tests.conftest import data_file
 
 from .conftest import Cluster, WorkerProcess, import_households, service_env, start_cluster
 from .test_workers import TRIAL_PHOTOS, households_csv, upload
@@ -65,9 +66,7 @@ def _run_load_and_kill(
 
     def one(i: int) -> None:
         relpath = TRIAL_PHOTOS[i % len(TRIAL_PHOTOS)]
-        sha = hashlib.sha256(
-            (Path(__file__).parents[2].parent / "shared/data" / relpath).read_bytes()
-        ).hexdigest()
+        sha = hashlib.sha256(data_file(relpath).read_bytes()).hexdigest()
         key = f"load-{i}"
         for worker in (w1, w2) if i % 2 == 0 else (w2, w1):
             try:
