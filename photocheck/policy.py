@@ -117,7 +117,7 @@ class SimilarityPolicy:
     # stage 1 (mutual nearest descriptors + fundamental matrix): from here on the same
     # scene without LighterGlue; below the floor different without it; between, LighterGlue
     xfeat_nn_same_inliers: int = 110
-    xfeat_nn_min_inliers: int = 45
+    xfeat_nn_min_inliers: int = 50
 
     def __post_init__(self) -> None:
         if self.scene_matcher not in SCENE_MATCHERS:

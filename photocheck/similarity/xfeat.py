@@ -201,7 +201,13 @@ def mutual_matches(scores: np.ndarray, min_prob: float) -> tuple[np.ndarray, np.
     """kornia's ``filter_matches``: mutual best assignments with probability > ``min_prob``."""
     if not scores.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    m0, m1 = scores.argmax(1), scores.argmax(0)
-    keep = (m1[m0] == np.arange(len(m0))) & (np.exp(scores.max(1)) > min_prob)
-    ia = np.nonzero(keep)[0]
-    return ia, m0[ia]
+    m0 = scores.argmax(1)
+    best = scores[np.arange(len(m0)), m0]
+    # mutual: the row's best is its column's maximum (``argmax(0)`` costs ~7 ms a pair);
+    # of tied rows the first, as ``argmax`` would
+    ia = np.nonzero((best >= scores.max(0)[m0]) & (np.exp(best) > min_prob))[0]
+    ib = m0[ia]
+    if len(np.unique(ib)) < len(ib):
+        _, keep = np.unique(ib, return_index=True)
+        ia, ib = ia[np.sort(keep)], ib[np.sort(keep)]
+    return ia, ib

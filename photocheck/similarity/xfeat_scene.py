@@ -6,7 +6,7 @@ Selected by the policy's ``[similarity] scene_matcher = "xfeat"`` (the default; 
 
 1. ``extract_scene_features``: XFeat on the working image scaled to 640 px
    (``similarity/xfeat.py``, onnxruntime + numpy, no torch), 1024 keypoints;
-2. ``match_scene``: first ``nn_match`` (~30 ms): mutual nearest descriptors, MAGSAC++
+2. ``match_scene``: first ``nn_match`` (~9 ms CPU): mutual nearest descriptors, MAGSAC++
    on the fundamental matrix. A re-shot house is seen from another camera position:
    a facade fits a homography, but two walls, a roof and a yard do not, while they
    always fit the epipolar geometry of the two cameras. At least
@@ -17,8 +17,10 @@ Selected by the policy's ``[similarity] scene_matcher = "xfeat"`` (the default; 
    ``xfeat_match_prob``, the same fundamental-matrix count against
    ``xfeat_min_inliers``. ``SceneMatch.stage`` says which stage decided.
 
-A homography on the inliers gives ``corner_error`` for the same-photo tier (a copy's
-frames align). XFeat is not rotation-invariant; rotated copies are PDQ's (dihedral).
+A homography on the inliers of a verified scene gives ``corner_error`` for the
+same-photo tier (a copy's frames align); a pair that is not the same scene cannot be a
+copy, so it gets none (its RANSAC would cost more than stage 1). XFeat is not
+rotation-invariant; rotated copies are PDQ's (dihedral).
 
 ``SceneFeatures.to_bytes`` (~135 KB for 1024 keypoints) starts with its own magic, so
 features of one matcher are never read as the other's: switching the policy's
@@ -49,8 +51,13 @@ __all__ = [
 ]
 
 FUNDAMENTAL_PX = 2.0  # epipolar distance at working size (800 px; ~1.6 px at 640)
+# MAGSAC++ iterations: a pair of one scene converges in far fewer; an unrelated pair
+# (few inliers among the matches) runs to the cap, so the cap is most of stage 1's
+# cost. 10,000 -> 1,000 changed no decision on the calibration set (~22 -> ~4 ms a pair;
+# scripts/calibrate_scene.py --matcher xfeat).
+MAGSAC_ITERS = 1000
 MIN_MATCHES = 8  # the eight-point minimum, with room for outliers
-STAGE_NN = "nn"  # mutual nearest descriptors + fundamental matrix (~20 ms a pair)
+STAGE_NN = "nn"  # mutual nearest descriptors + fundamental matrix (~9 ms a pair)
 STAGE_GLUE = "lighterglue"  # LighterGlue + fundamental matrix (~300 ms a pair)
 EVIDENCE_POINTS = 150  # inlier pairs kept in the evidence (the audit's match picture)
 _MAGIC = b"PCXF"  # not ORB's b"PCSF": which matcher made the features
@@ -60,6 +67,7 @@ FORMAT_PREFIX = _MAGIC + bytes([_VERSION])
 _FIXED = 8.0  # keypoint coordinates stored as uint16 in 1/8 px (up to 8191 px)
 _DIM = 64
 _KP_BYTES = 4 + 2 * _DIM  # x, y (uint16), descriptor (float16)
+_NO_C = np.empty((0, 0), np.float32)  # gemm's third term, unused (beta 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +83,7 @@ class SceneFeatures:
         return len(self.points)
 
     def to_bytes(self) -> bytes:
-        fixed = np.clip(np.round(self.points * _FIXED), 0, 65535).astype("<u2")
+        fixed = _fixed(self.points)
         head = _HEADER.pack(_MAGIC, _VERSION, self.width, self.height, len(self))
         desc = np.ascontiguousarray(self.descriptors, dtype="<f2")
         return b"".join((head, fixed.tobytes(), desc.tobytes()))
@@ -113,7 +121,7 @@ class SceneMatch:
     matches: int  # LighterGlue mutual assignments above the policy's match probability
     inliers: int  # of those, fundamental-matrix (MAGSAC++) inliers
     ratio: float  # inliers / matches
-    corner_error: float | None  # how far a homography on the inliers moves a's frame onto b's
+    corner_error: float | None  # a homography on the inliers moves a's frame how far (same only)
     is_same_scene: bool
     # (n, 4) xa, ya, xb, yb of up to EVIDENCE_POINTS inliers, at working size
     pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
@@ -150,11 +158,24 @@ def _corner_error(hom: np.ndarray, a: SceneFeatures, b: SceneFeatures) -> float:
     return float(np.linalg.norm(mapped - cb, axis=1).max() / np.hypot(b.width, b.height))
 
 
+def _fixed(points: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(points * _FIXED), 0, 65535).astype("<u2")
+
+
 def _first(a: SceneFeatures, b: SceneFeatures) -> bool:
-    """Whether ``a`` goes first: a fixed order, so that match_scene(a, b) == (b, a)."""
-    ka = (len(a), a.width, a.height, a.to_bytes())
-    kb = (len(b), b.width, b.height, b.to_bytes())
-    return ka <= kb
+    """Whether ``a`` goes first: a fixed order, so that match_scene(a, b) == (b, a).
+
+    The order of (size, ``to_bytes()``), compared part by part so that a pair costs
+    the 8 KB of keypoints, not both 135 KB serialisations (descriptors only break a
+    tie of identical keypoints)."""
+    ka, kb = (len(a), a.width, a.height), (len(b), b.width, b.height)
+    if ka != kb:
+        return ka < kb
+    pa, pb = _fixed(a.points).tobytes(), _fixed(b.points).tobytes()
+    if pa != pb:
+        return pa < pb
+    da = np.ascontiguousarray(a.descriptors, dtype="<f2").tobytes()
+    return da <= np.ascontiguousarray(b.descriptors, dtype="<f2").tobytes()
 
 
 def _spread(n: int, keep: int) -> np.ndarray:
@@ -168,11 +189,21 @@ def _hull_area(points: np.ndarray) -> float:
 
 
 def _mutual_nn(a: SceneFeatures, b: SceneFeatures) -> tuple[np.ndarray, np.ndarray]:
-    """Mutual nearest descriptors (cosine; XFeat's own ``match`` without its floor)."""
-    sims = a.descriptors @ b.descriptors.T
-    m0, m1 = sims.argmax(1), sims.argmax(0)
-    ia = np.nonzero(m1[m0] == np.arange(len(m0)))[0]
-    return ia, m0[ia]
+    """Mutual nearest descriptors (cosine; XFeat's own ``match`` without its floor).
+
+    ``cv2.gemm`` rather than numpy's ``@``: one thread (a multi-threaded BLAS spends
+    twice the CPU on a busy machine). A row's best is mutual when it is its column's
+    maximum (``max(0)``: ``argmax(0)`` costs ~7 ms, more than the product); of tied
+    rows the first is kept, as ``argmax`` would."""
+    sims = np.asarray(cv2.gemm(a.descriptors, b.descriptors, 1.0, _NO_C, 0.0, flags=cv2.GEMM_2_T))
+    m0 = sims.argmax(1)
+    best = sims[np.arange(len(m0)), m0]
+    ia = np.nonzero(best >= sims.max(0)[m0])[0]
+    ib = m0[ia]
+    if len(np.unique(ib)) < len(ib):  # exact ties (identical descriptors)
+        _, keep = np.unique(ib, return_index=True)
+        ia, ib = ia[np.sort(keep)], ib[np.sort(keep)]
+    return ia, ib
 
 
 def _verified(
@@ -192,16 +223,19 @@ def _verified(
     # the estimate is not symmetric: run it in the fixed order
     p1, p2 = (pb, pa) if swap else (pa, pb)
     try:
-        fmat, mask = cv2.findFundamentalMat(p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, 10000)
+        fmat, mask = cv2.findFundamentalMat(
+            p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, MAGSAC_ITERS
+        )
     except cv2.error:  # degenerate points (MAGSAC asserts instead of failing): no model
         fmat, mask = None, None
     inl = np.zeros(matches, bool) if fmat is None or mask is None else mask.ravel().astype(bool)
     inliers = int(inl.sum())
+    ratio = inliers / matches
+    same = is_same(inliers, ratio)
     corner = None
-    if inliers >= MIN_MATCHES:
+    if same and inliers >= MIN_MATCHES:  # only a verified scene can be a copy (engine)
         hom, _ = cv2.findHomography(pa[inl], pb[inl], cv2.RANSAC, 4.0)
         corner = None if hom is None else _corner_error(hom, a, b)
-    ratio = inliers / matches
     pairs = np.hstack([pa[inl], pb[inl]]).astype(np.float32)
     cover = 0.0
     if inliers >= 3:
@@ -213,7 +247,7 @@ def _verified(
         inliers,
         ratio,
         corner,
-        is_same(inliers, ratio),
+        same,
         pairs[_spread(inliers, EVIDENCE_POINTS)],
         cover,
         stage,

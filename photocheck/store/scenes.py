@@ -1,6 +1,6 @@
 """Same-scene verification for the intake: XFeat features (``similarity.xfeat_scene``,
-the default: ~63 ms and ~135 kB per photo; a verified pair ~20 ms when the cheap stage
-settles it, ~300 ms more when LighterGlue must), made once per photo and kept in
+the default: ~63 ms and ~135 kB per photo; a verified pair ~9 ms CPU when the cheap
+stage settles it, ~300 ms more when LighterGlue must), made once per photo and kept in
 ``photos.scene``; or, when the policy says ``scene_matcher = "orb"``, ORB
 (``similarity.scene``: ~5 ms and ~42 kB per photo, ~11 ms a pair, lower recall).
 ``scene_matcher`` picks one.
@@ -14,6 +14,7 @@ the first photo that needs them (``XFeatRuntime.shared``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ class XFeatSceneMatcher(OrbSceneMatcher):
     def verify(self, a: bytes, b: bytes) -> dict[str, Any] | None:
         """Evidence when the two feature sets show the same scene, else None."""
         try:
-            fa, fb = xfeat.SceneFeatures.from_bytes(a), xfeat.SceneFeatures.from_bytes(b)
+            fa, fb = _xfeat_features(a), _xfeat_features(b)
         except ValueError:
             return None
         result = xfeat.match_scene(fa, fb, self.policy.similarity)
@@ -110,6 +111,13 @@ class XFeatSceneMatcher(OrbSceneMatcher):
         evidence["inlier_pairs"] = np.round(result.pairs, 1).tolist()  # the match picture
         evidence["size_a"], evidence["size_b"] = [fa.width, fa.height], [fb.width, fb.height]
         return evidence
+
+
+@functools.lru_cache(maxsize=32)
+def _xfeat_features(data: bytes) -> xfeat.SceneFeatures:
+    """Stored XFeat features, decoded once for the scene check's run of pairs (the
+    probe's against each of up to 16 candidates; ~0.5 ms each time otherwise)."""
+    return xfeat.SceneFeatures.from_bytes(data)
 
 
 def scene_matcher(policy: Policy, blobs: BlobStore) -> OrbSceneMatcher:
