@@ -20,7 +20,7 @@ def test_jobs_run_in_order_once_each_and_survive_a_failing_one() -> None:
             raise RuntimeError("boom")  # logged; the next job still runs
         ran.append(key)
 
-    jobs = ThreadJobs({"scene_check": handler})
+    jobs = ThreadJobs({"scene_check": handler}, threads=1)  # in order: one thread
     for key in (1, 2, 3, 3, 4):  # 3 queued twice: run once
         jobs.enqueue("scene_check", key)
     assert len(jobs) >= 3
