@@ -131,9 +131,6 @@ class QueueJobs:
         if self.local is not None:
             self.local.enqueue(kind, key)
 
-    def help(self, older_than_s: float) -> bool:
-        return self.local.help(older_than_s) if self.local is not None else False
-
     def stats(self) -> dict[str, dict[str, float]]:
         return self.local.stats() if self.local is not None else {}
 

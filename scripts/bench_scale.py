@@ -490,9 +490,9 @@ def ready_child(
     intake._load_index = timed_load  # type: ignore[method-assign]
     catch_up = intake.catch_up
 
-    def timed_catch_up(session: Any) -> int:
+    def timed_catch_up(session: Any, *, newest: int | None = None) -> int:
         t = time.perf_counter()
-        got = catch_up(session)
+        got = catch_up(session, newest=newest)
         phases["catch_up_s"] = phases.get("catch_up_s", 0.0) + time.perf_counter() - t
         return got
 

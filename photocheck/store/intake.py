@@ -9,21 +9,24 @@ module keeps storage and transactions.
 
 On the request path (the answer):
 
-1. outside any lock: the PDQ query over the whole index (median ~25 ms at 25 M
-   photos, ``bench_scale.py index``), after reading the index's high-water mark
-   ``mark = seen``;
+1. outside any lock, after reading the index's high-water mark ``mark = seen`` (and
+   the highest site-photo id): the household and its linked site, the exact digests
+   of the stored photos and site photos (the database's indexed columns), the PDQ
+   query over the whole index (median ~25 ms at 25 M photos, ``bench_scale.py index``);
 2. inside ``Database.write()`` (on PostgreSQL one advisory lock for every worker):
-   the catch-up with the photos other processes committed above ``seen``, the exact
-   digests (the database's indexed columns), PDQ against the photos above ``mark``
-   only (a scan of the index's newest rows, typically a few), the shared-site rule,
-   the verdict, the insert (``scene_checked`` false) and the commit; then the index
-   is extended, still inside the lock. The lock is held for the writes, not the
-   query (``bench_scale.py lock``).
+   one statement for the newest ids and the household's current photo, the catch-up
+   with the photos other processes committed above ``seen``, digests and PDQ against
+   the photos above ``mark`` only (and the site photos above theirs), the shared-site
+   rule, the verdict, the insert (Core, ``scene_checked`` false) and the commit; then
+   the index is extended, still inside the lock. The lock is held for the writes, not
+   the queries (``bench_scale.py lock``; every statement inside it gives the GIL
+   away, and under load each hand-back waits its turn).
 
 Why 1 + 2 misses nothing. Invariant: every stored photo the index should hold with
 an id <= ``seen`` is in the index (``seen`` is raised only after the rows are added:
 ``catch_up``, ``submit``, ``rebuild_index``), so the query of step 1 saw every such
-photo up to ``mark``. Photo rows are inserted and committed only inside the write
+photo up to ``mark`` (and so did step 1's digest query, which runs after ``mark``
+is read; site photos likewise). Photo rows are inserted and committed only inside the write
 lock, so ids grow in commit order and, once step 2 has caught up inside the lock,
 the index holds every committed photo; the photos above ``mark`` are exactly the
 ones step 1 may have missed, and step 2 compares against all of them. So of two
@@ -113,7 +116,7 @@ from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
 from .repo import dup_entries, export_name, record_photo
 from .scenevotes import DEFAULT_BUDGET_BYTES, CountyVoteIndexes
-from .sites import SharedSite, _matching_site_photos, find_site
+from .sites import SharedSite, SitePhoto, SitePhotoMatch, _matching_site_photos, find_site
 
 __all__ = [
     "SCENE_CHECK",
@@ -152,9 +155,6 @@ _VOTE_OVERASK = 4
 # Working grey images (~0.5 MB each) held for the scene check of stored uploads; past
 # this, the check decodes the original again.
 PENDING_MAX = 64
-# A scene check queued longer than this is run by the next upload's thread before its
-# answer (``ThreadJobs.help``): under a burst the checks keep pace with the answers.
-SCENE_HELP_AFTER_S = 2.0
 PENDING_STATUS = {
     "status": "pending",
     "message": "scene check pending: compared with other households' photos shortly",
@@ -353,12 +353,15 @@ class Intake:
         self._snapshot_seen = seen  # written, or being written by another process
         return done
 
-    def catch_up(self, session: Session) -> int:
+    def catch_up(self, session: Session, *, newest: int | None = None) -> int:
         """Add the photos other processes stored since the index last looked; returns
         how many. Call with ``db.write_lock`` held (it extends the index). Inside
         ``Database.write()`` on PostgreSQL the advisory lock makes this exact: every
-        photo row is committed under that lock, so ids above ``seen`` are all there is."""
-        if (session.scalar(select(func.max(Photo.id))) or 0) <= self.seen:
+        photo row is committed under that lock, so ids above ``seen`` are all there is.
+        ``newest``: the highest photo id, when the caller has just read it."""
+        if newest is None:
+            newest = session.scalar(select(func.max(Photo.id))) or 0
+        if newest <= self.seen:
             return 0  # nothing new (an index lookup; the entries query costs ~2 ms)
         entries = [e for e in dup_entries(session, after=self.seen) if e.photo_id not in self.index]
         if entries:
@@ -438,36 +441,58 @@ class Intake:
         ``on_commit`` runs inside the storing transaction (the idempotency record)."""
         report, clock = upload.report, self.timings.clock()
         lat, lon = _photo_point(report, upload.capture)
+        fp = report.fingerprint
+        # Before the lock, everything it does not protect: the household as registered,
+        # its linked site, the whole index, and the copies among the photos and site
+        # photos stored so far. Inside it only what other uploads change meanwhile
+        # (the photos and site photos added since the marks, the household's current
+        # photo) and the writes, in Core statements: each statement under the lock gives
+        # the GIL away, and under load every hand-back waits its turn.
+        mark = self.seen  # read first: every photo up to it is already in the index
+        with self.db.session() as session:
+            site_mark = _newest_site_photo(session)  # before the site photos are read
+            household = _load_household(session, upload.household_id)
+            site = _linked_site(session, household)
+            exact = _exact_hits(session, fp.sha256, fp.pixel_sha256)
+            site_early = _matching_site_photos(
+                session, household.county_id, fp, self.policy.similarity
+            )
+        clock.lap("intake_read")
         practice_scene: list[MatchInfo] = []
         if upload.practice and self.scene is not None and report.photo is not None:
             # nothing is stored to check later: the practice answer waits for it
-            with self.db.session() as session:
-                household = _load_household(session, upload.household_id)
             probe = self._probe(None, household, upload, lat, lon)
             practice_scene = self._scene_matches(probe, grey=report.photo.grey)
             clock.lap("verification")
 
         # The whole index is asked before the lock; inside it, only the photos added
         # since ``mark`` (module docstring: why that is exact).
-        mark = self.seen  # read first: every photo up to it is already in the index
         early = self._pdq_hits(report)
         clock.lap("index_query")
         blob_path = None
         if not upload.practice and upload.blob is not None:
             blob_path = self.blobs.commit(upload.blob)  # durable before its row; no lock needed
             clock.lap("blob_write")
+        row = _photo_row(upload, blob_path, export_name(household, _fmt(report)), lat, lon)
         with self.db.write() as session:
             clock.lap("write_lock")  # waiting for the other uploads' writes
-            self.catch_up(session)  # other processes' photos committed meanwhile
-            household = _load_household(session, upload.household_id)  # fresh, in the lock
-            site = _linked_site(session, household)
+            newest = _newest(session, household.id)
+            # other processes' photos committed meanwhile
+            self.catch_up(session, newest=newest.photo_id)
+            if newest.photo_id > mark:
+                exact += _exact_hits(session, fp.sha256, fp.pixel_sha256, after=mark)
             same = self._same_photo_matches(
-                session, household, report, early + self._pdq_hits(report, after=mark)
+                session, household, exact, early + self._pdq_hits(report, after=mark)
             )
             findings = duplicate_findings(same, practice_scene)
             site_use: SitePhotoUse | None = None
             if not same:  # a shared site's drone photo: only its linked households may use it
-                site_findings, site_use = self._site_photo_check(session, household, report)
+                site_matches = site_early
+                if newest.site_photo_id > site_mark:
+                    site_matches = site_early + _matching_site_photos(
+                        session, household.county_id, fp, self.policy.similarity, after=site_mark
+                    )
+                site_findings, site_use = self._site_photo_outcome(household, site_matches)
                 findings = site_findings or findings
             reasons = merge_findings(report.reasons, findings, self.policy)
             if site is not None:
@@ -484,42 +509,36 @@ class Intake:
             if blob_path is None:
                 result.timings = clock.done()
                 return result
-            photo = record_photo(
-                session,
-                household,
-                _photo_row(upload, result, blob_path, export_name(household, _fmt(report))),
-                [_match_row(m) for m in same],
+            row.update(
+                verdict=result.verdict.value,
+                reasons=_plain([r.to_json() for r in result.reasons]),
+                scene_checked=not check_later,
             )
-            photo.gps_lat, photo.gps_lon = lat, lon
-            photo.scene_checked = not check_later
             if not check_later:  # a copy needs no features (it stays out of the index)
-                photo.scene = b""
-            if upload.embedding is not None:
-                photo.embedding = embedding_to_bytes(upload.embedding)
-            session.flush()
-            result.photo_id = photo.id
+                row["scene"] = b""
+            photo_id = record_photo(
+                session, household.id, row, [_match_row(m) for m in same], newest.current
+            )
+            result.photo_id = photo_id
             if on_commit is not None:
                 on_commit(session, result)
             in_transaction = getattr(self.jobs, "photo_stored", None)
             if in_transaction is not None:  # the PostgreSQL queue: its jobs commit with the row
-                in_transaction(session, photo.id, scene_check=check_later)
+                in_transaction(session, photo_id, scene_check=check_later)
             clock.lap("db_write")
             session.commit()
             clock.lap("db_commit")
             if not same:  # a copy of another household's photo stays out (see dup_entries)
-                self.index.add(_entry(photo, household, upload.embedding))
-            self.seen = max(self.seen, photo.id)
+                self.index.add(_entry(photo_id, row, household, upload.embedding))
+            self.seen = max(self.seen, photo_id)
         if check_later:
             variants = query_variants(report.fingerprint, self.policy.similarity)
             grey = report.photo.grey if report.photo is not None else None
-            self._pending.put(photo.id, grey, variants)
+            self._pending.put(photo_id, grey, variants)
             if in_transaction is None:
-                self.jobs.enqueue(SCENE_CHECK, photo.id)
+                self.jobs.enqueue(SCENE_CHECK, photo_id)
             elif (committed := getattr(self.jobs, "committed", None)) is not None:
-                committed(SCENE_CHECK, photo.id)  # the queue's: checked here, decoded once
-            helping = getattr(self.jobs, "help", None)  # checks fallen behind: take one along
-            if helping is not None:
-                helping(SCENE_HELP_AFTER_S)
+                committed(SCENE_CHECK, photo_id)  # the queue's: checked here, decoded once
         result.timings = clock.done()
         return result
 
@@ -533,12 +552,16 @@ class Intake:
         )
 
     def _same_photo_matches(
-        self, session: Session, household: Household, report: Report, pdq: list[HashHit]
+        self,
+        session: Session,
+        household: Household,
+        exact: list[HashHit],
+        pdq: list[HashHit],
     ) -> list[MatchInfo]:
-        """Exact bytes or pixels (the database's indexed digests), then the PDQ hits
-        (``pdq``: asked before the lock, plus the photos added since), nearest first."""
-        fp = report.fingerprint
-        hits = _exact_hits(session, fp.sha256, fp.pixel_sha256)
+        """Exact bytes or pixels (``exact``: the database's indexed digests), then the
+        PDQ hits (``pdq``: asked before the lock, plus the photos added since), nearest
+        first."""
+        hits = sorted({h.photo_id: h for h in exact}.values(), key=lambda h: h.photo_id)
         best: dict[int, HashHit] = {}
         for h in pdq:
             if h.photo_id not in best or h.distance < best[h.photo_id].distance:
@@ -550,19 +573,17 @@ class Intake:
         )
         return _describe(session, household, hits)
 
-    def _site_photo_check(
-        self, session: Session, household: Household, report: Report
+    @staticmethod
+    def _site_photo_outcome(
+        household: Household, matches: list[SitePhotoMatch]
     ) -> tuple[list[Finding], SitePhotoUse | None]:
         """The site-photo rule (``rules.site_photo_outcome``) over the county's site
-        photos that the engine calls the same photo."""
-        matches = _matching_site_photos(
-            session, household.county_id, report.fingerprint, self.policy.similarity
-        )
+        photos that the engine calls the same photo (``sites._matching_site_photos``)."""
         hits = [
             SiteHit(
                 m.photo.site.site_code, m.photo.site.name, m.photo.canonical_name, m.distance, m.via
             )
-            for m in matches
+            for m in sorted(matches, key=lambda m: (m.distance, m.photo.id))
         ]
         return site_photo_outcome(household, household.category, hits)
 
@@ -931,9 +952,12 @@ class _Clock:
         return self._laps
 
 
-def _exact_hits(session: Session, sha256: str, pixel_sha256: str | None) -> list[HashHit]:
-    """Stored photos with the same bytes or pixels (indexed columns), except copies
-    already found to be another household's photo (as the index leaves them out)."""
+def _exact_hits(
+    session: Session, sha256: str, pixel_sha256: str | None, *, after: int = 0
+) -> list[HashHit]:
+    """Stored photos (ids above ``after``) with the same bytes or pixels (indexed
+    columns), except copies already found to be another household's photo (as the
+    index leaves them out)."""
     copies = select(PhotoMatch.id).where(
         PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
     )
@@ -941,9 +965,37 @@ def _exact_hits(session: Session, sha256: str, pixel_sha256: str | None) -> list
     if pixel_sha256:
         same = or_(same, Photo.pixel_sha256 == pixel_sha256)
     rows = session.execute(
-        select(Photo.id, Photo.sha256).where(same, ~copies.exists()).order_by(Photo.id)
+        select(Photo.id, Photo.sha256)
+        .where(same, ~copies.exists(), Photo.id > after)
+        .order_by(Photo.id)
     )
     return [HashHit(pid, 0, "sha256" if sha == sha256 else "pixel_sha256") for pid, sha in rows]
+
+
+def _newest_site_photo(session: Session) -> int:
+    return session.scalar(select(func.max(SitePhoto.id))) or 0
+
+
+@dataclass(frozen=True)
+class _Newest:
+    photo_id: int  # the highest photo id
+    site_photo_id: int  # the highest site-photo id
+    current: tuple[int, str] | None  # the household's current photo: (id, verdict)
+
+
+def _newest(session: Session, household_id: int) -> _Newest:
+    """What the lock must read fresh, in one statement: the highest photo and site-photo
+    ids and the household's current photo."""
+    current = select(Household.current_photo_id).where(Household.id == household_id)
+    row = session.execute(
+        select(
+            select(func.max(Photo.id)).scalar_subquery(),
+            select(func.max(SitePhoto.id)).scalar_subquery(),
+            current.scalar_subquery(),
+            select(Photo.verdict).where(Photo.id == current.scalar_subquery()).scalar_subquery(),
+        )
+    ).one()
+    return _Newest(row[0] or 0, row[1] or 0, (row[2], row[3]) if row[2] is not None else None)
 
 
 def _linked_site(session: Session, household: Household) -> SharedSite | None:
@@ -1041,29 +1093,34 @@ def _fmt(report: Report) -> str | None:
     return report.photo.format if report.photo else report.metrics.get("format")
 
 
-def _photo_row(upload: Upload, result: IntakeResult, blob_path: str, name: str) -> Photo:
+def _photo_row(
+    upload: Upload, blob_path: str | None, name: str, lat: float | None, lon: float | None
+) -> dict[str, Any]:
+    """The photo's column values that do not depend on the duplicate search (made
+    before the lock; ``submit`` adds the verdict inside it)."""
     report = upload.report
     fp = report.fingerprint
-    assert upload.blob is not None
-    return Photo(
-        sha256=fp.sha256,
-        size=upload.blob.size,
-        format=_fmt(report),
-        blob_path=blob_path,
-        export_name=name,
-        verdict=result.verdict.value,
-        reasons=_plain([r.to_json() for r in result.reasons]),
-        metrics=_plain(report.metrics),
-        exif=_plain(report.metadata.to_json()) if report.metadata else None,
-        capture=_plain(upload.capture),
-        pdq=fp.pdq.hex() if fp.pdq else None,
-        pdq_quality=fp.pdq_quality,
-        phash=f"{fp.phash:016x}" if fp.phash is not None else None,
-        pixel_sha256=fp.pixel_sha256,
-        uploaded_by=upload.user_id,
-        policy_version=report.policy_version,
-        model_version=report.model_version,
-    )
+    embedding = upload.embedding
+    return {
+        "sha256": fp.sha256,
+        "size": upload.blob.size if upload.blob is not None else 0,
+        "format": _fmt(report),
+        "blob_path": blob_path,
+        "export_name": name,
+        "metrics": _plain(report.metrics),
+        "exif": _plain(report.metadata.to_json()) if report.metadata else None,
+        "capture": _plain(upload.capture),
+        "pdq": fp.pdq.hex() if fp.pdq else None,
+        "pdq_quality": fp.pdq_quality,
+        "phash": f"{fp.phash:016x}" if fp.phash is not None else None,
+        "pixel_sha256": fp.pixel_sha256,
+        "embedding": embedding_to_bytes(embedding) if embedding is not None else None,
+        "gps_lat": lat,
+        "gps_lon": lon,
+        "uploaded_by": upload.user_id,
+        "policy_version": report.policy_version,
+        "model_version": report.model_version,
+    }
 
 
 def _match_row(match: MatchInfo) -> PhotoMatch:
@@ -1090,18 +1147,23 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _entry(photo: Photo, household: Household, embedding: Sequence[float] | None) -> DupEntry:
+def _entry(
+    photo_id: int,
+    row: dict[str, Any],
+    household: Household,
+    embedding: Sequence[float] | None,
+) -> DupEntry:
     return DupEntry(
-        photo_id=photo.id,
+        photo_id=photo_id,
         household_id=household.id,
         county_id=household.county_id,
         site_code=household.site_code,
-        pdq=bytes.fromhex(photo.pdq) if photo.pdq else None,
+        pdq=bytes.fromhex(row["pdq"]) if row["pdq"] else None,
         embedding=np.asarray(embedding, dtype=np.float32) if embedding is not None else None,
-        lat=photo.gps_lat,
-        lon=photo.gps_lon,
-        sha256=photo.sha256,
-        pixel_sha256=photo.pixel_sha256,
+        lat=row["gps_lat"],
+        lon=row["gps_lon"],
+        sha256=row["sha256"],
+        pixel_sha256=row["pixel_sha256"],
     )
 
 

@@ -31,9 +31,12 @@ __all__ = ["JOB_NICE", "Handler", "Jobs", "ThreadJobs", "default_threads", "lowe
 log = logging.getLogger(__name__)
 
 Handler = Callable[[int], None]
-# Below the request threads (0), so an upload answer is never held up by a check; but
-# not at the bottom (19): a burst of uploads must not starve the checks for its length.
-JOB_NICE = 0
+# Below the request threads (0), so an upload answer is never held up by a check: an
+# XFeat check costs ~1-2 s CPU, the photo checks of 20-30 uploads, and at request
+# priority a burst gave the checks half the cores and answered at half the rate. A
+# burst that outruns the checks leaves them behind, caught up after it; not at the
+# bottom (19), so a sustained load does not starve them.
+JOB_NICE = 10
 _STATS_KEPT = 4096  # per kind, the latest jobs' (wait, run) seconds
 
 
@@ -60,6 +63,7 @@ class ThreadJobs:
         self._running = 0
         self._threads: list[threading.Thread] = []
         self._times: dict[str, deque[tuple[float, float, float]]] = {}
+        self._cpu_total: dict[str, float] = {}  # every job's thread CPU, per kind
 
     def enqueue(self, kind: str, key: int) -> None:
         if kind not in self._handlers:
@@ -82,27 +86,13 @@ class ThreadJobs:
         with self._cond:
             return self._cond.wait_for(lambda: not self._queue and not self._running, timeout)
 
-    def help(self, older_than_s: float) -> bool:
-        """Run the oldest queued job in the calling thread if it has waited longer than
-        ``older_than_s``; whether one ran. An upload's thread calls it before answering:
-        when uploads come faster than the job threads keep up (they share the cores), each
-        upload then takes one late check with it, so checks stay seconds behind the
-        answers instead of waiting for the burst to end (issue 11: p95 <= 10 s)."""
-        with self._cond:
-            if not self._queue or time.monotonic() - self._queue[0][2] < older_than_s:
-                return False
-            kind, key, queued_at = self._queue.popleft()
-            self._queued.discard((kind, key))
-            self._running += 1
-        self._execute(kind, key, queued_at)
-        return True
-
     def stats(self) -> dict[str, dict[str, float]]:
         """Per kind, over the latest jobs: count, queued now, and the median / p95
         seconds spent waiting in the queue and running."""
         with self._cond:
             times = {k: list(v) for k, v in self._times.items()}
             queued = {k: sum(q[0] == k for q in self._queue) for k in self._handlers}
+            cpu_total = dict(self._cpu_total)
         out = {}
         for kind, rows in times.items():
             waits, runs = sorted(r[0] for r in rows), sorted(r[1] for r in rows)
@@ -116,6 +106,7 @@ class ThreadJobs:
                 "run_p95_s": round(_pct(runs, 0.95), 3),
                 "cpu_p50_s": round(_pct(cpus, 0.5), 3),  # this thread's CPU
                 "cpu_p95_s": round(_pct(cpus, 0.95), 3),
+                "cpu_total_s": round(cpu_total.get(kind, 0.0), 3),  # all jobs since start
             }
         return out
 
@@ -149,6 +140,7 @@ class ThreadJobs:
                 self._running -= 1
                 kept = self._times.setdefault(kind, deque(maxlen=_STATS_KEPT))
                 kept.append((started - queued_at, ran, cpu))
+                self._cpu_total[kind] = self._cpu_total.get(kind, 0.0) + cpu
                 self._cond.notify_all()
 
 
@@ -159,6 +151,6 @@ def _pct(values: list[float], q: float) -> float:
 def lower_priority(nice: int = 10) -> None:
     """Nice the calling thread (Linux: per thread) so request threads come first: the
     background threads of a service process (the audit refresh at 10; the scene checks
-    at ``JOB_NICE``, which must keep pace with the uploads)."""
+    at ``JOB_NICE``)."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

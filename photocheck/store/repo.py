@@ -10,9 +10,9 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .dupindex import DupEntry, embedding_from_bytes
@@ -184,30 +184,40 @@ def export_name(household: Household, fmt: str | None) -> str:
 
 def record_photo(
     session: Session,
-    household: Household,
-    photo: Photo,
+    household_id: int,
+    photo: dict[str, Any],
     matches: Iterable[PhotoMatch],
-) -> Photo:
-    """Insert an upload; it becomes current unless it is a reject replacing a good photo.
+    current: tuple[int, str] | None,
+) -> int:
+    """Insert an upload (``photo``: its column values); it becomes current unless it is
+    a reject replacing a good photo. ``current``: the household's current photo (id,
+    verdict), read in this transaction. Returns the new photo's id.
 
-    ``household`` must belong to ``session`` (loaded inside the write transaction).
+    Core statements, no ORM unit of work: this runs inside the write lock, where every
+    statement's Python cost is paid while the other uploads wait.
     """
-    current = session.get(Photo, household.current_photo_id) if household.current_photo_id else None
-    becomes_current = current is None or photo.verdict != "reject" or current.verdict == "reject"
+    becomes_current = current is None or photo["verdict"] != "reject" or current[1] == "reject"
+    conn = session.connection()  # Core on the session's transaction: no ORM bulk machinery
+    photos, households = cast(Table, Photo.__table__), cast(Table, Household.__table__)
     if becomes_current and current is not None:
-        current.is_current = False
-        session.flush()  # the one-current unique index sees the old row cleared first
-    photo.household_id = household.id
-    photo.is_current = becomes_current
-    session.add(photo)
-    session.flush()
+        # the one-current unique index sees the old row cleared first
+        conn.execute(update(photos).where(photos.c.id == current[0]).values(is_current=False))
+    columns = {Photo.__mapper__.columns[k].name: v for k, v in photo.items()}  # size: "bytes"
+    photo_id: int = conn.execute(
+        insert(photos)
+        .values(**columns, household_id=household_id, is_current=becomes_current)
+        .returning(photos.c.id)
+    ).scalar_one()
     for match in matches:
-        match.photo_id = photo.id
+        match.photo_id = photo_id
         session.add(match)
     if becomes_current:
-        household.current_photo_id = photo.id
-    session.flush()
-    return photo
+        conn.execute(
+            update(households)
+            .where(households.c.id == household_id)
+            .values(current_photo_id=photo_id)
+        )
+    return int(photo_id)
 
 
 def household_photos(session: Session, household_id: int) -> list[Photo]:

@@ -322,10 +322,11 @@ class SitePhotoMatch:
 
 
 def _matching_site_photos(
-    session: Session, county_id: int, fp: Fingerprint, sim: SimilarityPolicy
+    session: Session, county_id: int, fp: Fingerprint, sim: SimilarityPolicy, *, after: int = 0
 ) -> list[SitePhotoMatch]:
-    """Stored site photos of the county that the duplicate engine calls the same photo
-    as ``fp`` (``engine.copy_of``: digests, or PDQ within the copy radius).
+    """Stored site photos of the county (ids above ``after``) that the duplicate engine
+    calls the same photo as ``fp`` (``engine.copy_of``: digests, or PDQ within the copy
+    radius).
 
     A county has a few hundred site photos at most: one query of their hashes (plain
     columns: every house photo's upload asks, and ORM rows cost ~1.5 ms even for none)
@@ -335,7 +336,9 @@ def _matching_site_photos(
     hashes = session.execute(
         select(SitePhoto.id, SitePhoto.sha256, SitePhoto.pixel_sha256, SitePhoto.pdq)
         .join(SharedSite)
-        .where(SharedSite.county_id == county_id, SitePhoto.verdict != "reject")
+        .where(
+            SharedSite.county_id == county_id, SitePhoto.verdict != "reject", SitePhoto.id > after
+        )
     ).all()
     found: dict[int, tuple[int, str]] = {}
     for photo_id, sha256, pixel_sha256, pdq in hashes:

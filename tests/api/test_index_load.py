@@ -62,8 +62,8 @@ def _job_process_starts_from_the_snapshot(state: AppState, photo_id: int) -> Non
     read: list[int] = []  # photos each catch-up read from the database
     catch_up = job.catch_up
 
-    def counted(session: Any) -> int:
-        read.append(catch_up(session))
+    def counted(session: Any, *, newest: int | None = None) -> int:
+        read.append(catch_up(session, newest=newest))
         return read[-1]
 
     job.catch_up = counted  # type: ignore[method-assign]
