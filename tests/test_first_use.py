@@ -83,7 +83,8 @@ def test_run_py_test_uses_every_core_unless_told(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     run = _run_py(monkeypatch, tmp_path / "venv")
-    assert run.test_args([]) == ["-n", "auto", "--dist", "loadfile"]
+    assert run.test_args([]) == ["-n", str(run.xdist_workers()), "--dist", "loadfile"]
+    assert run.xdist_workers() >= 2
     assert run.test_args(["tests/test_cli.py"])[-1] == "tests/test_cli.py"
     for chosen in (["-n", "0"], ["-n2"], ["--numprocesses=3"], ["-p", "no:xdist"]):
         assert run.test_args(chosen) == chosen
