@@ -206,6 +206,19 @@ def _mutual_nn(a: SceneFeatures, b: SceneFeatures) -> tuple[np.ndarray, np.ndarr
     return ia, ib
 
 
+def _fundamental_inliers(p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+    """Which matches ``p1`` -> ``p2`` are MAGSAC++ inliers of a fundamental matrix."""
+    try:
+        fmat, mask = cv2.findFundamentalMat(
+            p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, MAGSAC_ITERS
+        )
+    except cv2.error:  # degenerate points (MAGSAC asserts instead of failing): no model
+        fmat, mask = None, None
+    if fmat is None or mask is None:
+        return np.zeros(len(p1), bool)
+    return np.asarray(mask).ravel().astype(bool)
+
+
 def _verified(
     a: SceneFeatures,
     b: SceneFeatures,
@@ -221,14 +234,7 @@ def _verified(
         return SceneMatch(matches, 0, 0.0, None, False, stage=stage)
     pa, pb = a.points[ia], b.points[ib]
     # the estimate is not symmetric: run it in the fixed order
-    p1, p2 = (pb, pa) if swap else (pa, pb)
-    try:
-        fmat, mask = cv2.findFundamentalMat(
-            p1, p2, cv2.USAC_MAGSAC, FUNDAMENTAL_PX, 0.999, MAGSAC_ITERS
-        )
-    except cv2.error:  # degenerate points (MAGSAC asserts instead of failing): no model
-        fmat, mask = None, None
-    inl = np.zeros(matches, bool) if fmat is None or mask is None else mask.ravel().astype(bool)
+    inl = _fundamental_inliers(pb, pa) if swap else _fundamental_inliers(pa, pb)
     inliers = int(inl.sum())
     ratio = inliers / matches
     same = is_same(inliers, ratio)
@@ -277,6 +283,18 @@ def nn_match(
     )  # fmt: skip
 
 
+def _glue_mutual(
+    first: SceneFeatures, second: SceneFeatures, min_prob: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """LighterGlue's mutual assignments above ``min_prob``, in the fixed order."""
+    scores = glue_scores(
+        XFeatRuntime.shared(),
+        first.points, first.descriptors, (first.width, first.height),
+        second.points, second.descriptors, (second.width, second.height),
+    )  # fmt: skip
+    return mutual_matches(scores, min_prob)
+
+
 def glue_match(
     a: SceneFeatures, b: SceneFeatures, policy: SimilarityPolicy | None = None
 ) -> SceneMatch:
@@ -285,12 +303,7 @@ def glue_match(
     if len(a) < MIN_MATCHES or len(b) < MIN_MATCHES:
         return SceneMatch(0, 0, 0.0, None, False, stage=STAGE_GLUE)
     first, second, swap = _ordered(a, b)
-    scores = glue_scores(
-        XFeatRuntime.shared(),
-        first.points, first.descriptors, (first.width, first.height),
-        second.points, second.descriptors, (second.width, second.height),
-    )  # fmt: skip
-    i1, i2 = mutual_matches(scores, policy.xfeat_match_prob)
+    i1, i2 = _glue_mutual(first, second, policy.xfeat_match_prob)
     ia, ib = (i2, i1) if swap else (i1, i2)
     return _verified(
         a, b, ia, ib, swap,

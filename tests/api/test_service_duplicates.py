@@ -8,9 +8,11 @@ the service and by `photocheck dedup` alike: every same_photo pair, at least 97 
 the same_scene pairs, no different pair; and both paths say the same of every
 labelled pair.
 
-One server for both files, photos uploaded once; the CLI side reuses the features the
-service made and the pairs it verified (``tests/feature_memo.py``: the same inputs,
-computed once).
+One server for both files, photos uploaded once; the service reuses the features the
+CLI made and the matching it did (``tests/feature_memo.py``: the same inputs, computed
+once; the service asks (new photo, earlier one) where the CLI asked (earlier, later),
+so the memo holds the parts both compute in one fixed order: ~74 LighterGlue runs, not
+~125).
 """
 
 from __future__ import annotations
