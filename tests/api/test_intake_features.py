@@ -1,6 +1,12 @@
 """The same-scene check after the answer (``scene_check`` jobs): nothing is missed when
 the process dies between the answer and the check, and old-format features are made
-again by the backfill."""
+again by the backfill.
+
+Each test needs an empty database (function-scoped ``server``) but only two villages in
+two towns: the set-up imports just A1 (东村) and C3 (南村), not test_session's eight
+households and three villages (each village account costs 4 argon2 hashes, ~0.27 s of
+CPU each, to log in and change its initial password).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,15 @@ from photocheck.similarity.xfeat_scene import SceneFeatures  # the default match
 from photocheck.store.intake import Intake
 from photocheck.store.models import Photo, PhotoMatch
 
-from .conftest import LiveServer
-from .test_session import GOOD, SAME_SCENE, codes, setup_campaign, upload
+from .conftest import LiveServer, start_campaign
+from .test_session import GOOD, HOUSEHOLDS, SAME_SCENE, codes, upload
+
+# test_session's A1 and C3 (the two households these tests upload to), nothing else
+TWO_HOUSEHOLDS = "".join(
+    line
+    for line in HOUSEHOLDS.splitlines(keepends=True)
+    if line.startswith(("\ufeff", "A1,", "C3,"))
+)
 
 
 class _Lost:
@@ -21,6 +34,12 @@ class _Lost:
 
     def enqueue(self, kind: str, key: int) -> None:
         pass
+
+
+def setup_campaign(client: httpx.Client) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    county, villages, out = start_campaign(client, TWO_HOUSEHOLDS)
+    assert sorted(villages) == ["东村", "南村"], out
+    return county, villages
 
 
 def _scene(server: LiveServer, photo_id: int) -> bytes | None:
