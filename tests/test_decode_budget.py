@@ -26,10 +26,11 @@ SIDE = 10950  # 119.9 MP: under the 120 MP pixel limit, so only the budget stops
 
 
 def _png(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
-    """An all-black PNG, compressed row by row (never held decoded)."""
+    """An all-black PNG, compressed row by row (never held decoded). Run-length
+    matching (``Z_RLE``) packs zeros as tightly as level 9's search, ~2.5x faster."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
     row = bytes(1 + width * channels * bit_depth // 8)
-    packer = zlib.compressobj(9)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     idat = b"".join([packer.compress(row) for _ in range(height)] + [packer.flush()])
 
     def chunk(kind: bytes, body: bytes) -> bytes:
