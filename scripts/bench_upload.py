@@ -491,6 +491,9 @@ def main() -> int:
                 cpu, client_cpu = process_cpu(proc.pid), time.process_time()
                 bg, scene = background_cpu(proc.pid), scene_job_cpu(root)
                 rate, lat, stages = http_rate(base, headers, jobs, args.clients)
+                if spy is not None:  # the profile covers the uploads only
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
                 client_cpu = (time.process_time() - client_cpu) * 1000 / len(jobs)
                 window_cpu = (process_cpu(proc.pid) - cpu) * 1000 / len(jobs)
                 window_bg = (background_cpu(proc.pid) - bg) * 1000 / len(jobs)
@@ -507,9 +510,6 @@ def main() -> int:
             # the library again, right after (the server still up, idle): the machine's
             # load drifts, so the ratio is against the mean of the runs before and after
             lib_after, lib_cpu_after = library_rate(photos, points, args.clients)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=60)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -540,7 +540,8 @@ def main() -> int:
         print(
             f"  scene checks (their jobs' own CPU, niced): {server_scene:.1f} ms per upload, "
             f"{window_scene:.1f} ms of it while the uploads ran; other background (audit "
-            f"refresh): {server_bg - server_scene:.1f} ms; the server's idle request threads "
+            f"refresh): {server_bg - server_scene:.1f} ms, {window_bg - window_scene:.1f} ms of "
+            f"it while the uploads ran; the server's idle request threads "
             f"(event-loop ticks) while the checks drained: {idle_cpu:.1f} ms per upload"
         )
         print(

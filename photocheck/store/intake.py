@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
@@ -111,6 +111,7 @@ from .dupindex import (
     embedding_from_bytes,
     embedding_to_bytes,
 )
+from .foreground import Foreground
 from .indexload import Snapshots, bulk_load
 from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
@@ -265,10 +266,15 @@ class Intake:
         self._backfill: threading.Thread | None = None
         self.seen = 0  # the highest photo id the index has considered (catch_up)
         self._following = threading.Event()  # set: the follow() thread stops
-        self.jobs: Jobs = jobs if jobs is not None else ThreadJobs(self.job_handlers())
+        # uploads in flight hold the embedded job threads back (``foreground``)
+        self.foreground = Foreground()
+        if jobs is None:
+            jobs = ThreadJobs(self.job_handlers(), foreground=self.foreground)
+        self.jobs: Jobs = jobs
         self._pending = _PendingImages(PENDING_MAX)
         # same-scene candidates by descriptor votes, per county (XFeat features)
         self.votes = CountyVoteIndexes(db, self._features_of_pending, scene_votes_bytes)
+        self.features_stored = 0  # candidates' features stored by other photos' checks
         # called with (photo_id, county_id) when a scene check found matches (the audit)
         self.on_scene_matches: Callable[[int, int], None] | None = None
 
@@ -625,8 +631,8 @@ class Intake:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:
                 return
-            if own is not None and (row.scene is None or row.scene != own):
-                row.scene = own
+            if own is not None and self.scene is not None and self.scene.needs_features(row.scene):
+                row.scene = own  # features another check stored first are kept (the same)
             if found:
                 self._record_scene_matches(session, row, found)
             row.scene_checked = True
@@ -790,15 +796,31 @@ class Intake:
 
     def _features_of_pending(self, photo_id: int) -> bytes | None:
         """A candidate stored moments ago whose own check has not run: its features from
-        the image it left here, or from its original."""
+        the image it left here, or from its original, stored on its row at once, so its
+        own check and every other check (in any process) reuse them instead of making
+        them again (a job backlog made a queued photo's features once per check that
+        had it as a candidate)."""
         if self.scene is None:
             return None
         made = self._pending.features(photo_id, self.scene.features)  # once, shared with its job
-        if made is not None:
-            return made
-        with self.db.session() as session:
-            sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
-        return self.scene.features_of_blob(sha) if sha else None
+        if made is None:
+            with self.db.session() as session:
+                sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
+            made = self.scene.features_of_blob(sha) if sha else None
+        return None if made is None else self._store_features(photo_id, made)
+
+    def _store_features(self, photo_id: int, made: bytes) -> bytes:
+        """Store a photo's features where its own check would (``photos.scene``) unless
+        a row already has them: whoever stores first wins, and the first one's are
+        returned (the same photo's features, made elsewhere a moment earlier)."""
+        assert self.scene is not None
+        with self.db.write() as session:
+            stored = session.scalar(select(Photo.scene).where(Photo.id == photo_id))
+            if stored is not None and not self.scene.needs_features(stored):
+                return stored
+            session.execute(update(Photo).where(Photo.id == photo_id).values(scene=made))
+        self.features_stored += 1
+        return made
 
 
 def _xfeat(own: bytes | None) -> SceneFeatures | None:
