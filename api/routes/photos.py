@@ -220,6 +220,7 @@ def _process(
         capture=capture.model_dump(mode="json") if capture else None,
         embedding=_embedding(report),
         practice=practice,
+        household=household,  # loaded by the scope check: not read again
     )
 
     def on_commit(session: Session, result: IntakeResult) -> None:

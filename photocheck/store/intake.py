@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
@@ -194,6 +194,9 @@ class Upload:
     capture: dict[str, Any] | None = None
     embedding: Sequence[float] | None = None  # the content model's pooled features
     practice: bool = False
+    # the household with its village, town and county, when the caller has just loaded
+    # it (the request's scope check): not read again
+    household: Household | None = None
 
 
 @dataclass
@@ -457,7 +460,7 @@ class Intake:
         mark = self.seen  # read first: every photo up to it is already in the index
         with self.db.session() as session:
             site_mark = _newest_site_photo(session)  # before the site photos are read
-            household = _load_household(session, upload.household_id)
+            household = upload.household or _load_household(session, upload.household_id)
             site = _linked_site(session, household)
             exact = _exact_hits(session, fp.sha256, fp.pixel_sha256)
             site_early = _matching_site_photos(
@@ -974,28 +977,40 @@ class _Clock:
         return self._laps
 
 
+# The request path's statements, built once with bound parameters: building a
+# statement and its cache key costs more Python than running it (~0.3-1 ms each, per
+# upload, on the threads that share the GIL with the photo checks).
+def _exact_statement(pixels: bool) -> Any:
+    copies = select(PhotoMatch.id).where(
+        PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
+    )
+    same = Photo.sha256 == bindparam("sha")
+    if pixels:
+        same = or_(same, Photo.pixel_sha256 == bindparam("pixels"))
+    return (
+        select(Photo.id, Photo.sha256)
+        .where(same, ~copies.exists(), Photo.id > bindparam("after"))
+        .order_by(Photo.id)
+    )
+
+
+_EXACT = {pixels: _exact_statement(pixels) for pixels in (False, True)}
+_NEWEST_SITE_PHOTO = select(func.max(SitePhoto.id))
+
+
 def _exact_hits(
     session: Session, sha256: str, pixel_sha256: str | None, *, after: int = 0
 ) -> list[HashHit]:
     """Stored photos (ids above ``after``) with the same bytes or pixels (indexed
     columns), except copies already found to be another household's photo (as the
     index leaves them out)."""
-    copies = select(PhotoMatch.id).where(
-        PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
-    )
-    same = Photo.sha256 == sha256
-    if pixel_sha256:
-        same = or_(same, Photo.pixel_sha256 == pixel_sha256)
-    rows = session.execute(
-        select(Photo.id, Photo.sha256)
-        .where(same, ~copies.exists(), Photo.id > after)
-        .order_by(Photo.id)
-    )
+    params = {"sha": sha256, "pixels": pixel_sha256, "after": after}
+    rows = session.connection().execute(_EXACT[bool(pixel_sha256)], params)
     return [HashHit(pid, 0, "sha256" if sha == sha256 else "pixel_sha256") for pid, sha in rows]
 
 
 def _newest_site_photo(session: Session) -> int:
-    return session.scalar(select(func.max(SitePhoto.id))) or 0
+    return session.connection().execute(_NEWEST_SITE_PHOTO).scalar() or 0
 
 
 @dataclass(frozen=True)
@@ -1005,18 +1020,23 @@ class _Newest:
     current: tuple[int, str] | None  # the household's current photo: (id, verdict)
 
 
+def _newest_statement() -> Any:
+    current = select(Household.current_photo_id).where(Household.id == bindparam("household"))
+    return select(
+        select(func.max(Photo.id)).scalar_subquery(),
+        select(func.max(SitePhoto.id)).scalar_subquery(),
+        current.scalar_subquery(),
+        select(Photo.verdict).where(Photo.id == current.scalar_subquery()).scalar_subquery(),
+    )
+
+
+_NEWEST = _newest_statement()
+
+
 def _newest(session: Session, household_id: int) -> _Newest:
     """What the lock must read fresh, in one statement: the highest photo and site-photo
     ids and the household's current photo."""
-    current = select(Household.current_photo_id).where(Household.id == household_id)
-    row = session.execute(
-        select(
-            select(func.max(Photo.id)).scalar_subquery(),
-            select(func.max(SitePhoto.id)).scalar_subquery(),
-            current.scalar_subquery(),
-            select(Photo.verdict).where(Photo.id == current.scalar_subquery()).scalar_subquery(),
-        )
-    ).one()
+    row = session.connection().execute(_NEWEST, {"household": household_id}).one()
     return _Newest(row[0] or 0, row[1] or 0, (row[2], row[3]) if row[2] is not None else None)
 
 
