@@ -1005,10 +1005,8 @@ def _exact_hits(
     columns), except copies already found to be another household's photo (as the
     index leaves them out)."""
     params = {"sha": sha256, "pixels": pixel_sha256, "after": after}
-    rows = session.connection().execute(_EXACT[bool(pixel_sha256)], params)
-    return [
-        HashHit(int(pid), 0, "sha256" if sha == sha256 else "pixel_sha256") for pid, sha in rows
-    ]
+    rows: list[Any] = list(session.connection().execute(_EXACT[bool(pixel_sha256)], params))
+    return [HashHit(pid, 0, "sha256" if sha == sha256 else "pixel_sha256") for pid, sha in rows]
 
 
 def _newest_site_photo(session: Session) -> int:
