@@ -629,6 +629,9 @@ class Intake:
             own = self._pending.features(photo_id, self.scene.features)  # made once
             if own is None:
                 own = self.scene.features_of_blob(probe.hashes.sha256) or b""
+            # stored before the verification (~1 s): the checks other processes run
+            # meanwhile have this photo among their candidates and take them from its row
+            own = self._store_features(photo_id, own)
         found = self._scene_matches(probe, own)
         with self.db.write() as session:
             row = session.get(Photo, photo_id)

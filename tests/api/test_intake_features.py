@@ -141,7 +141,8 @@ def test_a_candidates_features_made_by_another_check_are_stored_and_reused(
     w1.run_scene_check(c3)
     assert counted.extractions == 2  # C3's own and A1's (once, though voted and verified)
     stored = _scene(server, a1)
-    assert stored and SceneFeatures.from_bytes(stored) and w1.features_stored == 1
+    assert stored and SceneFeatures.from_bytes(stored)
+    assert w1.features_stored == 2 and _scene(server, c3)  # C3's stored before verifying
     done = client.get("/households/C3", headers=v["南村"]).json()
     assert "SAME_SCENE" in codes(done["current_photo"]), done
 
