@@ -24,16 +24,17 @@ the field).
    time per photo: the request path (threads at the requests' priority while the
    uploads ran: the target compares this, as the library does no scene check), the
    scene checks (their jobs' own CPU from ``/health``, whichever thread ran them), the
-   other niced background (audit refresh), the idle request threads while the checks
-   drained, the total with and without the scene checks; and the clients' (they share
-   the cores; bodies are encoded before the clock starts).
+   other niced background (audit refresh; both also while the uploads ran), the idle
+   request threads while the checks drained, the total with and without the scene
+   checks; and the clients' (they share the cores; bodies are encoded before the clock
+   starts).
 5. Stages: the mean wall time of each server-side stage of those same uploads, from
    the answers' ``Server-Timing`` header (read = multipart streaming to disk, queue =
    waiting for a worker thread, check, thumbnail, the intake's stages, ...), and
    ``outside`` = client latency minus those (HTTP parsing, auth dependencies, client).
 
 --profile FILE also records the server with py-spy (a dev tool, not a dependency)
-during the HTTP run, as collapsed stacks.
+during the HTTP uploads only (stopped at the last answer), as collapsed stacks.
 
 Timings are noisy on a shared machine; only the ratios within one run mean something.
 
