@@ -29,7 +29,7 @@ from api.settings import Settings
 
 from .conftest import (
     ADMIN,
-    TEST_NICE,
+    TEST_SERVICE,
     LiveServer,
     activate,
     login,
@@ -57,8 +57,8 @@ def flood_server(tmp_path: Path) -> Iterator[LiveServer]:
     # 3 from 127.0.0.1, the burst 12 from one address (each attempt let through is an
     # argon2 hash, and hashes run at a low CPU priority: seconds each on a busy machine)
     url = f"sqlite:///{tmp_path / 'photocheck.sqlite3'}"
-    service_nice = {k: Settings.model_fields[k].default for k in TEST_NICE}  # not the suite's
-    settings = make_settings(tmp_path, url, LOGIN_ATTEMPTS_PER_MINUTE=4, **service_nice)
+    service = {k: Settings.model_fields[k].default for k in TEST_SERVICE}  # not the suite's
+    settings = make_settings(tmp_path, url, LOGIN_ATTEMPTS_PER_MINUTE=4, **service)
     seed_admin(settings)
     live = LiveServer(settings)
     live.start()

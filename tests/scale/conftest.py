@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, TEST_NICE, free_port, login, pg_schema
+from tests.api.conftest import ADMIN, TEST_HASHING, TEST_SERVICE, free_port, login, pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
@@ -41,7 +41,7 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
         PHOTOCHECK_MAX_UPLOAD_MB="8",
         **{
             f"PHOTOCHECK_{k}": v
-            for k, v in {**{k: str(v) for k, v in TEST_NICE.items()}, **extra}.items()
+            for k, v in {**{k: str(v) for k, v in TEST_SERVICE.items()}, **extra}.items()
         },
     )
     return env
@@ -122,7 +122,7 @@ def start_cluster(
     from photocheck.store import Role
 
     data_dir = tmp_path / "data"
-    settings = Settings(DATA_DIR=data_dir, DATABASE_URL=database_url)
+    settings = Settings(DATA_DIR=data_dir, DATABASE_URL=database_url, **TEST_HASHING)  # type: ignore[arg-type]
     add_user(settings, ADMIN[0], ADMIN[1], role=Role.COUNTY, county="丹凤县")
     env = service_env(data_dir, database_url, **extra)
     workers = [WorkerProcess(env, tmp_path / f"worker{i}.log", module=module) for i in range(n)]

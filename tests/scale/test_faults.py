@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.api.conftest import free_port
+from tests.api.conftest import TEST_HASHING, free_port
 from tests.conftest import data_file
 
 from .conftest import Cluster, WorkerProcess, import_households, service_env, start_cluster
@@ -240,8 +240,8 @@ def test_serve_workers_2_starts_two_processes(tmp_path: Path, pg_schema_url: str
     from photocheck.store import Role
 
     data_dir = tmp_path / "data"
-    add_user(Settings(DATA_DIR=data_dir, DATABASE_URL=pg_schema_url), "admin", "county-secret-1",
-             role=Role.COUNTY, county="丹凤县")  # fmt: skip
+    settings = Settings(DATA_DIR=data_dir, DATABASE_URL=pg_schema_url, **TEST_HASHING)  # type: ignore[arg-type]
+    add_user(settings, "admin", "county-secret-1", role=Role.COUNTY, county="丹凤县")
     port = free_port()
     env = service_env(data_dir, pg_schema_url)
     log = tmp_path / "serve.log"
