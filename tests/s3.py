@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import die_with_parent
+
 ACCESS_KEY = "photocheck-test"
 SECRET_KEY = "photocheck-test-secret"
 START_TIMEOUT_S = 60.0
@@ -131,6 +133,7 @@ class SeaweedFS:
             env=env,
             cwd=self.root,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # no weed outlives a killed xdist worker
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import signal
 import socket
 import struct
@@ -26,7 +25,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, data_file
+from tests.conftest import data_file
+from tests.processes import die_with_parent
+from tests.scale.conftest import service_env
 
 from .conftest import ADMIN, activate, free_port, login, make_settings, seed_admin
 
@@ -44,12 +45,7 @@ class ServerProcess:
 
     def __init__(self, data_dir: Path, database_url: str) -> None:
         self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "PHOTOCHECK_DATA_DIR": str(data_dir),
-            "PHOTOCHECK_DATABASE_URL": database_url,
-        }
+        self.env = service_env(data_dir, database_url)  # the suite's argon2 cost and nice
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,6 +58,7 @@ class ServerProcess:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

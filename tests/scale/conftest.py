@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import ADMIN, TEST_HASHING, TEST_SERVICE, free_port, login, pg_schema
+from tests.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
@@ -70,6 +71,7 @@ class WorkerProcess:
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),
             )
 
     def wait_ready(self) -> None:

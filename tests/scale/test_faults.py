@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from tests.api.conftest import TEST_HASHING, free_port
 from tests.conftest import data_file
+from tests.processes import die_with_parent
 
 from .conftest import Cluster, WorkerProcess, import_households, service_env, start_cluster
 from .test_workers import TRIAL_PHOTOS, households_csv, upload
@@ -248,7 +249,7 @@ def test_serve_workers_2_starts_two_processes(tmp_path: Path, pg_schema_url: str
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys_executable(), "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
         )  # fmt: skip
     try:
         pids: set[int] = set()
