@@ -29,7 +29,7 @@ from tests.conftest import data_file
 from tests.processes import die_with_parent
 from tests.scale.conftest import service_env
 
-from .conftest import ADMIN, activate, free_port, login, make_settings, seed_admin
+from .conftest import ADMIN, activate, free_port, login, loopback_client, make_settings, seed_admin
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
@@ -61,14 +61,15 @@ class ServerProcess:
             preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the server exited"
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        with loopback_client(self.url, timeout=2) as probe:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, "the server exited"
+                try:
+                    if probe.get("/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         msg = "server did not start"
         raise RuntimeError(msg)
 
@@ -132,7 +133,7 @@ def _pending_keys(database_url: str) -> int:
 
 def test_retry_after_kill_succeeds_at_once(served: tuple[ServerProcess, str]) -> None:
     server, database_url = served
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
+    with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         admin = login(client, *ADMIN)
         r = client.post("/households/import", content=HOUSEHOLDS.encode(),
                         headers={**admin, "content-type": "text/csv"})  # fmt: skip
@@ -171,7 +172,7 @@ def test_retry_after_kill_succeeds_at_once(served: tuple[ServerProcess, str]) ->
     assert _pending_keys(database_url) == 1  # K2's, left behind; K1 never claimed one
     server.start()
 
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
+    with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         for household, key, data, kind in (
             ("K1", "crash-1", body, ctype),
             ("K2", "crash-2", slow, slow_type),

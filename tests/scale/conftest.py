@@ -17,7 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, TEST_HASHING, TEST_SERVICE, free_port, login, pg_schema
+from tests.api.conftest import (
+    ADMIN,
+    TEST_HASHING,
+    TEST_SERVICE,
+    free_port,
+    login,
+    loopback_client,
+    pg_schema,
+)
 from tests.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,17 +84,19 @@ class WorkerProcess:
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                msg = f"worker exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
-                raise RuntimeError(msg)
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        with loopback_client(self.url, timeout=2) as probe:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    tail = self.log.read_text()[-3000:]
+                    msg = f"worker exited with {self.proc.returncode}:\n{tail}"
+                    raise RuntimeError(msg)
+                try:
+                    if probe.get("/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         msg = f"worker did not start:\n{self.log.read_text()[-3000:]}"
         raise RuntimeError(msg)
 
@@ -105,7 +115,7 @@ class WorkerProcess:
                 self.kill()
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url + "/api/v1", timeout=120)
+        return loopback_client(self.url + "/api/v1")
 
 
 @dataclass
