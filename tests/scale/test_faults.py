@@ -28,8 +28,13 @@ from .test_workers import TRIAL_PHOTOS, households_csv, upload
 
 pytestmark = pytest.mark.postgres
 
-LOAD = 24  # uploads in the bounded load, alternately through the two workers
-KILL_AFTER = 6  # acknowledged uploads before worker 1 is killed
+# The bounded load: uploads alternately through the two workers, 4 at a time, worker 1
+# killed after KILL_AFTER answers. What the assertions need is uploads in flight at the
+# kill (4 threads), jobs held by worker 1 when it dies (their features run a second
+# after each upload) and uploads after it through worker 2: 12 give all three; each
+# upload costs ~1 s of CPU (its check, then its scene check and features).
+LOAD = 12
+KILL_AFTER = 5
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
