@@ -13,8 +13,6 @@ import functools
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -25,8 +23,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import data_file
-from tests.processes import die_with_parent
+from tests.conftest import ROOT, data_file
+from tests.processes import ServiceProcess
 from tests.scale.conftest import service_env
 
 from .conftest import ADMIN, activate, free_port, login, loopback_client, make_settings, seed_admin
@@ -46,20 +44,16 @@ class ServerProcess:
     def __init__(self, data_dir: Path, database_url: str) -> None:
         self.port = free_port()
         self.env = service_env(data_dir, database_url)  # the suite's argon2 cost and nice
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / "serve.log"
+        self.proc: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent(),
-        )
+        args = ["serve", "--port", str(self.port)]  # forked from the suite's zygote
+        self.proc = ServiceProcess("api.cli", args, self.env, self.log, ROOT)
         deadline = time.monotonic() + 120
         with loopback_client(self.url, timeout=2) as probe:
             while time.monotonic() < deadline:

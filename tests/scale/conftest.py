@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from tests.api.conftest import (
     loopback_client,
     pg_schema,
 )
-from tests.processes import die_with_parent
+from tests.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
@@ -58,29 +57,24 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
 
 @dataclass
 class WorkerProcess:
-    """One ``python -m api.cli serve`` process on its own port (``module``: another
+    """One ``photocheck serve`` process on its own port (``module``: another
     entry point with the same command line, e.g. ``tests.scale.counting_serve``)."""
 
     env: dict[str, str]
     log: Path
     port: int = field(default_factory=free_port)
     module: str = "api.cli"
-    proc: subprocess.Popen[bytes] | None = None
+    proc: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, "serve", "--port", str(self.port)],
-                env=self.env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent(),
-            )
+        """``python -m MODULE serve --port PORT``, forked from the suite's zygote
+        (tests/processes.py: a process of its own, without seconds of imports)."""
+        args = ["serve", "--port", str(self.port)]
+        self.proc = ServiceProcess(self.module, args, self.env, self.log, ROOT)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_S
