@@ -8,7 +8,7 @@ from photocheck.store import County, Database, Role, Town, User
 from photocheck.store.repo import get_or_create_county
 
 from .migrate import upgrade
-from .security import MIN_PASSWORD_LENGTH, hash_password
+from .security import MIN_PASSWORD_LENGTH
 from .settings import Settings
 
 __all__ = ["AccountError", "add_user"]
@@ -65,7 +65,7 @@ def add_user(
             session.add(
                 User(
                     username=username,
-                    password_hash=hash_password(password),
+                    password_hash=settings.password_hashing().hash(password),
                     role=role,
                     county_id=row.id,
                     town_id=town_id,

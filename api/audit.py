@@ -187,6 +187,8 @@ class AuditWorker:
         try:
             while (job := self._next_job()) is not None:
                 counties, tickets = job
+                if not tickets:  # nobody waits for it: not while uploads run (``foreground``)
+                    self.state.intake.foreground.wait_quiet()
                 self._run(counties, tickets)
         finally:
             self._release(self._take_tickets(), "the audit worker stopped")

@@ -93,7 +93,10 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
         blobs.describe(),
     )
     passwords = PasswordPool(
-        settings.LOGIN_HASH_CONCURRENCY, settings.LOGIN_HASH_QUEUE, settings.LOGIN_HASH_NICE
+        settings.LOGIN_HASH_CONCURRENCY,
+        settings.LOGIN_HASH_QUEUE,
+        settings.LOGIN_HASH_NICE,
+        settings.password_hashing(),
     )
     address_rate = AddressRate(settings.LOGIN_ATTEMPTS_PER_MINUTE)
     state = AppState(

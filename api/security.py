@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 import jwt
@@ -23,40 +24,56 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
     "HashingBusy",
+    "PasswordHashing",
     "PasswordPool",
     "TokenClaims",
     "decode_token",
-    "hash_password",
     "make_token",
-    "new_password",
-    "verify_password",
 ]
 
 ALGORITHM = "HS256"
-_HASHER = PasswordHasher()
-# verified against when the user does not exist, so timing does not tell who exists
-_DUMMY_HASH = _HASHER.hash("not a real password")
 _ALPHABET = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/l/I, B/8
 MIN_PASSWORD_LENGTH = 8
 T = TypeVar("T")
 
 
-def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+@dataclass(frozen=True)
+class PasswordHashing:
+    """argon2id at the cost new hashes are made with (default: argon2-cffi's RFC 9106
+    low-memory profile, 3 passes over 64 MiB on 4 lanes, ~0.25 s of CPU).
 
+    A stored hash carries its own parameters and is verified with them, so changing the
+    cost locks nobody out: old hashes keep theirs until the password changes. The dummy
+    hash that unknown usernames are checked against is made at this cost, so a login
+    takes the same time whether the account exists or not.
+    """
 
-def verify_password(password: str, hashed: str | None) -> bool:
-    """True if ``password`` matches; always spends the same argon2 time."""
-    try:
-        return _HASHER.verify(hashed or _DUMMY_HASH, password) and hashed is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    time_cost: int = 3
+    memory_kib: int = 65536
+    parallelism: int = 4
 
+    @cached_property
+    def _hasher(self) -> PasswordHasher:
+        return PasswordHasher(self.time_cost, self.memory_kib, parallelism=self.parallelism)
 
-def new_password(length: int = 10) -> tuple[str, str]:
-    """A random initial password, easy to copy from a paper slip: (clear, hash)."""
-    clear = "".join(secrets.choice(_ALPHABET) for _ in range(length))
-    return clear, hash_password(clear)
+    @cached_property
+    def _dummy_hash(self) -> str:  # made at first use, not at every import
+        return self.hash("not a real password")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password: str, hashed: str | None) -> bool:
+        """True if ``password`` matches; always spends an argon2 verification."""
+        try:
+            return self._hasher.verify(hashed or self._dummy_hash, password) and bool(hashed)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def new_password(self, length: int = 10) -> tuple[str, str]:
+        """A random initial password, easy to copy from a paper slip: (clear, hash)."""
+        clear = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+        return clear, self.hash(clear)
 
 
 class HashingBusy(Exception):
@@ -76,7 +93,14 @@ class PasswordPool:
     threads, which inherit it) run at a lower CPU priority, so uploads come first.
     """
 
-    def __init__(self, concurrency: int, queue: int, nice: int = HASH_NICE) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        queue: int,
+        nice: int = HASH_NICE,
+        hashing: PasswordHashing | None = None,
+    ) -> None:
+        self.hashing = hashing or PasswordHashing()
         self._pool = ThreadPoolExecutor(
             concurrency, thread_name_prefix="argon2", initializer=_lower_priority, initargs=(nice,)
         )
@@ -108,6 +132,14 @@ class PasswordPool:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         finally:
             self._leave()
+
+    async def verify(self, password: str, hashed: str | None) -> bool:
+        """``PasswordHashing.verify`` on the pool (:exception HashingBusy: it is full)."""
+        return await self.run(self.hashing.verify, password, hashed)
+
+    async def hash(self, password: str) -> str:
+        """``PasswordHashing.hash`` on the pool (:exception HashingBusy: it is full)."""
+        return await self.run(self.hashing.hash, password)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -12,10 +12,12 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from photocheck.store import BlobConfig
+
+from .security import PasswordHashing
 
 __all__ = ["Settings"]
 
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     # argon2's CPU priority (Linux nice of its threads): uploads come first in a login
     # flood; 0 where nothing else needs the cores (the test suite's servers)
     LOGIN_HASH_NICE: int = Field(default=10, ge=0, le=19)
+    # argon2id cost of new password hashes (default: RFC 9106's low-memory profile,
+    # ~0.25 s of CPU and 64 MiB each). A stored hash is verified with the parameters it
+    # carries, so a change locks nobody out. Lower it only where logins face no one who
+    # could guess (the test suite's servers: 1 pass over 1 MiB on 1 lane).
+    PASSWORD_HASH_TIME_COST: int = Field(default=3, ge=1)
+    PASSWORD_HASH_MEMORY_KIB: int = Field(default=65536, ge=8)
+    PASSWORD_HASH_PARALLELISM: int = Field(default=4, ge=1, le=255)
     # the audit's refresh thread, likewise (background work: uploads first)
     AUDIT_NICE: int = Field(default=10, ge=0, le=19)
     RUN_MIGRATIONS: bool = True
@@ -77,6 +86,20 @@ class Settings(BaseSettings):
         """Relative paths are taken from the directory the process starts in, once: the
         database, blobs and secret then stay in one place whatever changes the cwd."""
         return None if value is None else value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _hash_memory(self) -> Settings:
+        if self.PASSWORD_HASH_MEMORY_KIB < 8 * self.PASSWORD_HASH_PARALLELISM:
+            msg = "PASSWORD_HASH_MEMORY_KIB must be at least 8 x PASSWORD_HASH_PARALLELISM"
+            raise ValueError(msg)
+        return self
+
+    def password_hashing(self) -> PasswordHashing:
+        return PasswordHashing(
+            self.PASSWORD_HASH_TIME_COST,
+            self.PASSWORD_HASH_MEMORY_KIB,
+            self.PASSWORD_HASH_PARALLELISM,
+        )
 
     @property
     def max_upload_bytes(self) -> int:

@@ -24,16 +24,17 @@ the field).
    time per photo: the request path (threads at the requests' priority while the
    uploads ran: the target compares this, as the library does no scene check), the
    scene checks (their jobs' own CPU from ``/health``, whichever thread ran them), the
-   other niced background (audit refresh), the idle request threads while the checks
-   drained, the total with and without the scene checks; and the clients' (they share
-   the cores; bodies are encoded before the clock starts).
+   other niced background (audit refresh; both also while the uploads ran), the idle
+   request threads while the checks drained, the total with and without the scene
+   checks; and the clients' (they share the cores; bodies are encoded before the clock
+   starts).
 5. Stages: the mean wall time of each server-side stage of those same uploads, from
    the answers' ``Server-Timing`` header (read = multipart streaming to disk, queue =
    waiting for a worker thread, check, thumbnail, the intake's stages, ...), and
    ``outside`` = client latency minus those (HTTP parsing, auth dependencies, client).
 
 --profile FILE also records the server with py-spy (a dev tool, not a dependency)
-during the HTTP run, as collapsed stacks.
+during the HTTP uploads only (stopped at the last answer), as collapsed stacks.
 
 Timings are noisy on a shared machine; only the ratios within one run mean something.
 
@@ -491,6 +492,9 @@ def main() -> int:
                 cpu, client_cpu = process_cpu(proc.pid), time.process_time()
                 bg, scene = background_cpu(proc.pid), scene_job_cpu(root)
                 rate, lat, stages = http_rate(base, headers, jobs, args.clients)
+                if spy is not None:  # the profile covers the uploads only
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
                 client_cpu = (time.process_time() - client_cpu) * 1000 / len(jobs)
                 window_cpu = (process_cpu(proc.pid) - cpu) * 1000 / len(jobs)
                 window_bg = (background_cpu(proc.pid) - bg) * 1000 / len(jobs)
@@ -507,9 +511,6 @@ def main() -> int:
             # the library again, right after (the server still up, idle): the machine's
             # load drifts, so the ratio is against the mean of the runs before and after
             lib_after, lib_cpu_after = library_rate(photos, points, args.clients)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=60)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -540,7 +541,8 @@ def main() -> int:
         print(
             f"  scene checks (their jobs' own CPU, niced): {server_scene:.1f} ms per upload, "
             f"{window_scene:.1f} ms of it while the uploads ran; other background (audit "
-            f"refresh): {server_bg - server_scene:.1f} ms; the server's idle request threads "
+            f"refresh): {server_bg - server_scene:.1f} ms, {window_bg - window_scene:.1f} ms of "
+            f"it while the uploads ran; the server's idle request threads "
             f"(event-loop ticks) while the checks drained: {idle_cpu:.1f} ms per upload"
         )
         print(

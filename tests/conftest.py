@@ -23,6 +23,7 @@ import pytest
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
 from photocheck.similarity.dedup import Pair, dedup_entries, load_entries
 from tests.feature_memo import xfeat_feature_memo  # noqa: F401 - XFeat once per image
+from tests.processes import die_with_parent, stop_zygote
 from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ class MypyRun:
             [sys.executable, "-c", _MYPY_WRAPPER, str(self.out), str(self.rc)],
             cwd=ROOT,
             start_new_session=True,  # stop() ends mypy with its wrapper
+            preexec_fn=die_with_parent(),
         )
 
     def result(self, timeout: float = 600) -> tuple[int, str]:
@@ -119,6 +121,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_zygote()  # the service processes' forkserver (tests/processes.py), reaped
     run = config.stash.get(MYPY_RUN, None)
     if run is not None and run.proc is not None:
         if hasattr(config, "workerinput"):  # another worker may still need the result

@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import die_with_parent
+
 ACCESS_KEY = "photocheck-test"
 SECRET_KEY = "photocheck-test-secret"
 START_TIMEOUT_S = 60.0
@@ -131,20 +133,21 @@ class SeaweedFS:
             env=env,
             cwd=self.root,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # no weed outlives a killed xdist worker
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._ready():
+        client = self.client()  # one for every probe (a boto3 client costs ~40 ms of CPU)
+        while not self._ready(client):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 tail = (self.root / "weed.log").read_text(errors="replace")[-2000:]
                 self.stop()
                 pytest.fail(f"SeaweedFS did not start:\n{tail}")
-            time.sleep(0.2)
+            time.sleep(0.1)
 
-    def _ready(self) -> bool:
+    def _ready(self, client: Any) -> bool:
         """S3 answers and a write goes through (volumes are allocated)."""
         try:
-            client = self.client()
             bucket = "ready-check"
             with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
                 client.create_bucket(Bucket=bucket)

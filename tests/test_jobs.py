@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from photocheck.store.foreground import Foreground
 from photocheck.store.jobs import ThreadJobs
 
 
@@ -64,3 +65,23 @@ def test_job_stats_add_up_every_jobs_cpu() -> None:
     assert stats["jobs"] == 3 and stats["queued"] == 0
     assert stats["run_p95_s"] >= stats["run_p50_s"] >= 0
     assert stats["cpu_total_s"] >= 0.12 - 0.005  # 20 + 40 + 60 ms, rounded to 1 ms
+
+
+def test_jobs_wait_while_uploads_run_but_not_for_ever() -> None:
+    """``Foreground``: a job queued while an upload is in flight starts only once the
+    process is free of uploads (a niced job holding the GIL stalls every request); a
+    sustained load holds it back at most ``max_hold_s``."""
+    ran = threading.Event()
+    foreground = Foreground(quiet_s=0.05, max_hold_s=600)
+    jobs = ThreadJobs({"scene_check": lambda key: ran.set()}, threads=1, foreground=foreground)
+    with foreground.busy():
+        jobs.enqueue("scene_check", 1)
+        assert not ran.wait(0.5)  # held back while the upload runs
+    assert jobs.drain(timeout=30) and ran.is_set()
+    assert foreground.held_s > 0
+
+    ran.clear()
+    foreground.max_hold_s = 0.2
+    with foreground.busy():  # uploads without end: the job starts anyway
+        jobs.enqueue("scene_check", 2)
+        assert jobs.drain(timeout=30) and ran.is_set()

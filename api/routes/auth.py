@@ -25,7 +25,7 @@ from ..login_limits import (
     too_many_failures,
 )
 from ..schemas import ChangePassword, Token, UserOut
-from ..security import HashingBusy, hash_password, make_token, verify_password
+from ..security import HashingBusy, make_token
 from ..state import AppState
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -68,9 +68,7 @@ async def log_in(state: AppState, address: str, username: str, password: str) ->
     if wait > 0:
         raise too_many_failures(wait)
     try:
-        ok = await state.passwords.run(
-            verify_password, password, user.password_hash if user else None
-        )
+        ok = await state.passwords.verify(password, user.password_hash if user else None)
     except HashingBusy:
         raise hashing_busy() from None
     if not ok or user is None:
@@ -112,9 +110,9 @@ async def change_password(request: Request, user: AnyUser, body: ChangePassword)
     stops working: log in again with the new password."""
     state = deps.get_state(request)
     try:
-        ok = await state.passwords.run(verify_password, body.old_password, user.password_hash)
+        ok = await state.passwords.verify(body.old_password, user.password_hash)
         if ok and body.new_password != body.old_password:
-            hashed = await state.passwords.run(hash_password, body.new_password)
+            hashed = await state.passwords.hash(body.new_password)
     except HashingBusy:
         raise hashing_busy() from None
     if not ok:

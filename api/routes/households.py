@@ -18,7 +18,6 @@ from photocheck.store.repo import household_photos, import_households
 from ..deps import CountyUser, ScopedHousehold, SessionDep, State
 from ..errors import ApiError
 from ..schemas import AccountSlip, HouseholdOut, ImportOut, PhotoOut
-from ..security import new_password
 
 router = APIRouter(prefix="/households", tags=["households"])
 
@@ -53,7 +52,7 @@ async def import_file(
         with state.db.write() as session:
             county = session.get(County, user.county_id)
             assert county is not None
-            result = import_households(session, county, rows, new_password)
+            result = import_households(session, county, rows, state.passwords.hashing.new_password)
         return ImportOut(
             created=result.created,
             updated=result.updated,

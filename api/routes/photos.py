@@ -52,8 +52,20 @@ async def upload_photo(
     The answer's ``Server-Timing`` header gives the time of each stage (ms), for the
     upload benchmark and a browser's network panel.
     """
-    laps = _Laps()
     state = deps.get_state(request)
+    with state.intake.foreground.busy():  # background work waits meanwhile
+        return await _upload(request, state, household_id, token, practice, idempotency_key)
+
+
+async def _upload(
+    request: Request,
+    state: AppState,
+    household_id: str,
+    token: str | None,
+    practice: bool,
+    idempotency_key: str | None,
+) -> JSONResponse:
+    laps = _Laps()
     user_id, household = await run_in_threadpool(_authorise, state, token, household_id)
     laps.lap("authorise")
     claim: idempotency.Claim | None = None
@@ -208,6 +220,7 @@ def _process(
         capture=capture.model_dump(mode="json") if capture else None,
         embedding=_embedding(report),
         practice=practice,
+        household=household,  # loaded by the scope check: not read again
     )
 
     def on_commit(session: Session, result: IntakeResult) -> None:

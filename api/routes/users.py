@@ -14,7 +14,6 @@ from ..deps import CountyUser, State
 from ..errors import ApiError
 from ..login_limits import clear_failures
 from ..schemas import AccountSlip
-from ..security import new_password
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -27,7 +26,7 @@ class TownAccountIn(BaseModel):
 @router.post("/town", response_model=AccountSlip, status_code=201)
 def create_town_account(state: State, user: CountyUser, body: TownAccountIn) -> AccountSlip:
     """A read-only account for a town (its villages' households and retakes)."""
-    clear, hashed = new_password()
+    clear, hashed = state.passwords.hashing.new_password()
     with state.db.write() as session:
         town = session.scalar(
             select(Town).where(Town.county_id == user.county_id, Town.name == body.town)
@@ -69,7 +68,7 @@ def reset_password(
 ) -> AccountSlip:
     """A new initial password for an account of this county (answered once). Every
     token issued to the account before stops working; its login delays are cleared."""
-    clear, hashed = new_password()
+    clear, hashed = state.passwords.hashing.new_password()
     with state.db.write() as session:
         target = session.scalar(
             select(User).where(User.username == username, User.county_id == user.county_id)

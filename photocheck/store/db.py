@@ -48,6 +48,11 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+            if ":memory:" not in url:
+                # 8 uploads' threads, the jobs, the audit and the page requests at once:
+                # with the default 5 an overflow connection was opened (and its pragmas
+                # run) for one request and closed again
+                kwargs.update(pool_size=16, max_overflow=16)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload
 
@@ -111,6 +111,7 @@ from .dupindex import (
     embedding_from_bytes,
     embedding_to_bytes,
 )
+from .foreground import Foreground
 from .indexload import Snapshots, bulk_load
 from .jobs import Jobs, ThreadJobs
 from .models import Household, Photo, PhotoMatch, Town, Village
@@ -193,6 +194,9 @@ class Upload:
     capture: dict[str, Any] | None = None
     embedding: Sequence[float] | None = None  # the content model's pooled features
     practice: bool = False
+    # the household with its village, town and county, when the caller has just loaded
+    # it (the request's scope check): not read again
+    household: Household | None = None
 
 
 @dataclass
@@ -265,10 +269,15 @@ class Intake:
         self._backfill: threading.Thread | None = None
         self.seen = 0  # the highest photo id the index has considered (catch_up)
         self._following = threading.Event()  # set: the follow() thread stops
-        self.jobs: Jobs = jobs if jobs is not None else ThreadJobs(self.job_handlers())
+        # uploads in flight hold the embedded job threads back (``foreground``)
+        self.foreground = Foreground()
+        if jobs is None:
+            jobs = ThreadJobs(self.job_handlers(), foreground=self.foreground)
+        self.jobs: Jobs = jobs
         self._pending = _PendingImages(PENDING_MAX)
         # same-scene candidates by descriptor votes, per county (XFeat features)
         self.votes = CountyVoteIndexes(db, self._features_of_pending, scene_votes_bytes)
+        self.features_stored = 0  # candidates' features stored by other photos' checks
         # called with (photo_id, county_id) when a scene check found matches (the audit)
         self.on_scene_matches: Callable[[int, int], None] | None = None
 
@@ -451,7 +460,7 @@ class Intake:
         mark = self.seen  # read first: every photo up to it is already in the index
         with self.db.session() as session:
             site_mark = _newest_site_photo(session)  # before the site photos are read
-            household = _load_household(session, upload.household_id)
+            household = upload.household or _load_household(session, upload.household_id)
             site = _linked_site(session, household)
             exact = _exact_hits(session, fp.sha256, fp.pixel_sha256)
             site_early = _matching_site_photos(
@@ -620,13 +629,16 @@ class Intake:
             own = self._pending.features(photo_id, self.scene.features)  # made once
             if own is None:
                 own = self.scene.features_of_blob(probe.hashes.sha256) or b""
+            # stored before the verification (~1 s): the checks other processes run
+            # meanwhile have this photo among their candidates and take them from its row
+            own = self._store_features(photo_id, own)
         found = self._scene_matches(probe, own)
         with self.db.write() as session:
             row = session.get(Photo, photo_id)
             if row is None or row.scene_checked:
                 return
-            if own is not None and (row.scene is None or row.scene != own):
-                row.scene = own
+            if own is not None and self.scene is not None and self.scene.needs_features(row.scene):
+                row.scene = own  # features another check stored first are kept (the same)
             if found:
                 self._record_scene_matches(session, row, found)
             row.scene_checked = True
@@ -790,15 +802,31 @@ class Intake:
 
     def _features_of_pending(self, photo_id: int) -> bytes | None:
         """A candidate stored moments ago whose own check has not run: its features from
-        the image it left here, or from its original."""
+        the image it left here, or from its original, stored on its row at once, so its
+        own check and every other check (in any process) reuse them instead of making
+        them again (a job backlog made a queued photo's features once per check that
+        had it as a candidate)."""
         if self.scene is None:
             return None
         made = self._pending.features(photo_id, self.scene.features)  # once, shared with its job
-        if made is not None:
-            return made
-        with self.db.session() as session:
-            sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
-        return self.scene.features_of_blob(sha) if sha else None
+        if made is None:
+            with self.db.session() as session:
+                sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
+            made = self.scene.features_of_blob(sha) if sha else None
+        return None if made is None else self._store_features(photo_id, made)
+
+    def _store_features(self, photo_id: int, made: bytes) -> bytes:
+        """Store a photo's features where its own check would (``photos.scene``) unless
+        a row already has them: whoever stores first wins, and the first one's are
+        returned (the same photo's features, made elsewhere a moment earlier)."""
+        assert self.scene is not None
+        with self.db.write() as session:
+            stored = session.scalar(select(Photo.scene).where(Photo.id == photo_id))
+            if stored is not None and not self.scene.needs_features(stored):
+                return stored
+            session.execute(update(Photo).where(Photo.id == photo_id).values(scene=made))
+        self.features_stored += 1
+        return made
 
 
 def _xfeat(own: bytes | None) -> SceneFeatures | None:
@@ -952,28 +980,40 @@ class _Clock:
         return self._laps
 
 
+# The request path's statements, built once with bound parameters: building a
+# statement and its cache key costs more Python than running it (~0.3-1 ms each, per
+# upload, on the threads that share the GIL with the photo checks).
+def _exact_statement(pixels: bool) -> Any:
+    copies = select(PhotoMatch.id).where(
+        PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
+    )
+    same = Photo.sha256 == bindparam("sha")
+    if pixels:
+        same = or_(same, Photo.pixel_sha256 == bindparam("pixels"))
+    return (
+        select(Photo.id, Photo.sha256)
+        .where(same, ~copies.exists(), Photo.id > bindparam("after"))
+        .order_by(Photo.id)
+    )
+
+
+_EXACT = {pixels: _exact_statement(pixels) for pixels in (False, True)}
+_NEWEST_SITE_PHOTO = select(func.max(SitePhoto.id))
+
+
 def _exact_hits(
     session: Session, sha256: str, pixel_sha256: str | None, *, after: int = 0
 ) -> list[HashHit]:
     """Stored photos (ids above ``after``) with the same bytes or pixels (indexed
     columns), except copies already found to be another household's photo (as the
     index leaves them out)."""
-    copies = select(PhotoMatch.id).where(
-        PhotoMatch.photo_id == Photo.id, PhotoMatch.relation == "same_photo"
-    )
-    same = Photo.sha256 == sha256
-    if pixel_sha256:
-        same = or_(same, Photo.pixel_sha256 == pixel_sha256)
-    rows = session.execute(
-        select(Photo.id, Photo.sha256)
-        .where(same, ~copies.exists(), Photo.id > after)
-        .order_by(Photo.id)
-    )
+    params = {"sha": sha256, "pixels": pixel_sha256, "after": after}
+    rows: list[Any] = list(session.connection().execute(_EXACT[bool(pixel_sha256)], params))
     return [HashHit(pid, 0, "sha256" if sha == sha256 else "pixel_sha256") for pid, sha in rows]
 
 
 def _newest_site_photo(session: Session) -> int:
-    return session.scalar(select(func.max(SitePhoto.id))) or 0
+    return session.connection().execute(_NEWEST_SITE_PHOTO).scalar() or 0
 
 
 @dataclass(frozen=True)
@@ -983,18 +1023,23 @@ class _Newest:
     current: tuple[int, str] | None  # the household's current photo: (id, verdict)
 
 
+def _newest_statement() -> Any:
+    current = select(Household.current_photo_id).where(Household.id == bindparam("household"))
+    return select(
+        select(func.max(Photo.id)).scalar_subquery(),
+        select(func.max(SitePhoto.id)).scalar_subquery(),
+        current.scalar_subquery(),
+        select(Photo.verdict).where(Photo.id == current.scalar_subquery()).scalar_subquery(),
+    )
+
+
+_NEWEST = _newest_statement()
+
+
 def _newest(session: Session, household_id: int) -> _Newest:
     """What the lock must read fresh, in one statement: the highest photo and site-photo
     ids and the household's current photo."""
-    current = select(Household.current_photo_id).where(Household.id == household_id)
-    row = session.execute(
-        select(
-            select(func.max(Photo.id)).scalar_subquery(),
-            select(func.max(SitePhoto.id)).scalar_subquery(),
-            current.scalar_subquery(),
-            select(Photo.verdict).where(Photo.id == current.scalar_subquery()).scalar_subquery(),
-        )
-    ).one()
+    row = session.connection().execute(_NEWEST, {"household": household_id}).one()
     return _Newest(row[0] or 0, row[1] or 0, (row[2], row[3]) if row[2] is not None else None)
 
 

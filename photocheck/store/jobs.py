@@ -26,6 +26,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from .foreground import Foreground
+
 __all__ = ["JOB_NICE", "Handler", "Jobs", "ThreadJobs", "default_threads", "lower_priority"]
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,15 @@ class Jobs(Protocol):
 class ThreadJobs:
     """``Jobs`` on ``threads`` background threads of this process (the embedded default)."""
 
-    def __init__(self, handlers: Mapping[str, Handler], threads: int | None = None) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        threads: int | None = None,
+        *,
+        foreground: Foreground | None = None,
+    ) -> None:
         self._handlers = dict(handlers)
+        self._foreground = foreground  # jobs wait while uploads run (``foreground``)
         self._threads_wanted = threads or default_threads()
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, int, float]] = deque()
@@ -122,6 +131,11 @@ class ThreadJobs:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
+            if self._foreground is not None:
+                self._foreground.wait_quiet()
+            with self._cond:
+                if not self._queue:
+                    continue  # another thread took it meanwhile
                 kind, key, queued_at = self._queue.popleft()
                 self._queued.discard((kind, key))
                 self._running += 1

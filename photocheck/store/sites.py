@@ -29,6 +29,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
@@ -321,6 +322,18 @@ class SitePhotoMatch:
     via: str  # sha256 | pixel_sha256 | pdq
 
 
+# built once (every house photo's upload runs it): bound parameters, no per-call build
+_SITE_HASHES = (
+    select(SitePhoto.id, SitePhoto.sha256, SitePhoto.pixel_sha256, SitePhoto.pdq)
+    .join(SharedSite)
+    .where(
+        SharedSite.county_id == bindparam("county"),
+        SitePhoto.verdict != "reject",
+        SitePhoto.id > bindparam("after"),
+    )
+)
+
+
 def _matching_site_photos(
     session: Session, county_id: int, fp: Fingerprint, sim: SimilarityPolicy, *, after: int = 0
 ) -> list[SitePhotoMatch]:
@@ -333,13 +346,8 @@ def _matching_site_photos(
     and a linear PDQ scan; only the matches are loaded as rows.
     A stored site photo's hash passed the quality gate when it was stored.
     """
-    hashes = session.execute(
-        select(SitePhoto.id, SitePhoto.sha256, SitePhoto.pixel_sha256, SitePhoto.pdq)
-        .join(SharedSite)
-        .where(
-            SharedSite.county_id == county_id, SitePhoto.verdict != "reject", SitePhoto.id > after
-        )
-    ).all()
+    params = {"county": county_id, "after": after}
+    hashes = session.connection().execute(_SITE_HASHES, params).all()
     found: dict[int, tuple[int, str]] = {}
     for photo_id, sha256, pixel_sha256, pdq in hashes:
         stored = StoredHashes(sha256, pixel_sha256, bytes.fromhex(pdq) if pdq else None)

@@ -17,7 +17,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
+from .conftest import (
+    ADMIN,
+    LiveServer,
+    activate,
+    login,
+    loopback_client,
+    loopback_transport,
+    make_settings,
+    seed_admin,
+)
 
 HOUSEHOLDS = "\ufeffhousehold_id,head_name,town,village,category,site_id,lat,lon\n" + "".join(
     f"H{i},户主{i},龙驹寨镇,村{i},鉴定安全,,,\n" for i in range(8)
@@ -37,7 +46,7 @@ def campaign(module_db: tuple[str, Path]) -> Iterator[tuple[LiveServer, list[dic
     seed_admin(settings)
     live = LiveServer(settings)
     live.start()
-    with httpx.Client(base_url=live.url + "/api/v1", timeout=120) as c:
+    with loopback_client(live.url + "/api/v1", timeout=120) as c:
         r = c.post(
             "/households/import",
             content=HOUSEHOLDS.encode(),
@@ -51,13 +60,13 @@ def campaign(module_db: tuple[str, Path]) -> Iterator[tuple[LiveServer, list[dic
 
 @pytest.fixture
 def api(campaign: tuple[LiveServer, list[dict]]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=campaign[0].url + "/api/v1", timeout=120) as c:
+    with loopback_client(campaign[0].url + "/api/v1", timeout=120) as c:
         yield c
 
 
 def _client(live: LiveServer, address: str | None = None, prefix: str = "/api/v1") -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=address) if address else None
-    return httpx.Client(base_url=live.url + prefix, timeout=120, transport=transport)
+    transport = loopback_transport(address) if address else None
+    return loopback_client(live.url + prefix, timeout=120, transport=transport)
 
 
 def _account(campaign: tuple[LiveServer, list[dict]], n: int) -> dict:

@@ -18,7 +18,16 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, _pg_url, activate, login, make_settings, seed_admin
+from .conftest import (
+    ADMIN,
+    LiveServer,
+    _pg_url,
+    activate,
+    login,
+    loopback_client,
+    make_settings,
+    seed_admin,
+)
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 OTHER = "buildings/camera_corpus/panasonic_fx7_apartment_facade.jpg"
@@ -53,7 +62,7 @@ def live(
     seed_admin(settings)
     server = LiveServer(settings)
     server.start()
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as client:
+    with loopback_client(server.url + "/api/v1", timeout=120) as client:
         admin = login(client, *ADMIN)
         r = client.post(
             "/households/import",
@@ -179,7 +188,7 @@ def test_out_of_range_ids_and_nulls_are_4xx(live: tuple) -> None:
             assert r.status_code == 404, (path, query, r.text)
             assert r.json()["error"]["code"] in {"TOWN_NOT_FOUND", "VILLAGE_NOT_FOUND"}
     # the audit pages (a logged-in county official)
-    with httpx.Client(base_url=server.url, timeout=60) as pages:
+    with loopback_client(server.url, timeout=60) as pages:
         r = pages.post("/audit/login", data={"username": ADMIN[0], "password": ADMIN[1]})
         assert r.status_code in (200, 303), r.text
         for path in (

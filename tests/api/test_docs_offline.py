@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
-from .conftest import LiveServer
+from .conftest import LiveServer, loopback_client
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_docs_reference_only_local_assets_that_load(module_server: LiveServer, page: str) -> None:
-    with httpx.Client(base_url=module_server.url, timeout=60) as c:
+    with loopback_client(module_server.url, timeout=60) as c:
         r = c.get(page)
         assert r.status_code == 200 and "text/html" in r.headers["content-type"]
         refs = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", r.text)

@@ -14,7 +14,7 @@ import pytest
 from api.routes.audit_pages import COOKIE
 
 from ..conftest import data_file
-from .conftest import ADMIN, LiveServer, activate, login
+from .conftest import ADMIN, LiveServer, activate, login, loopback_client
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
@@ -26,7 +26,7 @@ W1,赵六,龙驹寨镇,西村,appraised
 
 @pytest.fixture(scope="module")
 def client(module_server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=module_server.url + "/api/v1", timeout=120) as c:
+    with loopback_client(module_server.url + "/api/v1", timeout=120) as c:
         yield c
 
 
@@ -146,7 +146,7 @@ def test_audit_page_of_a_village_account_is_a_page(
     module_server: LiveServer, campaign: dict[str, Any]
 ) -> None:
     token = campaign["west"]["Authorization"].split()[1]
-    with httpx.Client(base_url=module_server.url, timeout=60) as web:
+    with loopback_client(module_server.url, timeout=60) as web:
         web.cookies.set(COOKIE, token)
         r = web.get("/audit")
         assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")

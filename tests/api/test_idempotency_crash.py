@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -27,8 +24,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT, data_file
+from tests.processes import ServiceProcess
+from tests.scale.conftest import service_env
 
-from .conftest import ADMIN, activate, free_port, login, make_settings, seed_admin
+from .conftest import ADMIN, activate, free_port, login, loopback_client, make_settings, seed_admin
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
@@ -44,34 +43,27 @@ class ServerProcess:
 
     def __init__(self, data_dir: Path, database_url: str) -> None:
         self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "PHOTOCHECK_DATA_DIR": str(data_dir),
-            "PHOTOCHECK_DATABASE_URL": database_url,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = service_env(data_dir, database_url)  # the suite's argon2 cost and nice
+        self.log = data_dir.parent / "serve.log"
+        self.proc: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        args = ["serve", "--port", str(self.port)]  # forked from the suite's zygote
+        self.proc = ServiceProcess("api.cli", args, self.env, self.log, ROOT)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the server exited"
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        with loopback_client(self.url, timeout=2) as probe:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, "the server exited"
+                try:
+                    if probe.get("/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         msg = "server did not start"
         raise RuntimeError(msg)
 
@@ -135,7 +127,7 @@ def _pending_keys(database_url: str) -> int:
 
 def test_retry_after_kill_succeeds_at_once(served: tuple[ServerProcess, str]) -> None:
     server, database_url = served
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
+    with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         admin = login(client, *ADMIN)
         r = client.post("/households/import", content=HOUSEHOLDS.encode(),
                         headers={**admin, "content-type": "text/csv"})  # fmt: skip
@@ -174,7 +166,7 @@ def test_retry_after_kill_succeeds_at_once(served: tuple[ServerProcess, str]) ->
     assert _pending_keys(database_url) == 1  # K2's, left behind; K1 never claimed one
     server.start()
 
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
+    with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         for household, key, data, kind in (
             ("K1", "crash-1", body, ctype),
             ("K2", "crash-2", slow, slow_type),

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -20,7 +19,7 @@ from photocheck.store.indexload import Snapshots, bulk_load
 from photocheck.store.intake import Intake
 from photocheck.store.repo import dup_entries
 
-from .conftest import LiveServer, make_settings, pg_schema, seed_admin
+from .conftest import LiveServer, loopback_client, make_settings, pg_schema, seed_admin
 from .test_intake_race import _post, _reencoded
 from .test_session import GOOD, GOOD_2, ORIENT_A, ORIENT_B, codes, photo, setup_campaign
 
@@ -79,7 +78,7 @@ def _job_process_starts_from_the_snapshot(state: AppState, photo_id: int) -> Non
 
 
 def test_bulk_read_snapshot_and_restart(pg_server: LiveServer, tmp_path: Path) -> None:
-    with httpx.Client(base_url=pg_server.url + "/api/v1", timeout=120) as client:
+    with loopback_client(pg_server.url + "/api/v1", timeout=120) as client:
         _, v = setup_campaign(client)
         for village, household, rel in [
             ("东村", "A1", GOOD),

@@ -119,6 +119,62 @@ def test_a_worker_votes_for_an_earlier_photo_whose_check_is_still_queued(
     assert worker.votes.counties() and worker.votes.memory_bytes() > 0
 
 
+class _Counted:
+    """The scene matcher, counting feature extractions (XFeat's ~70 ms CPU each)."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.extractions = real, 0
+
+    def features(self, grey: object) -> bytes:
+        self.extractions += 1
+        return self.real.features(grey)  # type: ignore[attr-defined]
+
+    def features_of_blob(self, sha256: str) -> bytes | None:  # its decode, counted features
+        return type(self.real).features_of_blob(self, sha256)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_a_candidates_features_made_by_another_check_are_stored_and_reused(
+    server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a job backlog a check meets candidates whose own check has not run: it makes
+    their features from the original and stores them on the candidate's row, so the
+    candidate's own check, run by another process, makes none (before: once per check
+    that had it as a candidate, and again for its own check)."""
+    _, v = setup_campaign(client)
+    state = server.app_state
+    assert state.intake.drain(timeout=120)
+    monkeypatch.setattr(state.intake, "jobs", _Lost())  # every check left to the workers
+    first = upload(client, v["东村"], "A1", GOOD)
+    r = upload(client, v["南村"], "C3", SAME_SCENE)  # A1's church, another spot
+    assert first.status_code == r.status_code == 201, (first.text, r.text)
+    a1, c3 = first.json()["photo_id"], r.json()["photo_id"]
+    assert _scene(server, a1) is None  # A1: still queued
+
+    # two job processes (no working images held, as after the answer elsewhere)
+    counted = _Counted(state.intake.scene)
+    w1 = Intake(state.db, state.blobs, state.policy, scene=counted, jobs=_Lost())  # type: ignore[arg-type]
+    w2 = Intake(state.db, state.blobs, state.policy, scene=counted, jobs=_Lost())  # type: ignore[arg-type]
+    w1.run_scene_check(c3)
+    assert counted.extractions == 2  # C3's own and A1's (once, though voted and verified)
+    stored = _scene(server, a1)
+    assert stored and SceneFeatures.from_bytes(stored)
+    assert w1.features_stored == 2 and _scene(server, c3)  # C3's stored before verifying
+    done = client.get("/households/C3", headers=v["南村"]).json()
+    assert "SAME_SCENE" in codes(done["current_photo"]), done
+
+    w2.run_scene_check(a1)  # A1's own check: its stored features, none made
+    assert counted.extractions == 2
+    assert _scene(server, a1) == stored  # kept as stored first
+    with state.db.session() as session:
+        assert session.scalar(select(Photo.scene_checked).where(Photo.id == a1))
+    # the first stored wins: another process's (identical) result is dropped
+    assert w2._store_features(a1, b"PCXF-other") == stored
+    assert _scene(server, a1) == stored and w2.features_stored == 0
+
+
 def test_backfill_remakes_features_of_an_older_format(
     server: LiveServer, client: httpx.Client
 ) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import data_file
 
-from .conftest import LiveServer
+from .conftest import LiveServer, loopback_client
 from .test_session import GOOD_2, codes, setup_campaign
 
 
@@ -32,8 +32,8 @@ def test_copy_committed_between_the_query_and_the_lock(
     module_server: LiveServer, monkeypatch: Any
 ) -> None:
     with (
-        httpx.Client(base_url=module_server.url + "/api/v1", timeout=120) as outer,
-        httpx.Client(base_url=module_server.url + "/api/v1", timeout=120) as inner,
+        loopback_client(module_server.url + "/api/v1", timeout=120) as outer,
+        loopback_client(module_server.url + "/api/v1", timeout=120) as inner,
     ):
         _, v = setup_campaign(outer)
         intake = module_server.app_state.intake

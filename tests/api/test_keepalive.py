@@ -18,7 +18,7 @@ import uvicorn
 
 from api.main import create_app
 
-from .conftest import free_port, make_settings
+from .conftest import free_port, loopback_client, make_settings
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def _local_port(r: httpx.Response) -> int:
 
 
 def test_a_500_keeps_the_connection(failing_server: str) -> None:
-    with httpx.Client(base_url=failing_server, timeout=30) as client:
+    with loopback_client(failing_server, timeout=30) as client:
         first = client.get("/broken")
         assert first.status_code == 500
         assert first.json()["error"]["code"] == "INTERNAL_ERROR"

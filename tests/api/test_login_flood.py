@@ -29,10 +29,12 @@ from api.settings import Settings
 
 from .conftest import (
     ADMIN,
-    TEST_NICE,
+    TEST_SERVICE,
     LiveServer,
     activate,
     login,
+    loopback_client,
+    loopback_transport,
     make_settings,
     seed_admin,
 )
@@ -57,8 +59,8 @@ def flood_server(tmp_path: Path) -> Iterator[LiveServer]:
     # 3 from 127.0.0.1, the burst 12 from one address (each attempt let through is an
     # argon2 hash, and hashes run at a low CPU priority: seconds each on a busy machine)
     url = f"sqlite:///{tmp_path / 'photocheck.sqlite3'}"
-    service_nice = {k: Settings.model_fields[k].default for k in TEST_NICE}  # not the suite's
-    settings = make_settings(tmp_path, url, LOGIN_ATTEMPTS_PER_MINUTE=4, **service_nice)
+    service = {k: Settings.model_fields[k].default for k in TEST_SERVICE}  # not the suite's
+    settings = make_settings(tmp_path, url, LOGIN_ATTEMPTS_PER_MINUTE=4, **service)
     seed_admin(settings)
     live = LiveServer(settings)
     live.start()
@@ -81,8 +83,8 @@ def _verifier(client: httpx.Client) -> dict[str, str]:
 
 
 def _logins(base: str, address: str, n: int) -> list[httpx.Response]:
-    transport = httpx.HTTPTransport(local_address=address)
-    with httpx.Client(base_url=base, timeout=120, transport=transport) as c:
+    transport = loopback_transport(address)
+    with loopback_client(base, timeout=120, transport=transport) as c:
         return [
             c.post("/auth/token", data={"username": f"x-{uuid.uuid4().hex[:8]}", "password": "p"})
             for _ in range(n)
@@ -97,14 +99,14 @@ def _check_refusal(r: httpx.Response, status: int, code: str) -> None:
 
 def test_login_flood_does_not_stall_uploads(flood_server: LiveServer) -> None:
     base = flood_server.url + "/api/v1"
-    with httpx.Client(base_url=base, timeout=120) as client:
+    with loopback_client(base, timeout=120) as client:
         verifier = _verifier(client)
         stop = threading.Event()
         latencies: list[float] = []
         statuses: Counter[int] = Counter()
 
         def keep_uploading() -> None:
-            with httpx.Client(base_url=base, timeout=120) as c:
+            with loopback_client(base, timeout=120) as c:
                 while not stop.is_set() and len(latencies) < 500:
                     t = time.perf_counter()
                     r = c.post("/households/H1/photos", params={"practice": "true"},
@@ -163,8 +165,8 @@ def test_login_flood_does_not_stall_uploads(flood_server: LiveServer) -> None:
         assert limited, Counter(r.status_code for r in burst)
         for r in limited:
             _check_refusal(r, 429, "TOO_MANY_LOGIN_ATTEMPTS")
-        other = httpx.Client(
-            base_url=base, timeout=120, transport=httpx.HTTPTransport(local_address="127.0.2.2")
+        other = loopback_client(
+            base_url=base, timeout=120, transport=loopback_transport("127.0.2.2")
         )
         with other:
             r = other.post("/auth/token", data={"username": ADMIN[0], "password": ADMIN[1]})

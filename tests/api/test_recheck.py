@@ -27,7 +27,15 @@ from photocheck.recheck.runs import RECHECK, RETRY_DELAYS, Recheck
 from photocheck.recheck.tables import PhotoVerdict, RecheckRun
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, activate, make_settings, seed_admin, start_campaign
+from .conftest import (
+    ADMIN,
+    LiveServer,
+    activate,
+    loopback_client,
+    make_settings,
+    seed_admin,
+    start_campaign,
+)
 
 HOUSEHOLDS = """household_id,head_name,town,village,category
 H1,张一,龙驹寨镇,东村,鉴定安全
@@ -70,7 +78,7 @@ def world(module_db: tuple[str, Path]) -> Iterator[World]:
     seed_admin(settings)
     live = LiveServer(settings)
     live.start()
-    with httpx.Client(base_url=live.url + "/api/v1", timeout=120) as c:
+    with loopback_client(live.url + "/api/v1", timeout=120) as c:
         admin, villages, _ = start_campaign(c, HOUSEHOLDS)
         r = c.post("/users/town", json={"username": "town-lj", "town": "龙驹寨镇"}, headers=admin)
         assert r.status_code == 201, r.text
@@ -114,8 +122,8 @@ def _retakes(c: httpx.Client, headers: dict[str, str]) -> list[str]:
 def test_county_rechecks_reads_the_report_and_confirms(world: World) -> None:
     live = world.live
     with (
-        httpx.Client(base_url=live.url + "/api/v1", timeout=120) as api,
-        httpx.Client(base_url=live.url, timeout=120) as page,
+        loopback_client(live.url + "/api/v1", timeout=120) as api,
+        loopback_client(live.url, timeout=120) as page,
     ):
         assert _retakes(api, world.admin) == ["H4"]
         progress_before = api.get("/progress", headers=world.admin).json()
@@ -209,7 +217,7 @@ def test_pause_resume_restart_and_refusals(world: World) -> None:
     first.run_batch(queued[1][1])  # a paused run's job ends at once
     assert _done(state, run.id) == 1
 
-    with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api:
+    with loopback_client(world.live.url + "/api/v1", timeout=120) as api:
         status = api.get(f"/rechecks/{run.id}", headers=world.admin).json()
         assert status["state"] == "paused" and (status["done"], status["total"]) == (1, 4)
         assert status["paused_by"] == ADMIN[0]
@@ -227,13 +235,13 @@ def test_pause_resume_restart_and_refusals(world: World) -> None:
         for path in (f"/rechecks/{run.id}", "/rechecks", f"/rechecks/{run.id}/changes"):
             assert api.get(path, headers=village).status_code == 403, path
         assert api.post("/rechecks", json={}, headers=village).status_code == 403
-    with httpx.Client(base_url=world.live.url, timeout=120) as page:
+    with loopback_client(world.live.url, timeout=120) as page:
         r = page.post("/audit/login", data={"username": ADMIN[0], "password": ADMIN[1]})
         csrf = _csrf(page.get("/audit/recheck").text)
         r = page.post("/audit/recheck", data={"csrf": csrf})
         assert r.status_code == 409 and 'data-code="RECHECK_RUNNING"' in r.text, r.text
         assert page.post("/audit/recheck", data={"csrf": "forged"}).status_code == 403
-    with httpx.Client(base_url=world.live.url, timeout=120) as town_page:
+    with loopback_client(world.live.url, timeout=120) as town_page:
         username, password = world.town_login
         r = town_page.post("/audit/login", data={"username": username, "password": password})
         view = town_page.get(f"/audit/recheck?run={run.id}")
@@ -264,7 +272,7 @@ def test_pause_resume_restart_and_refusals(world: World) -> None:
 
 
 def test_a_town_scope_run(world: World) -> None:
-    with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api:
+    with loopback_client(world.live.url + "/api/v1", timeout=120) as api:
         r = api.post("/rechecks", json={"town": "没有这个镇"}, headers=world.admin)
         assert r.status_code == 404, r.text
         r = api.post("/rechecks", json={"town": "棣花镇"}, headers=world.admin)
@@ -287,7 +295,7 @@ def test_another_worker_finishes_a_run(world: World) -> None:
     gone = Recheck(state.db, state.blobs, state.policy, state.model, jobs=QueueJobs(state.db),
                    batch_size=1)  # fmt: skip
     run = gone.start(_county_of(state, admin_id), admin_id)
-    with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api:
+    with loopback_client(world.live.url + "/api/v1", timeout=120) as api:
         done = _wait_done(api, world.admin, run.id)
     assert done["state"] == "done" and done["done"] == done["total"] == 4, done
 
@@ -316,8 +324,8 @@ def test_an_unreadable_original_fails_its_photo_not_the_run(world: World) -> Non
     state.recheck.retry_delays = (0.01, 0.02)  # bounded: two more tries
     try:
         with (
-            httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as api,
-            httpx.Client(base_url=world.live.url, timeout=120) as page,
+            loopback_client(world.live.url + "/api/v1", timeout=120) as api,
+            loopback_client(world.live.url, timeout=120) as page,
         ):
             r = api.post("/rechecks", json={}, headers=world.admin)
             assert r.status_code == 201, r.text

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
+from .conftest import ADMIN, LiveServer, activate, login, loopback_client, make_settings, seed_admin
 from .test_audit import refresh
 
 HOUSEHOLDS = """\ufeffhousehold_id,head_name,town,village,category,site_id,lat,lon
@@ -54,7 +54,7 @@ def world(module_db: tuple[str, Path]) -> Iterator[World]:
     seed_admin(settings)
     live = LiveServer(settings)
     live.start()
-    with httpx.Client(base_url=live.url + "/api/v1", timeout=120) as c:
+    with loopback_client(live.url + "/api/v1", timeout=120) as c:
         admin = login(c, *ADMIN)
         r = c.post("/households/import", content=HOUSEHOLDS.encode(),
                    headers={**admin, "content-type": "text/csv"})  # fmt: skip
@@ -169,7 +169,7 @@ def _call(world: World, case: Case, role: str) -> httpx.Response:
         kw["files"] = _file(GOOD)
     elif case.files == "junk":
         kw["files"] = {"file": ("x.jpg", b"not an image at all", "image/jpeg")}
-    with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as c:
+    with loopback_client(world.live.url + "/api/v1", timeout=120) as c:
         return c.request(case.method, path, **kw)
 
 
@@ -203,7 +203,7 @@ def test_every_state_changing_route_is_in_the_table(world: World) -> None:
 
 def test_site_lists_and_bilingual_refusals(world: World) -> None:
     seen = {}
-    with httpx.Client(base_url=world.live.url + "/api/v1", timeout=120) as c:
+    with loopback_client(world.live.url + "/api/v1", timeout=120) as c:
         for role in ROLES[:5]:
             r = c.get("/sites", headers=world.headers[role])
             assert r.status_code == 200, r.text
@@ -223,7 +223,7 @@ def test_site_lists_and_bilingual_refusals(world: World) -> None:
 
 @contextmanager
 def _page_session(world: World, username: str, password: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=world.live.url, timeout=120) as c:
+    with loopback_client(world.live.url, timeout=120) as c:
         r = c.post("/audit/login", data={"username": username, "password": password})
         assert r.status_code == 303, r.text
         yield c

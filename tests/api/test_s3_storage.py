@@ -18,7 +18,7 @@ from photocheck.store import Photo
 from tests.conftest import data_file
 from tests.s3 import S3Bucket, SeaweedFS, free_ports
 
-from .conftest import ADMIN, LiveServer, make_settings, seed_admin
+from .conftest import ADMIN, LiveServer, loopback_client, make_settings, seed_admin
 from .test_session import GOOD, GOOD_2, setup_campaign, upload
 
 DRONE = "drone/openmvg_palm_desert_dji_mini2/DJI_0042.JPG"
@@ -55,7 +55,7 @@ def s3_server(tmp_path: Path, database_url: str, s3_bucket: S3Bucket) -> Iterato
 )
 def test_session_with_blobs_on_s3(s3_server: LiveServer, s3_bucket: S3Bucket) -> None:
     server = s3_server
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as client:
+    with loopback_client(server.url + "/api/v1", timeout=120) as client:
         admin, villages = setup_campaign(client)
         east = villages["东村"]
         r = upload(client, east, "A1", GOOD, key="a1")
@@ -112,12 +112,12 @@ def test_session_with_blobs_on_s3(s3_server: LiveServer, s3_bucket: S3Bucket) ->
     server.restart()
     health = httpx.get(server.url + "/health").json()
     assert health["reconcile"]["missing_blobs"] == [] and health["reconcile"]["error"] is None
-    with httpx.Client(base_url=server.url, cookies=_cookie_of(server), timeout=60) as page:
+    with loopback_client(server.url, cookies=_cookie_of(server), timeout=60) as page:
         assert page.get(f"/audit/photos/{photo_id}/full").content == original
 
 
 def _cookie_of(server: LiveServer) -> dict[str, str]:
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=60) as client:
+    with loopback_client(server.url + "/api/v1", timeout=60) as client:
         return _cookie(client)
 
 
@@ -133,7 +133,7 @@ def test_a_server_starts_while_the_store_is_down(tmp_path: Path, database_url: s
     server.start()
     try:
         assert httpx.get(server.url + "/health").json()["reconcile"]["error"]
-        with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as client:
+        with loopback_client(server.url + "/api/v1", timeout=120) as client:
             _, villages = setup_campaign(client)
             r = upload(client, villages["东村"], "A1", GOOD)
         assert r.status_code == 503 and r.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
@@ -164,7 +164,7 @@ def test_store_stopped_answers_503_and_stores_nothing(tmp_path: Path, database_u
 
 
 def _outage(server: LiveServer, weed: SeaweedFS) -> None:
-    with httpx.Client(base_url=server.url + "/api/v1", timeout=120) as client:
+    with loopback_client(server.url + "/api/v1", timeout=120) as client:
         admin, villages = setup_campaign(client)
         east = villages["东村"]
         assert upload(client, east, "A1", GOOD).status_code == 201

@@ -10,7 +10,7 @@ import httpx
 
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, activate, login
+from .conftest import ADMIN, LiveServer, activate, login, loopback_client
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 GOOD_2 = "buildings/camera_corpus/panasonic_fx7_apartment_facade.jpg"
@@ -231,7 +231,7 @@ def test_racing_retries_and_racing_duplicates(server: LiveServer, client: httpx.
 
     # two retries with one key at the same moment: one record, the same answer
     def send(_: int) -> httpx.Response:
-        with httpx.Client(base_url=client.base_url, timeout=120) as c:
+        with loopback_client(client.base_url, timeout=120) as c:
             return upload(c, east, "A1", GOOD, key="race-1")
 
     with ThreadPoolExecutor(2) as pool:
@@ -243,7 +243,7 @@ def test_racing_retries_and_racing_duplicates(server: LiveServer, client: httpx.
     # two households upload the same photo at the same moment: exactly one passes
     def other(args: tuple[dict, str]) -> httpx.Response:
         headers, household = args
-        with httpx.Client(base_url=client.base_url, timeout=120) as c:
+        with loopback_client(client.base_url, timeout=120) as c:
             return upload(c, headers, household, GOOD_2)
 
     with ThreadPoolExecutor(2) as pool:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from photocheck.store import Photo
 from tests.conftest import data_file
 
-from .conftest import ADMIN, LiveServer, activate, login
+from .conftest import ADMIN, LiveServer, activate, login, loopback_client
 from .test_audit_browser import browser  # noqa: F401  (the Chromium fixture)
 from .test_session import BLURRED, GOOD, GOOD_2, upload
 
@@ -181,7 +181,7 @@ def test_the_cookie_works_for_the_api_only_with_its_csrf_header(
     server: LiveServer, client: httpx.Client
 ) -> None:
     username, password, _ = _village(client)
-    with httpx.Client(base_url=server.url, timeout=60) as web:
+    with loopback_client(server.url, timeout=60) as web:
         county = web.post("/village/login", data={"username": ADMIN[0], "password": ADMIN[1]})
         assert county.status_code == 200 and "/audit" in county.text  # told where to go
         assert "photocheck_token" not in web.cookies

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN, TEST_NICE, free_port, login, pg_schema
+from tests.api.conftest import (
+    ADMIN,
+    TEST_HASHING,
+    TEST_SERVICE,
+    free_port,
+    login,
+    loopback_client,
+    pg_schema,
+)
+from tests.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
@@ -41,7 +49,7 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
         PHOTOCHECK_MAX_UPLOAD_MB="8",
         **{
             f"PHOTOCHECK_{k}": v
-            for k, v in {**{k: str(v) for k, v in TEST_NICE.items()}, **extra}.items()
+            for k, v in {**{k: str(v) for k, v in TEST_SERVICE.items()}, **extra}.items()
         },
     )
     return env
@@ -49,42 +57,40 @@ def service_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, st
 
 @dataclass
 class WorkerProcess:
-    """One ``python -m api.cli serve`` process on its own port (``module``: another
+    """One ``photocheck serve`` process on its own port (``module``: another
     entry point with the same command line, e.g. ``tests.scale.counting_serve``)."""
 
     env: dict[str, str]
     log: Path
     port: int = field(default_factory=free_port)
     module: str = "api.cli"
-    proc: subprocess.Popen[bytes] | None = None
+    proc: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, "serve", "--port", str(self.port)],
-                env=self.env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        """``python -m MODULE serve --port PORT``, forked from the suite's zygote
+        (tests/processes.py: a process of its own, without seconds of imports)."""
+        args = ["serve", "--port", str(self.port)]
+        self.proc = ServiceProcess(self.module, args, self.env, self.log, ROOT)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                msg = f"worker exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
-                raise RuntimeError(msg)
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        with loopback_client(self.url, timeout=2) as probe:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    tail = self.log.read_text()[-3000:]
+                    msg = f"worker exited with {self.proc.returncode}:\n{tail}"
+                    raise RuntimeError(msg)
+                try:
+                    if probe.get("/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
         msg = f"worker did not start:\n{self.log.read_text()[-3000:]}"
         raise RuntimeError(msg)
 
@@ -103,7 +109,7 @@ class WorkerProcess:
                 self.kill()
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url + "/api/v1", timeout=120)
+        return loopback_client(self.url + "/api/v1")
 
 
 @dataclass
@@ -122,7 +128,7 @@ def start_cluster(
     from photocheck.store import Role
 
     data_dir = tmp_path / "data"
-    settings = Settings(DATA_DIR=data_dir, DATABASE_URL=database_url)
+    settings = Settings(DATA_DIR=data_dir, DATABASE_URL=database_url, **TEST_HASHING)  # type: ignore[arg-type]
     add_user(settings, ADMIN[0], ADMIN[1], role=Role.COUNTY, county="丹凤县")
     env = service_env(data_dir, database_url, **extra)
     workers = [WorkerProcess(env, tmp_path / f"worker{i}.log", module=module) for i in range(n)]

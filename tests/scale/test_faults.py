@@ -19,16 +19,22 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.api.conftest import free_port
+from tests.api.conftest import TEST_HASHING, free_port, loopback_client
 from tests.conftest import data_file
+from tests.processes import die_with_parent
 
 from .conftest import Cluster, WorkerProcess, import_households, service_env, start_cluster
 from .test_workers import TRIAL_PHOTOS, households_csv, upload
 
 pytestmark = pytest.mark.postgres
 
-LOAD = 24  # uploads in the bounded load, alternately through the two workers
-KILL_AFTER = 6  # acknowledged uploads before worker 1 is killed
+# The bounded load: uploads alternately through the two workers, 4 at a time, worker 1
+# killed after KILL_AFTER answers. What the assertions need is uploads in flight at the
+# kill (4 threads), jobs held by worker 1 when it dies (their features run a second
+# after each upload) and uploads after it through worker 2: 12 give all three; each
+# upload costs ~1 s of CPU (its check, then its scene check and features).
+LOAD = 12
+KILL_AFTER = 5
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -240,26 +246,31 @@ def test_serve_workers_2_starts_two_processes(tmp_path: Path, pg_schema_url: str
     from photocheck.store import Role
 
     data_dir = tmp_path / "data"
-    add_user(Settings(DATA_DIR=data_dir, DATABASE_URL=pg_schema_url), "admin", "county-secret-1",
-             role=Role.COUNTY, county="丹凤县")  # fmt: skip
+    settings = Settings(DATA_DIR=data_dir, DATABASE_URL=pg_schema_url, **TEST_HASHING)  # type: ignore[arg-type]
+    add_user(settings, "admin", "county-secret-1", role=Role.COUNTY, county="丹凤县")
     port = free_port()
     env = service_env(data_dir, pg_schema_url)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys_executable(), "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(),
         )  # fmt: skip
     try:
         pids: set[int] = set()
         deadline = time.monotonic() + 180
-        while len(pids) < 2 and time.monotonic() < deadline:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                if r.status_code == 200:
-                    pids.add(r.json()["pid"])
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        # a new connection per probe (Connection: close), so either process may answer
+        probe = loopback_client(f"http://127.0.0.1:{port}", timeout=5,
+                                headers={"Connection": "close"})  # fmt: skip
+        with probe:
+            while len(pids) < 2 and time.monotonic() < deadline:
+                try:
+                    r = probe.get("/health")
+                    if r.status_code == 200:
+                        pids.add(r.json()["pid"])
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
         assert len(pids) == 2, log.read_text()[-3000:]
     finally:
         proc.terminate()

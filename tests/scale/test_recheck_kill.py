@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.api.conftest import ADMIN, login
+from tests.api.conftest import ADMIN, TEST_HASHING, login
 
 from .conftest import WorkerProcess, import_households, service_env
 from .test_workers import TRIAL_PHOTOS, households_csv, upload
@@ -25,7 +25,8 @@ def test_a_recheck_killed_mid_run_finishes_after_a_restart(tmp_path: Path) -> No
     from photocheck.store import Role
 
     data_dir = tmp_path / "data"
-    add_user(Settings(DATA_DIR=data_dir), ADMIN[0], ADMIN[1], role=Role.COUNTY, county="丹凤县")
+    settings = Settings(DATA_DIR=data_dir, **TEST_HASHING)  # type: ignore[arg-type]
+    add_user(settings, ADMIN[0], ADMIN[1], role=Role.COUNTY, county="丹凤县")
     held = tmp_path / "held"
     env = service_env(data_dir, "", RECHECK_BATCH="1")
     first = WorkerProcess(
