@@ -3,7 +3,7 @@ outside the checkout, check one real photo, serve, and answer an upload over HTT
 
     python scripts/check_release.py [--photo PATH] [--keep]
 
-``.ci/run`` runs it before the tests. It fails (exit 1) when the wheel lacks the
+``.ci/run`` runs it after the tests. It fails (exit 1) when the wheel lacks the
 content model or its class list, when ``photocheck check`` gives no verdict, or when
 the installed service does not answer an upload with a verdict, or /docs needs a CDN.
 Dependencies come from the package index as for any user (pip's cache makes a second
