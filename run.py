@@ -66,6 +66,17 @@ def child_env(environ: dict[str, str], cwd: Path) -> dict[str, str]:
     return env
 
 
+def test_env(environ: dict[str, str]) -> dict[str, str]:
+    """The suite's environment: bytecode cached even where PYTHONDONTWRITEBYTECODE is set.
+    The suite starts ~40 Python processes (xdist workers, servers, CLI runs), and each
+    one compiled the project's sources again (~0.9 s of CPU). The cache then goes to
+    ``.venv/pycache`` (PYTHONPYCACHEPREFIX), so the checkout stays as clean as asked."""
+    env = dict(environ)
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".venv" / "pycache"))
+    return env
+
+
 def xdist_workers() -> int:
     """One pytest-xdist worker per CPU core and one more: much of the suite waits on the
     servers and worker processes it starts (2 cores: 8 min 01 s with 3 workers, 8 min
@@ -94,7 +105,11 @@ def main(argv: list[str]) -> int:
     _ensure_env()
     cmd, rest = argv[0], argv[1:]
     if cmd == "test":  # pytest finds its configuration and ../shared/data from the checkout
-        return subprocess.call([str(BIN / "python"), "-m", "pytest", *test_args(rest)], cwd=ROOT)
+        return subprocess.call(
+            [str(BIN / "python"), "-m", "pytest", *test_args(rest)],
+            cwd=ROOT,
+            env=test_env(dict(os.environ)),
+        )
     args = [str(BIN / "photocheck"), *(["serve"] if cmd == "serve" else []), *rest]
     return subprocess.call(args, env=child_env(dict(os.environ), Path.cwd()))
 

@@ -88,3 +88,15 @@ def test_run_py_test_uses_every_core_unless_told(
     assert run.test_args(["tests/test_cli.py"])[-1] == "tests/test_cli.py"
     for chosen in (["-n", "0"], ["-n2"], ["--numprocesses=3"], ["-p", "no:xdist"]):
         assert run.test_args(chosen) == chosen
+
+
+def test_run_py_test_caches_bytecode_outside_the_checkout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run = _run_py(monkeypatch, tmp_path / "venv")
+    env = run.test_env({"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/bin"})
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["PATH"] == "/bin"
+    assert env["PYTHONPYCACHEPREFIX"] == str(ROOT / ".venv" / "pycache")
+    assert run.test_env({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside, as Python does
+    chosen = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path)}
+    assert run.test_env(chosen)["PYTHONPYCACHEPREFIX"] == str(tmp_path)
