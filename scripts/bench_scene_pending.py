@@ -59,6 +59,7 @@ from bench_upload import (
     multipart,
     process_cpu,
     village_login,
+    wait_healthy,
 )
 
 from photocheck.cli import iter_image_paths
@@ -172,21 +173,6 @@ def upload_all(
 LATENCY: list[float] = []  # upload answer latency, seconds
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
-    """As ``bench_upload.wait_healthy``, with room for a start-up on a loaded machine
-    (41-60+ s seen at load 25: migrations, the models, the index)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(url).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.5)
-    proc.kill()
-    msg = "server did not start"
-    raise RuntimeError(msg)
-
-
 def _line(label: str, values: list[float]) -> str:
     if not values:
         return f"{label}: none"
@@ -252,7 +238,9 @@ def run(args: argparse.Namespace, files: list[Path]) -> None:
             )
         )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}/health", procs[0])
+        # room for a start-up on a loaded machine (41-60+ s seen at load 25: migrations,
+        # the models, the index)
+        wait_healthy(f"http://127.0.0.1:{port}/health", procs[0], timeout_s=300)
         base = f"http://127.0.0.1:{port}/api/v1"
         headers = village_login(base, points)
         with httpx.Client(base_url=base, timeout=300, headers=headers) as c:

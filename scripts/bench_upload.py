@@ -205,9 +205,10 @@ def start_floor(port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Until ``url`` answers 200; the server is killed if it exits or takes longer."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(url).status_code == 200:
                 return

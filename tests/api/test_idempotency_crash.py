@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import signal
 import socket
 import struct
 import threading
@@ -23,11 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, data_file
-from tests.processes import ServiceProcess
-from tests.scale.conftest import service_env
+from tests.conftest import data_file
+from tests.scale.conftest import WorkerProcess, service_env
 
-from .conftest import ADMIN, activate, free_port, login, loopback_client, make_settings, seed_admin
+from .conftest import ADMIN, activate, login, loopback_client, make_settings, seed_admin
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
 HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
@@ -36,42 +34,6 @@ K2,李四,龙驹寨镇,东村,改造安全,,33.701,110.301
 """
 # well under the 60 s a retry would wait for a live first request before its 409
 RETRY_TIMEOUT_S = 45
-
-
-class ServerProcess:
-    """``photocheck serve`` as its own process, so that it can be killed for real."""
-
-    def __init__(self, data_dir: Path, database_url: str) -> None:
-        self.port = free_port()
-        self.env = service_env(data_dir, database_url)  # the suite's argon2 cost and nice
-        self.log = data_dir.parent / "serve.log"
-        self.proc: ServiceProcess | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        args = ["serve", "--port", str(self.port)]  # forked from the suite's zygote
-        self.proc = ServiceProcess("api.cli", args, self.env, self.log, ROOT)
-        deadline = time.monotonic() + 120
-        with loopback_client(self.url, timeout=2) as probe:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, "the server exited"
-                try:
-                    if probe.get("/health").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-        msg = "server did not start"
-        raise RuntimeError(msg)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self.proc = None
 
 
 @functools.cache  # seconds of zlib: made once for both databases
@@ -104,11 +66,13 @@ def _multipart(data: bytes, name: str) -> tuple[bytes, str]:
 
 
 @pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[ServerProcess, str]]:
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[WorkerProcess, str]]:
     settings = make_settings(tmp_path, database_url)
     seed_admin(settings)
-    server = ServerProcess(settings.DATA_DIR, database_url)
+    # its own process (forked from the suite's zygote), so that it can be killed for real
+    server = WorkerProcess(service_env(settings.DATA_DIR, database_url), tmp_path / "serve.log")
     server.start()
+    server.wait_ready()
     try:
         yield server, database_url
     finally:
@@ -125,7 +89,7 @@ def _pending_keys(database_url: str) -> int:
         engine.dispose()
 
 
-def test_retry_after_kill_succeeds_at_once(served: tuple[ServerProcess, str]) -> None:
+def test_retry_after_kill_succeeds_at_once(served: tuple[WorkerProcess, str]) -> None:
     server, database_url = served
     with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         admin = login(client, *ADMIN)
@@ -165,6 +129,7 @@ def test_retry_after_kill_succeeds_at_once(served: tuple[ServerProcess, str]) ->
         sender.join(timeout=60)
     assert _pending_keys(database_url) == 1  # K2's, left behind; K1 never claimed one
     server.start()
+    server.wait_ready()
 
     with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         for household, key, data, kind in (

@@ -91,6 +91,24 @@ def test_a_job_worker_without_an_index_finds_the_earlier_scene(
     assert "SAME_SCENE" in codes(done["current_photo"]), done
 
 
+def _church_twice_queued(
+    server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, dict[str, str]], int, int]:
+    """A1's church, then the same church from another spot for C3, both checks left
+    queued for other processes (this one's jobs are lost): the villages' headers, A1's
+    and C3's photo ids."""
+    _, v = setup_campaign(client)
+    state = server.app_state
+    assert state.intake.drain(timeout=120)
+    monkeypatch.setattr(state.intake, "jobs", _Lost())
+    first = upload(client, v["东村"], "A1", GOOD)
+    r = upload(client, v["南村"], "C3", SAME_SCENE)
+    assert first.status_code == r.status_code == 201, (first.text, r.text)
+    a1, c3 = first.json()["photo_id"], r.json()["photo_id"]
+    assert _scene(server, a1) is None  # A1: still queued
+    return v, a1, c3
+
+
 def test_a_worker_votes_for_an_earlier_photo_whose_check_is_still_queued(
     server: LiveServer, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,23 +116,14 @@ def test_a_worker_votes_for_an_earlier_photo_whose_check_is_still_queued(
     (``store.scenevotes``). An earlier photo whose own check has not run has no features
     in its row yet: a fresh worker's index makes them from its original instead of
     skipping it, so two uploads checked out of order by two processes still meet."""
-    _, v = setup_campaign(client)
+    v, _, c3 = _church_twice_queued(server, client, monkeypatch)
     state = server.app_state
-    assert state.intake.drain(timeout=120)
-    monkeypatch.setattr(state.intake, "jobs", _Lost())  # every check left to the worker
-    first = upload(client, v["东村"], "A1", GOOD)
-    r = upload(client, v["南村"], "C3", SAME_SCENE)  # A1's church, another spot
-    assert first.status_code == r.status_code == 201, (first.text, r.text)
-    assert _scene(server, first.json()["photo_id"]) is None  # A1: still queued
-
     worker = Intake(state.db, state.blobs, state.policy, scene=state.intake.scene, jobs=_Lost())
-    worker.run_scene_check(r.json()["photo_id"])
+    worker.run_scene_check(c3)
     done = client.get("/households/C3", headers=v["南村"]).json()
     assert "SAME_SCENE" in codes(done["current_photo"]), done
     with state.db.session() as session:
-        evidence = session.scalar(
-            select(PhotoMatch.evidence).where(PhotoMatch.photo_id == r.json()["photo_id"])
-        )
+        evidence = session.scalar(select(PhotoMatch.evidence).where(PhotoMatch.photo_id == c3))
     assert evidence is not None and evidence["via"] == "votes" and evidence["votes"] > 0, evidence
     assert worker.votes.counties() and worker.votes.memory_bytes() > 0
 
@@ -143,15 +152,8 @@ def test_a_candidates_features_made_by_another_check_are_stored_and_reused(
     their features from the original and stores them on the candidate's row, so the
     candidate's own check, run by another process, makes none (before: once per check
     that had it as a candidate, and again for its own check)."""
-    _, v = setup_campaign(client)
+    v, a1, c3 = _church_twice_queued(server, client, monkeypatch)
     state = server.app_state
-    assert state.intake.drain(timeout=120)
-    monkeypatch.setattr(state.intake, "jobs", _Lost())  # every check left to the workers
-    first = upload(client, v["东村"], "A1", GOOD)
-    r = upload(client, v["南村"], "C3", SAME_SCENE)  # A1's church, another spot
-    assert first.status_code == r.status_code == 201, (first.text, r.text)
-    a1, c3 = first.json()["photo_id"], r.json()["photo_id"]
-    assert _scene(server, a1) is None  # A1: still queued
 
     # two job processes (no working images held, as after the answer elsewhere)
     counted = _Counted(state.intake.scene)
