@@ -13,11 +13,26 @@ A refresh is ``load_county`` -> ``fill_legacy_thumbnails`` -> ``compute_findings
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+from typing import cast as cast_type
 
-from sqlalchemy import delete, exists, func, insert, select, text
+from sqlalchemy import (
+    Table,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from ..decode import decode
@@ -167,9 +182,11 @@ def load_county(session: Session, county_id: int) -> CountyData:
     data = CountyData()
     _villages(session, county_id, data)
     vmap = {v.village_id: v for v in data.villages}
+    json = _JSON_TEXTS.loads
     columns = (
-        Photo.id, Photo.blob_path, Photo.uploaded_at, Photo.verdict, Photo.reasons,
-        Photo.metrics, Photo.exif, Photo.capture, Photo.gps_lat, Photo.gps_lon,
+        Photo.id, Photo.blob_path, Photo.uploaded_at, Photo.verdict, cast(Photo.reasons, Text),
+        cast(Photo.metrics, Text), cast(Photo.exif, Text), cast(Photo.capture, Text),
+        Photo.gps_lat, Photo.gps_lon,
         Photo.is_current, Household.id, Household.household_code, Household.head_name,
         Household.village_id, User.username, Photo.sha256, Photo.pixel_sha256,
         AuditPhotoCheck.photo_id,
@@ -190,6 +207,7 @@ def load_county(session: Session, county_id: int) -> CountyData:
          gps_lon, is_current, hh_id, code, head, village_id, username, sha, pixel_sha,
          *check) in rows:  # fmt: skip
         pid = str(photo_id)
+        reasons, metrics, exif, capture = json(reasons), json(metrics), json(exif), json(capture)
         lat, lon, taken, has_camera = _camera(exif)
         if lat is None and gps_lat is not None and not capture:
             lat, lon = gps_lat, gps_lon
@@ -251,19 +269,62 @@ def _identical_pairs(
 def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
     """Match rows whose two photos both belong to the county (a copy of another
     county's photo is that county's business, and its households are not shown here)."""
+    rows: Iterable[Any] = session.execute(_COUNTY_MATCHES, {"county": county_id})
+    for pid, other, relation, distance, evidence in rows:
+        yield MatchRecord(str(pid), str(other), relation, distance, _JSON_TEXTS.loads(evidence))
+
+
+def _county_matches_query() -> Any:
+    """Built once: the aliases' column lookups cost more than the query itself."""
     a, b = aliased(Photo), aliased(Photo)
     ha, hb = aliased(Household), aliased(Household)
     m = PhotoMatch
-    rows: Iterable[Any] = session.execute(
-        select(m.photo_id, m.other_photo_id, m.relation, m.distance, m.evidence)
+    county: Any = bindparam("county")
+    return (
+        select(m.photo_id, m.other_photo_id, m.relation, m.distance, cast(m.evidence, Text))
         .join(a, PhotoMatch.photo_id == a.id)
         .join(ha, a.household_id == ha.id)
         .join(b, PhotoMatch.other_photo_id == b.id)
         .join(hb, b.household_id == hb.id)
-        .where(ha.county_id == county_id, hb.county_id == county_id)
+        .where(ha.county_id == county, hb.county_id == county)
     )
-    for pid, other, relation, distance, evidence in rows:
-        yield MatchRecord(str(pid), str(other), relation, distance, evidence)
+
+
+_COUNTY_MATCHES = _county_matches_query()
+
+
+class _JsonTexts:
+    """Decoded JSON by its stored text, kept between refreshes: a refresh reads every
+    photo's and match's JSON of the county, and nearly all of it is what the last refresh
+    decoded. The text is the key, so a changed value is decoded again (and values of
+    other databases in the same process cannot be confused). Values are shared: read only.
+    Bounded by the characters held; when full it starts again (a county larger than the
+    bound decodes as before)."""
+
+    def __init__(self, max_chars: int = 32_000_000) -> None:
+        self.max_chars = max_chars
+        self._values: dict[str, Any] = {}
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def loads(self, raw: str | None) -> Any:
+        if raw is None:
+            return None
+        try:
+            return self._values[raw]
+        except KeyError:
+            pass
+        value = json.loads(raw)
+        with self._lock:
+            if self._chars + len(raw) > self.max_chars:
+                self._values, self._chars = {}, 0
+            if len(raw) <= self.max_chars:
+                self._values[raw] = value
+                self._chars += len(raw)
+        return value
+
+
+_JSON_TEXTS = _JsonTexts()
 
 
 def fill_legacy_thumbnails(
@@ -408,6 +469,61 @@ def _save_areas(
         session.execute(insert(AuditFindingArea), add[i : i + 5000])
 
 
+_CONTENT: tuple[str, ...] = ("kind", "severity", "day", "village_id", "town_id", "photo_ids",
+            "household_codes", "village_ids", "summary_zh", "summary_en", "evidence")  # fmt: skip
+_JSON_CONTENT = frozenset({"photo_ids", "household_codes", "village_ids", "evidence"})
+_FINDINGS = cast_type(Table, AuditFindingRow.__table__)
+_INSERT_FINDING = insert(_FINDINGS)
+_UPDATE_FINDING = (
+    update(_FINDINGS)
+    .where(_FINDINGS.c.id == bindparam("fid"))
+    .values({c: bindparam(c) for c in (*_CONTENT, "active", "last_seen")})
+)
+_DEACTIVATE = (
+    update(_FINDINGS)
+    .where(_FINDINGS.c.id == bindparam("fid"))
+    .values(active=False, last_seen=bindparam("seen"))
+)
+
+
+def _stored_findings(session: Session, county_id: int) -> dict[str, tuple[Any, ...]]:
+    """The county's finding rows as (status, active, content...) with the JSON columns
+    as their stored text: an unchanged finding is told by comparing text, not decoded."""
+    c = _FINDINGS.c
+    cols = [cast(c[n], Text) if n in _JSON_CONTENT else c[n] for n in _CONTENT]
+    q = select(c.id, c.status, c.active, *cols).where(c.county_id == county_id)
+    return {row[0]: tuple(row[1:]) for row in session.execute(q)}
+
+
+def _content(
+    f: AuditFinding, data: CountyData, dumps: Callable[[Any], str]
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """A finding's row values, and the same as stored (JSON columns as their text)."""
+    primary = f.village_ids[0] if f.village_ids else None
+    values: dict[str, Any] = {
+        "kind": f.kind.value,
+        "severity": f.severity.value,
+        "day": f.day,
+        "village_id": int(primary) if primary else None,
+        "town_id": data.town_ids.get(primary) if primary else None,
+        "photo_ids": [int(p) for p in f.photo_ids],
+        "household_codes": list(f.household_ids),
+        "village_ids": [int(v) for v in f.village_ids],
+        "summary_zh": f.summary_zh[:400],
+        "summary_en": f.summary_en[:400],
+        "evidence": f.evidence,
+    }
+    stored = tuple(dumps(values[n]) if n in _JSON_CONTENT else values[n] for n in _CONTENT)
+    return values, stored
+
+
+def _decided(session: Session, stored: dict[str, tuple[Any, ...]]) -> list[AuditFindingRow]:
+    ids = [fid for fid, row in stored.items() if row[0] != FindingStatus.OPEN]
+    if not ids:
+        return []
+    return list(session.scalars(select(AuditFindingRow).where(AuditFindingRow.id.in_(ids))))
+
+
 def save_findings(
     session: Session,
     county_id: int,
@@ -418,53 +534,56 @@ def save_findings(
 ) -> RefreshResult:
     """Upsert the county's findings by their stable IDs, their areas, the photos they
     cover and the refresh time. Decisions are never touched; a new finding that
-    contains every photo of a decided one is linked to it (``earlier_ids``)."""
+    contains every photo of a decided one is linked to it (``earlier_ids``).
+
+    Only rows that change are written, and stored findings are compared as text (their
+    JSON is not decoded): a refresh after one upload rewrites the few findings that
+    upload touched, not the county's. So ``last_seen`` of an active finding is the last
+    refresh that changed it (the county's ``computed_at`` says it is still seen); a
+    finding no longer found gets the time of the last refresh that found it.
+    """
     _lock_county(session, county_id)
-    existing = {
-        r.id: r
-        for r in session.scalars(
-            select(AuditFindingRow).where(AuditFindingRow.county_id == county_id)
-        )
-    }
-    decided = [r for r in existing.values() if r.status != FindingStatus.OPEN]
+    dumps = session.get_bind().dialect._json_serializer or json.dumps
+    stored = _stored_findings(session, county_id)
+    decided = _decided(session, stored)
     by_photo: dict[int, list[AuditFindingRow]] = {}
     for r in decided:
         for p in r.photo_ids:
             by_photo.setdefault(int(p), []).append(r)
+    state = session.get(AuditRefresh, county_id)
+    previous = state.computed_at if state is not None else None
     now, added, updated, linked = utcnow(), 0, 0, 0
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for f in findings:
-        row = existing.pop(f.id, None)
+        values, text_now = _content(f, data, dumps)
+        row = stored.pop(f.id, None)
         if row is None:
-            row = AuditFindingRow(id=f.id, county_id=county_id, first_seen=now,
-                                  status=FindingStatus.OPEN)  # fmt: skip
             earlier = _earlier_decided(decided, f, by_photo)
-            row.earlier_ids = earlier or None
             linked += bool(earlier)
-            session.add(row)
+            inserts.append({**values, "id": f.id, "county_id": county_id, "first_seen": now,
+                            "last_seen": now, "status": FindingStatus.OPEN.value,
+                            "active": True, "earlier_ids": earlier or None})  # fmt: skip
             added += 1
-        else:
-            updated += 1
-        primary = f.village_ids[0] if f.village_ids else None
-        row.kind, row.severity, row.day = f.kind.value, f.severity.value, f.day
-        row.village_id = int(primary) if primary else None
-        row.town_id = data.town_ids.get(primary) if primary else None
-        row.photo_ids = [int(p) for p in f.photo_ids]
-        row.household_codes = list(f.household_ids)
-        row.village_ids = [int(v) for v in f.village_ids]
-        row.summary_zh, row.summary_en = f.summary_zh[:400], f.summary_en[:400]
-        row.evidence, row.active, row.last_seen = f.evidence, True, now
-    for row in existing.values():
-        row.active = False
-    session.flush()
+            continue
+        updated += 1
+        if row[1] and row[2:] == text_now:
+            continue  # active and unchanged: nothing to write
+        updates.append({**values, "fid": f.id, "active": True, "last_seen": now})
+    gone = [
+        {"fid": fid, "seen": previous or now} for fid, row in stored.items() if row[1]
+    ]  # still active, no longer found
+    for stmt, rows in ((_INSERT_FINDING, inserts), (_UPDATE_FINDING, updates), (_DEACTIVATE, gone)):
+        for i in range(0, len(rows), 5000):
+            session.execute(stmt, rows[i : i + 5000])
     _save_areas(session, county_id, data, findings)
     _mark_covered(session, county_id, data)
-    state = session.get(AuditRefresh, county_id)
     if state is None:
         state = AuditRefresh(county_id=county_id)
         session.add(state)
     state.computed_at, state.photos = now, len(data.photos)
     state.findings, state.seconds = len(findings), round(seconds, 3)
-    return RefreshResult(added, updated, len(existing), len(findings), linked)
+    return RefreshResult(added, updated, len(gone), len(findings), linked)
 
 
 def pending_photos(session: Session, county_id: int) -> int:

@@ -67,6 +67,9 @@ class AuditFindingRow(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[dt.datetime | None]
     first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # the last refresh that wrote the row; an active finding is still seen at its county's
+    # ``audit_refreshes.computed_at`` (unchanged rows are not rewritten), an inactive one
+    # was last seen at this time
     last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
     earlier_ids: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
