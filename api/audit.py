@@ -121,6 +121,8 @@ class AuditWorker:
         self._stale_since: float | None = None
         self.running: int | None = None  # the county being refreshed now
         self.last_error: str | None = None
+        self.refreshes = 0  # refreshes run, and their CPU (for /health and the benchmark)
+        self.cpu_total_s = 0.0
 
     @property
     def alive(self) -> bool:
@@ -251,6 +253,7 @@ class AuditWorker:
     def _refresh(self, ticket: RefreshTicket) -> None:
         """One county; a database or disk error is logged and retried on the next wake."""
         self.running = ticket.county_id
+        cpu = time.thread_time()
         try:
             ticket.result = refresh_county(self.state, ticket.county_id)
             self.last_error = None
@@ -258,7 +261,13 @@ class AuditWorker:
             ticket.error = self._failed(ticket.county_id, exc)
         finally:
             self.running = None
+            self.refreshes += 1
+            self.cpu_total_s += time.thread_time() - cpu
             ticket.done.set()
+
+    def stats(self) -> dict[str, float]:
+        """Refreshes run by this process and their CPU, in all."""
+        return {"refreshes": self.refreshes, "cpu_total_s": round(self.cpu_total_s, 3)}
 
     def _failed(self, county_id: int | None, exc: Exception) -> str:
         message = f"audit refresh of county {county_id}: {type(exc).__name__}: {exc}"

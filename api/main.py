@@ -220,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "reconcile": state.reconcile.to_json(),
             "pid": os.getpid(),  # which worker process answered (serve --workers N)
             "jobs": getattr(state.intake.jobs, "stats", dict)(),  # queue wait vs run, per kind
+            "audit": state.audit.stats() if state.audit is not None else {},
         }
 
     return app
