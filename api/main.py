@@ -13,8 +13,10 @@ from fastapi_offline import FastAPIOffline
 
 from photocheck import ContentModel, default_policy, jobs, load_policy
 from photocheck.errors import BlobStoreUnavailable
+from photocheck.model import FEATURE_DIMS
 from photocheck.recheck.runs import Recheck
 from photocheck.store import BlobStore, Database, reconcile
+from photocheck.store.dupindex import prepare_projection
 from photocheck.store.intake import Intake
 from photocheck.store.reconcile import GRACE_S
 from photocheck.store.resumable import PartialStore, PartialUploads
@@ -83,6 +85,7 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
     if queued is not None and index and settings.JOBS_IN_SERVE:  # its uploads: checked here
         queued.run_here(intake.job_handlers())
     count = intake.rebuild_index(backfill=not queue) if index else 0
+    prepare_projection(FEATURE_DIMS)  # once here, not in the first upload
     if queue:  # the backfill runs once, as a job, not in every process
         with db.write() as session:
             jobs.enqueue(session, jobs.SCENE_BACKFILL, {}, dedupe_key=jobs.SCENE_BACKFILL)

@@ -28,6 +28,7 @@ from .errors import ModelError
 __all__ = [
     "BUILDING_CLASSES",
     "DEFAULT_MODEL_PATH",
+    "FEATURE_DIMS",
     "INPUT_SIZE",
     "SCREEN_CLASSES",
     "STREET_CLASSES",
@@ -38,6 +39,7 @@ __all__ = [
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"  # package data: in the wheel
 DEFAULT_MODEL_PATH = MODELS_DIR / "efficientnet_lite0.onnx"
+FEATURE_DIMS = 1280  # the default model's pooled features (what the duplicate index projects)
 CLASSES_FILE = "imagenet_classes.txt"  # beside the model file
 INPUT_SIZE = 224
 TOP_K = 5

@@ -81,11 +81,24 @@ def _check_name(name: str) -> str:
 
 @dataclass
 class PendingBlob:
-    """A streamed upload in a store's local staging folder: not yet part of any store."""
+    """A streamed upload in a store's local staging folder: not yet part of any store.
+
+    ``written``: the digest of the bytes as ``BlobWriter`` wrote them, and the staging
+    file's identity then (device, inode, size, mtime ns). While both still hold, the
+    file is what was hashed, and a commit needs no read-back to check it."""
 
     path: Path
     sha256: str
     size: int
+    written: tuple[str, tuple[int, int, int, int]] | None = None
+
+    def unchanged_since_written(self, st: os.stat_result) -> bool:
+        """Hashed as written with this ``sha256`` and ``size``, and the file (``st``, its
+        stat now) not written since."""
+        if self.written is None:
+            return False
+        digest, identity = self.written
+        return digest == self.sha256 and identity[2] == self.size and _identity(st) == identity
 
     def read(self) -> bytes:
         return self.path.read_bytes()
@@ -123,8 +136,11 @@ class BlobWriter:
         self._fh.write(chunk)
 
     def finish(self) -> PendingBlob:
+        self._fh.flush()
+        identity = _identity(os.fstat(self._fh.fileno()))
         self._fh.close()
-        return PendingBlob(self.path, self._hash.hexdigest(), self.size)
+        digest = self._hash.hexdigest()
+        return PendingBlob(self.path, digest, self.size, written=(digest, identity))
 
     def abort(self) -> None:
         self._fh.close()
@@ -335,12 +351,21 @@ def _file_chunks(fh: BinaryIO, relpath: str, start: int, end: int) -> Iterator[b
             yield chunk
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _fsync_and_verify(pending: PendingBlob) -> None:
-    """fsync the staging file and hash what is in it: the SHA-256 check on write."""
-    digest = hashlib.sha256()
-    size = 0
+    """fsync the staging file and check its SHA-256: the check on write. A file that
+    ``BlobWriter`` hashed as it wrote it, untouched since, is checked by that digest;
+    any other is read back and hashed (reading back what was just written comes from
+    the page cache, so it finds a file changed meanwhile, never a bad disk block)."""
     with pending.path.open("rb") as fh:
         os.fsync(fh.fileno())
+        if pending.unchanged_since_written(os.fstat(fh.fileno())):
+            return
+        digest = hashlib.sha256()
+        size = 0
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)

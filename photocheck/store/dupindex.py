@@ -45,6 +45,7 @@ __all__ = [
     "SceneCandidate",
     "embedding_from_bytes",
     "embedding_to_bytes",
+    "prepare_projection",
     "reduce_embeddings",
 ]
 
@@ -156,6 +157,13 @@ def _projection(dims_in: int) -> np.ndarray:
             q, _ = np.linalg.qr(gauss)
             _projections[dims_in] = q[:, :EMBEDDING_DIMS].astype(np.float32)
         return _projections[dims_in]
+
+
+def prepare_projection(dims_in: int) -> None:
+    """Make the projection of ``dims_in``-d features now (a service at start), not in
+    its first upload: the QR and numpy's random module cost ~30 ms once."""
+    if dims_in > EMBEDDING_DIMS:
+        _projection(dims_in)
 
 
 def reduce_embeddings(embeddings: np.ndarray) -> np.ndarray:

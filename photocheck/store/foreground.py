@@ -43,7 +43,8 @@ class Foreground:
             with self._cond:
                 self._busy -= 1
                 self._last = time.monotonic()
-                self._cond.notify_all()
+                if self._busy == 0:  # only then can a waiter's quiet time start
+                    self._cond.notify_all()
 
     def wait_quiet(self) -> float:
         """Block until no upload ran for ``quiet_s`` (at most ``max_hold_s``); returns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -79,6 +80,29 @@ def test_sha_mismatch_is_refused_and_nothing_stored(store: BlobStore) -> None:
     pending.discard()
     assert not store.exists(wrong)
     assert list(store.iter_blobs()) == []
+
+
+@pytest.mark.parametrize("change", ["appended", "rewritten"])
+def test_a_staged_file_changed_after_it_was_hashed_is_read_back_and_refused(
+    tmp_path: Path, change: str
+) -> None:
+    """A folder commits a staged upload by its digest made while writing only while the
+    file is as it was written; a file written again after that is hashed again on commit
+    and refused. (S3 checks what it receives itself.)"""
+    store = BlobConfig(tmp_path / "data").store("blobs")
+    data = data_file(PHOTO).read_bytes()
+    pending = _staged(store, data)
+    if change == "appended":
+        with pending.path.open("ab") as fh:
+            fh.write(b"tail")
+    else:  # same size, other bytes, a later write time (as any later write has)
+        pending.path.write_bytes(b"\x00" * len(data))
+        st = pending.path.stat()
+        os.utime(pending.path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with pytest.raises(BlobIntegrityError):
+        store.commit(pending)
+    pending.discard()
+    assert not store.exists(hashlib.sha256(data).hexdigest())
 
 
 def test_a_stored_blob_is_never_overwritten(store: BlobStore) -> None:
