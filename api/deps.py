@@ -57,8 +57,11 @@ def parse_db_id(text: str) -> int | None:
 _oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def _bearer(request: Request, bearer: Annotated[str | None, Depends(_oauth2)]) -> str | None:
-    """The ``Authorization: Bearer`` token, else a web page's cookie with its CSRF header."""
+async def _bearer(request: Request, bearer: Annotated[str | None, Depends(_oauth2)]) -> str | None:
+    """The ``Authorization: Bearer`` token, else a web page's cookie with its CSRF header.
+
+    ``async``: it only reads headers, and FastAPI runs a plain ``def`` dependency in a
+    worker thread (a thread hop per request, and GIL hand-overs under load)."""
     return bearer or page_api_token(request)
 
 
