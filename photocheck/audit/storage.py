@@ -472,6 +472,7 @@ def _save_areas(
 _CONTENT: tuple[str, ...] = ("kind", "severity", "day", "village_id", "town_id", "photo_ids",
             "household_codes", "village_ids", "summary_zh", "summary_en", "evidence")  # fmt: skip
 _JSON_CONTENT = frozenset({"photo_ids", "household_codes", "village_ids", "evidence"})
+_EVIDENCE = _CONTENT.index("evidence")
 _FINDINGS = cast_type(Table, AuditFindingRow.__table__)
 _INSERT_FINDING = insert(_FINDINGS)
 _UPDATE_FINDING = (
@@ -487,18 +488,27 @@ _DEACTIVATE = (
 
 
 def _stored_findings(session: Session, county_id: int) -> dict[str, tuple[Any, ...]]:
-    """The county's finding rows as (status, active, content...) with the JSON columns
-    as their stored text: an unchanged finding is told by comparing text, not decoded."""
+    """The county's finding rows as (status, active, content...), the JSON columns as
+    their stored text, but the evidence decoded (``_JSON_TEXTS``: the same text as last
+    time is not decoded again): an unchanged finding is told without encoding its
+    evidence again, the costly part (a cluster's holds its matches' inlier points)."""
     c = _FINDINGS.c
     cols = [cast(c[n], Text) if n in _JSON_CONTENT else c[n] for n in _CONTENT]
     q = select(c.id, c.status, c.active, *cols).where(c.county_id == county_id)
-    return {row[0]: tuple(row[1:]) for row in session.execute(q)}
+    out = {}
+    at = 2 + _EVIDENCE
+    for row in session.execute(q):
+        rest = list(row[1:])
+        rest[at] = _JSON_TEXTS.loads(rest[at])
+        out[row[0]] = tuple(rest)
+    return out
 
 
 def _content(
     f: AuditFinding, data: CountyData, dumps: Callable[[Any], str]
 ) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """A finding's row values, and the same as stored (JSON columns as their text)."""
+    """A finding's row values, and the same as ``_stored_findings`` gives them (JSON
+    columns as their text, the evidence as it is: compared equal as JSON values)."""
     primary = f.village_ids[0] if f.village_ids else None
     values: dict[str, Any] = {
         "kind": f.kind.value,
@@ -513,7 +523,9 @@ def _content(
         "summary_en": f.summary_en[:400],
         "evidence": f.evidence,
     }
-    stored = tuple(dumps(values[n]) if n in _JSON_CONTENT else values[n] for n in _CONTENT)
+    stored = tuple(
+        dumps(values[n]) if n in _JSON_CONTENT and n != "evidence" else values[n] for n in _CONTENT
+    )
     return values, stored
 
 
@@ -536,9 +548,10 @@ def save_findings(
     cover and the refresh time. Decisions are never touched; a new finding that
     contains every photo of a decided one is linked to it (``earlier_ids``).
 
-    Only rows that change are written, and stored findings are compared as text (their
-    JSON is not decoded): a refresh after one upload rewrites the few findings that
-    upload touched, not the county's. So ``last_seen`` of an active finding is the last
+    Only rows that change are written, and stored findings are compared without the
+    ORM (their small JSON columns as text, the evidence decoded once per stored text):
+    a refresh after one upload rewrites the few findings that upload touched, not the
+    county's. So ``last_seen`` of an active finding is the last
     refresh that changed it (the county's ``computed_at`` says it is still seen); a
     finding no longer found gets the time of the last refresh that found it.
     """
