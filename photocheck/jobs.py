@@ -16,8 +16,8 @@ Jobs (the payload's ``key`` is the photo id where there is one):
   after the commit loses nothing: another one picks the job. A serve process that
   runs jobs (``run_here``) checks its own uploads at once on its threads, from the
   pixels it decoded for the answer (decoded once, no queue poll); the queued job then
-  waits ``LOCAL_GRACE_S`` and finds the photo checked (a no-op) unless that process
-  died first.
+  waits ``local_grace_s`` (``LOCAL_GRACE_S``, ``PHOTOCHECK_JOB_LOCAL_GRACE_S``) and
+  finds the photo checked (a no-op) unless that process died first.
 - ``scene_backfill {}``: features for every stored photo without them (older
   formats too), queued once at start-up instead of a thread in every process.
 - ``audit_refresh {}``: recompute the findings of every county with photos the
@@ -117,8 +117,9 @@ class QueueJobs:
     """The ``Jobs`` interface (``photocheck.store.jobs``) on the PostgreSQL queue: any
     worker process runs the job, at least once (``key`` is the payload's ``key``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, local_grace_s: float = LOCAL_GRACE_S) -> None:
         self.db = db
+        self.local_grace_s = local_grace_s
         self.local: ThreadJobs | None = None  # this process's threads (``run_here``)
 
     def run_here(self, handlers: dict[str, Callable[[int], None]]) -> None:
@@ -164,7 +165,7 @@ class QueueJobs:
         """The jobs of a photo just stored, in the transaction that stores it."""
         if scene_check:
             key = f"{SCENE_CHECK}:{photo_id}"
-            delay = LOCAL_GRACE_S if self.local is not None else 0.0  # see ``run_here``
+            delay = self.local_grace_s if self.local is not None else 0.0  # see ``run_here``
             enqueue(
                 session,
                 SCENE_CHECK,
