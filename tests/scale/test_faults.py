@@ -198,7 +198,11 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def test_workers_recover_from_a_postgres_restart(
     tmp_path: Path, private_pg: PrivatePostgres
 ) -> None:
-    cluster = start_cluster(tmp_path, private_pg.url, n=1, JOB_HEARTBEAT_S="2")
+    # the queue's copy of the worker's own scene check after 1 s, not 15: the test waits
+    # for the reconnected job runner to take it from the queue
+    cluster = start_cluster(
+        tmp_path, private_pg.url, n=1, JOB_HEARTBEAT_S="2", JOB_LOCAL_GRACE_S="1"
+    )
     (worker,) = cluster.workers
     try:
         with worker.client() as c:
