@@ -51,12 +51,13 @@ def test_kill_9_of_a_worker_loses_nothing_acknowledged(
     tmp_path: Path, pg_schema_url: str, store: str, request: pytest.FixtureRequest
 ) -> None:
     # A worker checks its own uploads' scenes on its threads; the queue's copy of each
-    # check waits JOB_LOCAL_GRACE_S (15 s in the service, 3 s here: the test waited
-    # 15 s idle for it) and then runs on worker 2 for what worker 1 never finished. Jobs
-    # a worker died holding are re-picked 2 s after its heartbeat stops.
+    # check waits JOB_LOCAL_GRACE_S (15 s in the service, 1 s here: the test waited
+    # 15 s idle for it) and then runs wherever it is picked: on worker 2 for what
+    # worker 1 never finished, and copies worker 1 picked before it died are re-picked
+    # 2 s after its heartbeat stops.
     blob_settings = request.getfixturevalue("s3_bucket").settings() if store == "s3" else {}
     cluster = start_cluster(
-        tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", JOB_LOCAL_GRACE_S="3", **blob_settings
+        tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", JOB_LOCAL_GRACE_S="1", **blob_settings
     )
     w1, w2 = cluster.workers
     try:
