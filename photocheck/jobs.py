@@ -236,9 +236,12 @@ class JobRunner:
         listener waits on an idle connection, so cancelling it leaves the connection
         usable for those queries."""
         qm.shutdown.set()
-        driver = qm.queries.driver
+        driver = getattr(qm.queries, "driver", None)
+        tasks = getattr(getattr(driver, "tm", None), "tasks", None)
+        if driver is None or tasks is None:  # another pgqueuer 1.x: it stops within ~2 s
+            return
         driver.shutdown.set()  # its loop ends instead of listening again
-        for task in list(driver.tm.tasks):  # the listener (the driver's only task)
+        for task in list(tasks):  # the listener (the driver's only task, pgqueuer 1.6)
             task.cancel()
 
     def run(self) -> None:
