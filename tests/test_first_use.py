@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import py_compile
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,45 @@ def test_run_py_test_caches_bytecode_outside_the_checkout(
     assert run.test_env({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside, as Python does
     chosen = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path)}
     assert run.test_env(chosen)["PYTHONPYCACHEPREFIX"] == str(tmp_path)
+
+
+def test_run_py_test_seeds_the_bytecode_cache_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The installed packages' bytecode and ours are where Python reads them under the
+    prefix before the suite starts; test modules are left to pytest's own cache."""
+    venv_dir = tmp_path / "venv"
+    run = _run_py(monkeypatch, venv_dir)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = venv_dir / "lib" / version / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "mod.py").write_text("X = 1\n")
+    installed_pyc = site / "pkg" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc"
+    py_compile.compile(str(site / "pkg" / "mod.py"), cfile=str(installed_pyc), doraise=True)
+    (site / "pkg" / "__pycache__" / "mod.cpython-0.pyc").write_bytes(b"other version")
+    (venv_dir / ".photocheck-installed").write_text("install 1")
+    checkout = tmp_path / "checkout"
+    (checkout / "tests").mkdir(parents=True)
+    for name in ("helper.py", "test_thing.py", "conftest.py"):
+        (checkout / "tests" / name).write_text("Y = 2\n")
+    monkeypatch.setattr(run, "ROOT", checkout)
+    monkeypatch.setattr(run.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path / "none")})
+    prefix = tmp_path / "pycache"
+
+    run.seed_bytecode(prefix)
+
+    monkeypatch.setattr(sys, "pycache_prefix", str(prefix))  # where the suite will look
+    seeded = Path(importlib.util.cache_from_source(str(site / "pkg" / "mod.py")))
+    assert seeded.read_bytes() == installed_pyc.read_bytes()
+    assert Path(importlib.util.cache_from_source(str(checkout / "tests" / "helper.py"))).exists()
+    for rewritten in ("test_thing.py", "conftest.py"):
+        assert not Path(
+            importlib.util.cache_from_source(str(checkout / "tests" / rewritten))
+        ).exists()
+    assert not list(prefix.rglob("mod.cpython-0.pyc"))
+    seeded.unlink()
+    run.seed_bytecode(prefix)  # done for this install: nothing again
+    assert not seeded.exists()
+    (venv_dir / ".photocheck-installed").write_text("install 2")
+    run.seed_bytecode(prefix)  # a new install: seeded again
+    assert seeded.exists()
