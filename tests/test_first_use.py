@@ -98,7 +98,10 @@ def test_run_py_test_caches_bytecode_outside_the_checkout(
     env = run.test_env({"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/bin"})
     assert "PYTHONDONTWRITEBYTECODE" not in env and env["PATH"] == "/bin"
     assert env["PYTHONPYCACHEPREFIX"] == str(ROOT / ".venv" / "pycache")
-    assert run.test_env({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside, as Python does
+    plain = run.test_env({"PATH": "/bin"})
+    assert plain == {"PATH": "/bin", **run.SUITE_THREADS}  # bytecode beside, as Python does
+    assert plain["OMP_NUM_THREADS"] == "1"  # one thread per library call: xdist fills the cores
+    assert run.test_env({"OMP_NUM_THREADS": "2"})["OMP_NUM_THREADS"] == "2"  # unless chosen
     chosen = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path)}
     assert run.test_env(chosen)["PYTHONPYCACHEPREFIX"] == str(tmp_path)
 
