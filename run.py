@@ -75,15 +75,22 @@ def child_env(environ: dict[str, str], cwd: Path) -> dict[str, str]:
 # developer-set unit: 75 -> 69 s of CPU, its sys time halved). Each call computes the
 # same numbers, on one thread.
 SUITE_THREADS = {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+# The test extras' pytest plugins, loaded by name (``-p``) with PYTEST_DISABLE_PLUGIN_AUTOLOAD:
+# autoloading marks every module of each plugin's distribution for assertion rewriting,
+# so each xdist worker of a clean clone parsed and rewrote hypothesis and schemathesis
+# (~190 modules) again, cache or not (collection: 30.6 -> 25.8 s of CPU). schemathesis's
+# plugin stays unloaded (pyproject.toml); tests/test_first_use.py checks the list.
+SUITE_PLUGINS = ("xdist", "xdist.looponfail", "hypothesispytest", "anyio.pytest_plugin")
 
 
 def test_env(environ: dict[str, str]) -> dict[str, str]:
-    """The suite's environment: ``SUITE_THREADS`` unless chosen, and bytecode cached even
+    """The suite's environment: ``SUITE_THREADS`` unless chosen, the plugins named
+    (``SUITE_PLUGINS``), and bytecode cached even
     where PYTHONDONTWRITEBYTECODE is set. The suite starts ~40 Python processes (xdist
     workers, servers, CLI runs), and each one compiled the project's sources again
     (~0.9 s of CPU). The cache then goes to ``.venv/pycache`` (PYTHONPYCACHEPREFIX), so
     the checkout stays as clean as asked."""
-    env = {**SUITE_THREADS, **environ}
+    env = {**SUITE_THREADS, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **environ}
     if env.pop("PYTHONDONTWRITEBYTECODE", None):
         env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".venv" / "pycache"))
     return env
@@ -163,6 +170,11 @@ def test_args(args: list[str]) -> list[str]:
     return ["-n", str(xdist_workers()), "--dist", "loadfile", *args]
 
 
+def plugin_args() -> list[str]:
+    """``-p NAME`` for each of ``SUITE_PLUGINS`` (a later ``-p no:xdist`` still wins)."""
+    return [arg for name in SUITE_PLUGINS for arg in ("-p", name)]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "photocheck"}:
         print(__doc__, file=sys.stderr)
@@ -174,7 +186,9 @@ def main(argv: list[str]) -> int:
         if "PYTHONPYCACHEPREFIX" in env:
             seed_bytecode(Path(env["PYTHONPYCACHEPREFIX"]))
         return subprocess.call(
-            [str(BIN / "python"), "-m", "pytest", *test_args(rest)], cwd=ROOT, env=env
+            [str(BIN / "python"), "-m", "pytest", *plugin_args(), *test_args(rest)],
+            cwd=ROOT,
+            env=env,
         )
     args = [str(BIN / "photocheck"), *(["serve"] if cmd == "serve" else []), *rest]
     return subprocess.call(args, env=child_env(dict(os.environ), Path.cwd()))

@@ -3,11 +3,14 @@ means the directory the user typed the command in, resolved once."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import py_compile
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -99,7 +102,7 @@ def test_run_py_test_caches_bytecode_outside_the_checkout(
     assert "PYTHONDONTWRITEBYTECODE" not in env and env["PATH"] == "/bin"
     assert env["PYTHONPYCACHEPREFIX"] == str(ROOT / ".venv" / "pycache")
     plain = run.test_env({"PATH": "/bin"})
-    assert plain == {"PATH": "/bin", **run.SUITE_THREADS}  # bytecode beside, as Python does
+    assert plain == {"PATH": "/bin", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **run.SUITE_THREADS}
     assert plain["OMP_NUM_THREADS"] == "1"  # one thread per library call: xdist fills the cores
     assert run.test_env({"OMP_NUM_THREADS": "2"})["OMP_NUM_THREADS"] == "2"  # unless chosen
     chosen = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path)}
@@ -146,3 +149,24 @@ def test_run_py_test_seeds_the_bytecode_cache_once(
     (venv_dir / ".photocheck-installed").write_text("install 2")
     run.seed_bytecode(prefix)  # a new install: seeded again
     assert seeded.exists()
+
+
+def test_run_py_test_names_every_pytest_plugin_installed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without autoloading, a plugin of the test extras missing from ``SUITE_PLUGINS``
+    would silently not run: each installed one is named, or blocked in pyproject.toml."""
+    run = _run_py(monkeypatch, tmp_path / "venv")
+    assert run.test_env({})["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1"
+    assert run.plugin_args() == [a for n in run.SUITE_PLUGINS for a in ("-p", n)]
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    blocked = set(re.findall(r"-p no:(\S+)", addopts["ini_options"]["addopts"]))
+    installed = {
+        (ep.name, ep.value)
+        for dist in importlib.metadata.distributions()
+        for ep in dist.entry_points
+        if ep.group == "pytest11"
+    }
+    assert installed, "no pytest plugin found: not the suite's venv?"
+    for name, module in installed:
+        assert name in blocked or {name, module} & set(run.SUITE_PLUGINS), (name, module)
