@@ -4,7 +4,8 @@ Whole modules per worker, as ``loadfile`` does, with two changes:
 
 - modules that share one expensive session result run as one unit on one worker
   (``UNITS``: the developer set's dedup, its XFeat features and verified pairs are made
-  once, not once per worker that happens to get one of the modules);
+  once, not once per worker that happens to get one of the modules; the ``reports``
+  of the real photos, checked once for the expectations, content and geometry tests);
 - the units known to be long start first (``LONG_FIRST``, measured with
   ``--durations``), so the short ones fill the other workers around them instead of
   one long module starting last and running alone. The rest keep xdist's order.
@@ -22,6 +23,11 @@ from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 UNITS = {
     "tests/test_dedup.py": "developer-set",
     "tests/api/test_service_duplicates.py": "developer-set",
+    # ``reports`` (tests/conftest.py): the three in one process 16.6 s of CPU, the
+    # expectations alone 16.3 s; elsewhere the other two checked ~1.5 s each of photos again
+    "tests/test_expectations.py": "reports",
+    "tests/test_content.py": "reports",
+    "tests/test_geometry.py": "reports",
 }
 
 # The longest units first, longest first (each module measured alone, CPU and wall, on
