@@ -97,6 +97,8 @@ def test_env(environ: dict[str, str]) -> dict[str, str]:
 
 
 OUR_SOURCES = ("photocheck", "api", "tests", "scripts")
+# in the interpreter's library folder, but never imported by the suite's venv
+_NOT_THE_SUITES = {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "lib2to3"}
 _PYTEST_REWRITES = re.compile(r"(^|[/\\])(test_[^/\\]*|conftest)\.py$")  # its own cache
 
 
@@ -120,7 +122,9 @@ def seed_bytecode(prefix: Path) -> None:
         return
     started = time.monotonic()
     for top in (sysconfig.get_paths()["stdlib"], str(site)):
-        for folder, _, _ in os.walk(top):
+        for folder, subdirs, _ in os.walk(top):
+            if folder == top and top != str(site):  # not the interpreter's own packages
+                subdirs[:] = [d for d in subdirs if d not in _NOT_THE_SUITES]
             if os.path.basename(folder) == "__pycache__":
                 _link_bytecode(Path(folder), prefix, f".{tag}.pyc")
     before, sys.pycache_prefix = sys.pycache_prefix, str(prefix)  # where compileall writes
