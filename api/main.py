@@ -70,7 +70,7 @@ def build_state(settings: Settings, *, index: bool = True) -> AppState:
     queue = db.dialect == "postgresql"  # the PostgreSQL job queue (scale-out)
     if queue:
         jobs.install(settings.database_url)
-    queued = jobs.QueueJobs(db) if queue else None
+    queued = jobs.QueueJobs(db, local_grace_s=settings.JOB_LOCAL_GRACE_S) if queue else None
     intake = Intake(
         db,
         blobs,

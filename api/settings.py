@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # PostgreSQL job queue (ignored on SQLite, where jobs run on the process's threads)
     JOBS_IN_SERVE: bool = True  # serve processes run jobs too (besides `photocheck worker`)
     JOB_HEARTBEAT_S: float = Field(default=30.0, gt=0)  # a dead worker's jobs: re-picked after
+    # a scene check this process runs itself: the queue's copy (for a crash) waits this long
+    JOB_LOCAL_GRACE_S: float = Field(default=15.0, ge=0)
     TUS_EXPIRY_HOURS: float = Field(default=24.0, gt=0)  # unfinished resumable uploads
     RECHECK_BATCH: int = Field(default=32, ge=1, le=1000)  # photos per re-check job
     # same-scene vote indexes held per process (least recently used counties dropped

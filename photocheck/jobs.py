@@ -16,8 +16,8 @@ Jobs (the payload's ``key`` is the photo id where there is one):
   after the commit loses nothing: another one picks the job. A serve process that
   runs jobs (``run_here``) checks its own uploads at once on its threads, from the
   pixels it decoded for the answer (decoded once, no queue poll); the queued job then
-  waits ``LOCAL_GRACE_S`` and finds the photo checked (a no-op) unless that process
-  died first.
+  waits ``local_grace_s`` (``LOCAL_GRACE_S``, ``PHOTOCHECK_JOB_LOCAL_GRACE_S``) and
+  finds the photo checked (a no-op) unless that process died first.
 - ``scene_backfill {}``: features for every stored photo without them (older
   formats too), queued once at start-up instead of a thread in every process.
 - ``audit_refresh {}``: recompute the findings of every county with photos the
@@ -117,8 +117,9 @@ class QueueJobs:
     """The ``Jobs`` interface (``photocheck.store.jobs``) on the PostgreSQL queue: any
     worker process runs the job, at least once (``key`` is the payload's ``key``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, local_grace_s: float = LOCAL_GRACE_S) -> None:
         self.db = db
+        self.local_grace_s = local_grace_s
         self.local: ThreadJobs | None = None  # this process's threads (``run_here``)
 
     def run_here(self, handlers: dict[str, Callable[[int], None]]) -> None:
@@ -164,7 +165,7 @@ class QueueJobs:
         """The jobs of a photo just stored, in the transaction that stores it."""
         if scene_check:
             key = f"{SCENE_CHECK}:{photo_id}"
-            delay = LOCAL_GRACE_S if self.local is not None else 0.0  # see ``run_here``
+            delay = self.local_grace_s if self.local is not None else 0.0  # see ``run_here``
             enqueue(
                 session,
                 SCENE_CHECK,
@@ -222,9 +223,26 @@ class JobRunner:
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         if self._loop is not None and self._qm is not None:
-            self._loop.call_soon_threadsafe(self._qm.shutdown.set)
+            self._loop.call_soon_threadsafe(self._shutdown, self._qm)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @staticmethod
+    def _shutdown(qm: Any) -> None:
+        """Stop the queue manager, and wake its NOTIFY listener now: it waits for
+        notifications holding the connection for up to a second at a time, and the
+        manager's last queries (the finished jobs' log, the heartbeats) queue behind it
+        (a stop took 0.9-2.0 s, each serve process and test server on PostgreSQL). The
+        listener waits on an idle connection, so cancelling it leaves the connection
+        usable for those queries."""
+        qm.shutdown.set()
+        driver = getattr(qm.queries, "driver", None)
+        tasks = getattr(getattr(driver, "tm", None), "tasks", None)
+        if driver is None or tasks is None:  # another pgqueuer 1.x: it stops within ~2 s
+            return
+        driver.shutdown.set()  # its loop ends instead of listening again
+        for task in list(tasks):  # the listener (the driver's only task, pgqueuer 1.6)
+            task.cancel()
 
     def run(self) -> None:
         """Until ``stop()``: connect, work, and on a lost connection start again."""

@@ -85,3 +85,40 @@ def test_jobs_wait_while_uploads_run_but_not_for_ever() -> None:
     with foreground.busy():  # uploads without end: the job starts anyway
         jobs.enqueue("scene_check", 2)
         assert jobs.drain(timeout=30) and ran.is_set()
+
+
+@pytest.mark.postgres
+def test_a_stopped_runner_finishes_and_records_the_job_in_flight() -> None:
+    """``JobRunner.stop`` (a serve process shutting down) wakes pgqueuer's listener
+    instead of waiting on it, and still lets the job in flight finish and be recorded:
+    the queue is empty afterwards, so no other worker runs it again."""
+    from sqlalchemy import text
+
+    from photocheck.jobs import JobRunner, enqueue, install
+    from photocheck.store import Database
+    from tests.api.conftest import pg_schema
+
+    with pg_schema() as url:
+        db = Database(url)
+        try:
+            install(url)  # pgqueuer's tables are all the runner needs
+            started, release = threading.Event(), threading.Event()
+
+            def handler(_: dict) -> None:
+                started.set()
+                release.wait(10)
+
+            runner = JobRunner(url, {"held": handler}).start()
+            with db.session() as session:
+                enqueue(session, "held", {"key": 1})
+                session.commit()
+            assert started.wait(30)
+            threading.Timer(0.3, release.set).start()  # finishes while the runner stops
+            runner.stop()
+            assert runner.done == 1
+            with db.session() as session:
+                assert session.scalar(text("SELECT count(*) FROM pgqueuer")) == 0
+                logged = "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
+                assert session.scalar(text(logged)) == 1
+        finally:
+            db.dispose()

@@ -1,5 +1,9 @@
 """The audit over real HTTP: findings from real uploads, decisions and their trail,
-scopes, progress and its XLSX export checked against the database."""
+scopes, progress and its XLSX export checked against the database.
+
+The tests that start from the same duplicate campaign and add nothing another of
+them counts share it, one server per database for the module (``dup_campaign``);
+the others need an empty database of their own (``server``)."""
 
 from __future__ import annotations
 
@@ -7,17 +11,21 @@ import datetime as dt
 import io
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import openpyxl
+import pytest
 from sqlalchemy import func, select
 
 from photocheck.audit.records import CHINA_TZ
 from photocheck.audit.tables import AuditPhotoCheck
 from photocheck.store import Household, Photo
 
-from .conftest import ADMIN, LiveServer, activate, login
+from .conftest import ADMIN, LiveServer, activate, login, loopback_client, make_settings, seed_admin
 from .test_session import GOOD, GOOD_2, ORIENT_A, ORIENT_B, setup_campaign, upload
 
 
@@ -44,9 +52,37 @@ def duplicate_campaign(client: httpx.Client) -> tuple[dict, dict[str, dict]]:
     return admin, v
 
 
-def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) -> None:
-    admin, v = duplicate_campaign(client)
-    refresh(client, admin)
+@dataclass
+class DupCampaign:
+    server: LiveServer
+    client: httpx.Client
+    admin: dict[str, str]
+    villages: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def dup_campaign(module_db: tuple[str, Path]) -> Iterator[DupCampaign]:
+    """``duplicate_campaign`` once per database, refreshed, for the tests below that
+    hold whatever else the others did to it: the decisions test dismisses its cluster
+    and adds a photo without a duplicate, the two-counties test adds another county;
+    progress and the offline report are compared with the database as it is."""
+    url, tmp = module_db
+    settings = make_settings(tmp, url)
+    seed_admin(settings)
+    live = LiveServer(settings)
+    live.start()
+    try:
+        with loopback_client(live.url + "/api/v1") as client:
+            admin, villages = duplicate_campaign(client)
+            refresh(client, admin)
+            yield DupCampaign(live, client, admin, villages)
+    finally:
+        live.stop()
+
+
+def test_findings_decisions_and_scope(dup_campaign: DupCampaign) -> None:
+    client, admin, v = dup_campaign.client, dup_campaign.admin, dup_campaign.villages
+    refresh(client, admin)  # what another test of the module uploaded
     r = client.get("/audit/findings", params={"kind": "duplicate_cluster"}, headers=admin)
     assert r.status_code == 200, r.text
     clusters = {tuple(sorted(f["household_ids"])): f for f in r.json()["findings"]}
@@ -99,8 +135,8 @@ def test_findings_decisions_and_scope(server: LiveServer, client: httpx.Client) 
     assert r.status_code == 403  # a town account reads only (issue 9 item 8)
 
 
-def test_progress_and_xlsx_match_the_database(server: LiveServer, client: httpx.Client) -> None:
-    admin, _ = duplicate_campaign(client)
+def test_progress_and_xlsx_match_the_database(dup_campaign: DupCampaign) -> None:
+    server, client, admin = dup_campaign.server, dup_campaign.client, dup_campaign.admin
     body = client.get("/progress", headers=admin).json()
     total = body["total"]
     with server.app_state.db.session() as session:
@@ -250,13 +286,13 @@ def test_desk_batch_from_app_captures(server: LiveServer, client: httpx.Client) 
 
 
 def test_offline_report_from_the_service_database(
-    server: LiveServer, client: httpx.Client, tmp_path
+    dup_campaign: DupCampaign, tmp_path: Path
 ) -> None:
     from photocheck import default_policy
     from photocheck.audit.command import write_report
 
-    admin, _ = duplicate_campaign(client)
-    refresh(client, admin)
+    server, client, admin = dup_campaign.server, dup_campaign.client, dup_campaign.admin
+    refresh(client, admin)  # what another test of the module uploaded
     page = client.get("/audit/findings", headers=admin).json()
     settings = server.app_state.settings
     out = tmp_path / "report.html"
@@ -357,12 +393,12 @@ X2,冯二,富水镇,河村,appraised,,33.501,110.901
 """
 
 
-def test_two_counties_never_see_each_other(server: LiveServer, client: httpx.Client) -> None:
+def test_two_counties_never_see_each_other(dup_campaign: DupCampaign) -> None:
     """The same photo in two counties: each county's audit shows its own households only."""
     from api.accounts import add_user
     from photocheck.store import Role
 
-    admin, _ = duplicate_campaign(client)
+    server, client, admin = dup_campaign.server, dup_campaign.client, dup_campaign.admin
     add_user(server.app_state.settings, *OTHER_COUNTY, role=Role.COUNTY, county="商南县")
     other = login(client, *OTHER_COUNTY)
     r = client.post(

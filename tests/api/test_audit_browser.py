@@ -33,8 +33,10 @@ ARGS = [
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One headless Chromium per module; each test opens its own page (``new_page``:
+    a fresh context, no cookies or storage shared with another test)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

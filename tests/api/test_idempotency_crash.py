@@ -2,19 +2,18 @@
 
 Two moments, caught by one kill: one upload is still being sent (nothing claimed yet)
 while another is being checked (its key claimed ``pending`` by a process that then no
-longer exists). Either way the retry the contract tells the app to make answers 201 at
-once; it used to be refused 409 for five minutes. On SQLite and PostgreSQL.
+longer exists; the first process holds its checks, ``tests/scale/held_check_serve.py``,
+so the kill comes while the check runs). Either way the retry the contract tells the
+app to make answers 201 at once; it used to be refused 409 for five minutes. On SQLite
+and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,29 +27,13 @@ from tests.scale.conftest import WorkerProcess, service_env
 from .conftest import ADMIN, activate, login, loopback_client, make_settings, seed_admin
 
 GOOD = "buildings/strecha_herz_jesu/herz_jesu_0000.jpg"
+OTHER = "buildings/camera_corpus/fujifilm_ds7_2_japanese_house.jpg"  # K2's photo
 HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
 K1,张三,龙驹寨镇,东村,鉴定安全,,33.70,110.30
 K2,李四,龙驹寨镇,东村,改造安全,,33.701,110.301
 """
 # well under the 60 s a retry would wait for a live first request before its 409
 RETRY_TIMEOUT_S = 45
-
-
-@functools.cache  # seconds of zlib: made once for both databases
-def _slow_png() -> bytes:
-    """A 16-bit grey PNG of 10950x10950 (233 KB): seconds of decoding, time to kill."""
-    side = 10950
-    row = bytes(1 + side * 2)
-    packer = zlib.compressobj(9)
-    idat = b"".join([packer.compress(row) for _ in range(side)] + [packer.flush()])
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    header = struct.pack(">IIBBBBB", side, side, 16, 0, 0, 0, 0)
-    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
 def _multipart(data: bytes, name: str) -> tuple[bytes, str]:
@@ -69,8 +52,10 @@ def _multipart(data: bytes, name: str) -> tuple[bytes, str]:
 def served(tmp_path: Path, database_url: str) -> Iterator[tuple[WorkerProcess, str]]:
     settings = make_settings(tmp_path, database_url)
     seed_admin(settings)
-    # its own process (forked from the suite's zygote), so that it can be killed for real
-    server = WorkerProcess(service_env(settings.DATA_DIR, database_url), tmp_path / "serve.log")
+    # its own process (forked from the suite's zygote), so that it can be killed for real;
+    # its photo checks never return (held_check_serve), the restarted one's are the service's
+    env = service_env(settings.DATA_DIR, database_url)
+    server = WorkerProcess(env, tmp_path / "serve.log", module="tests.scale.held_check_serve")
     server.start()
     server.wait_ready()
     try:
@@ -111,15 +96,15 @@ def test_retry_after_kill_succeeds_at_once(served: tuple[WorkerProcess, str]) ->
         sending.sendall(head.encode() + body[: len(body) // 2])
 
         # K2: being checked when the server dies (its key claimed by a dead process)
-        slow, slow_type = _multipart(_slow_png(), "slow.png")
+        held, held_type = _multipart(data_file(OTHER).read_bytes(), "other.jpg")
 
-        def send_slow() -> None:
+        def send_held() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the server dies under it
-                httpx.post(server.url + "/api/v1/households/K2/photos", content=slow, timeout=60,
+                httpx.post(server.url + "/api/v1/households/K2/photos", content=held, timeout=60,
                            headers={**village, "Idempotency-Key": "crash-2",
-                                    "content-type": slow_type})  # fmt: skip
+                                    "content-type": held_type})  # fmt: skip
 
-        sender = threading.Thread(target=send_slow)
+        sender = threading.Thread(target=send_held)
         sender.start()
         deadline = time.monotonic() + 60
         while _pending_keys(database_url) == 0:
@@ -128,13 +113,14 @@ def test_retry_after_kill_succeeds_at_once(served: tuple[WorkerProcess, str]) ->
         server.kill()
         sender.join(timeout=60)
     assert _pending_keys(database_url) == 1  # K2's, left behind; K1 never claimed one
+    server.module = "api.cli"  # the service as it is, checks and all
     server.start()
     server.wait_ready()
 
     with loopback_client(server.url + "/api/v1", timeout=RETRY_TIMEOUT_S) as client:
         for household, key, data, kind in (
             ("K1", "crash-1", body, ctype),
-            ("K2", "crash-2", slow, slow_type),
+            ("K2", "crash-2", held, held_type),
         ):
             headers = {**village, "Idempotency-Key": key, "content-type": kind}
             first = client.post(f"/households/{household}/photos", content=data, headers=headers)

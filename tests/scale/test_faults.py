@@ -50,10 +50,15 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def test_kill_9_of_a_worker_loses_nothing_acknowledged(
     tmp_path: Path, pg_schema_url: str, store: str, request: pytest.FixtureRequest
 ) -> None:
-    # jobs are re-picked 2 s after their worker's heartbeat stops; features jobs run
-    # 1 s after the upload, so some are held by worker 1 when it dies
+    # A worker checks its own uploads' scenes on its threads; the queue's copy of each
+    # check waits JOB_LOCAL_GRACE_S (15 s in the service, 1 s here: the test waited
+    # 15 s idle for it) and then runs wherever it is picked: on worker 2 for what
+    # worker 1 never finished, and copies worker 1 picked before it died are re-picked
+    # 2 s after its heartbeat stops.
     blob_settings = request.getfixturevalue("s3_bucket").settings() if store == "s3" else {}
-    cluster = start_cluster(tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", **blob_settings)
+    cluster = start_cluster(
+        tmp_path, pg_schema_url, JOB_HEARTBEAT_S="2", JOB_LOCAL_GRACE_S="1", **blob_settings
+    )
     w1, w2 = cluster.workers
     try:
         _run_load_and_kill(cluster, w1, w2, blob_settings)
@@ -194,7 +199,11 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def test_workers_recover_from_a_postgres_restart(
     tmp_path: Path, private_pg: PrivatePostgres
 ) -> None:
-    cluster = start_cluster(tmp_path, private_pg.url, n=1, JOB_HEARTBEAT_S="2")
+    # the queue's copy of the worker's own scene check after 1 s, not 15: the test waits
+    # for the reconnected job runner to take it from the queue
+    cluster = start_cluster(
+        tmp_path, private_pg.url, n=1, JOB_HEARTBEAT_S="2", JOB_LOCAL_GRACE_S="1"
+    )
     (worker,) = cluster.workers
     try:
         with worker.client() as c:
