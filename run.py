@@ -14,10 +14,14 @@ data/ beside this file.
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 import venv
 from pathlib import Path
@@ -66,15 +70,87 @@ def child_env(environ: dict[str, str], cwd: Path) -> dict[str, str]:
     return env
 
 
+# One thread per call inside OpenBLAS, faiss's OpenMP and OpenCV in the suite: its xdist
+# workers already keep every core busy, and these pools only spin beside them (the
+# developer-set unit: 75 -> 69 s of CPU, its sys time halved). Each call computes the
+# same numbers, on one thread.
+SUITE_THREADS = {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+# The test extras' pytest plugins, loaded by name (``-p``) with PYTEST_DISABLE_PLUGIN_AUTOLOAD:
+# autoloading marks every module of each plugin's distribution for assertion rewriting,
+# so each xdist worker of a clean clone parsed and rewrote hypothesis and schemathesis
+# (~190 modules) again, cache or not (collection: 30.6 -> 25.8 s of CPU). schemathesis's
+# plugin stays unloaded (pyproject.toml); tests/test_first_use.py checks the list.
+SUITE_PLUGINS = ("xdist", "xdist.looponfail", "hypothesispytest", "anyio.pytest_plugin")
+
+
 def test_env(environ: dict[str, str]) -> dict[str, str]:
-    """The suite's environment: bytecode cached even where PYTHONDONTWRITEBYTECODE is set.
-    The suite starts ~40 Python processes (xdist workers, servers, CLI runs), and each
-    one compiled the project's sources again (~0.9 s of CPU). The cache then goes to
-    ``.venv/pycache`` (PYTHONPYCACHEPREFIX), so the checkout stays as clean as asked."""
-    env = dict(environ)
+    """The suite's environment: ``SUITE_THREADS`` unless chosen, the plugins named
+    (``SUITE_PLUGINS``), and bytecode cached even
+    where PYTHONDONTWRITEBYTECODE is set. The suite starts ~40 Python processes (xdist
+    workers, servers, CLI runs), and each one compiled the project's sources again
+    (~0.9 s of CPU). The cache then goes to ``.venv/pycache`` (PYTHONPYCACHEPREFIX), so
+    the checkout stays as clean as asked."""
+    env = {**SUITE_THREADS, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **environ}
     if env.pop("PYTHONDONTWRITEBYTECODE", None):
         env.setdefault("PYTHONPYCACHEPREFIX", str(ROOT / ".venv" / "pycache"))
     return env
+
+
+OUR_SOURCES = ("photocheck", "api", "tests", "scripts")
+# in the interpreter's library folder, but never imported by the suite's venv
+_NOT_THE_SUITES = {"site-packages", "dist-packages", "test", "idlelib", "tkinter", "lib2to3"}
+_PYTEST_REWRITES = re.compile(r"(^|[/\\])(test_[^/\\]*|conftest)\.py$")  # its own cache
+
+
+def seed_bytecode(prefix: Path) -> None:
+    """Fill a fresh PYTHONPYCACHEPREFIX before the suite starts, once per install.
+
+    Under a prefix Python reads bytecode only there, so the ``__pycache__`` folders of
+    pip's install and of the interpreter's went unused: the suite's first processes
+    (xdist's controller and workers, started together) each compiled every module they
+    import again, ~7 s of CPU each (a clean clone's collection: 46 s of CPU, 20 s with
+    the cache warm). That bytecode is linked into the prefix (copied across file
+    systems; Python checks it against its source as always) and ours is compiled."""
+    stamp = prefix / ".seeded"
+    installed = VENV / ".photocheck-installed"
+    want = installed.read_text() if installed.exists() else ""
+    if os.name == "nt" or (stamp.exists() and stamp.read_text() == want):
+        return
+    tag = sys.implementation.cache_tag
+    site = VENV / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    if tag is None or not site.is_dir():  # not the interpreter the venv was made with
+        return
+    started = time.monotonic()
+    for top in (sysconfig.get_paths()["stdlib"], str(site)):
+        for folder, subdirs, _ in os.walk(top):
+            if folder == top and top != str(site):  # not the interpreter's own packages
+                subdirs[:] = [d for d in subdirs if d not in _NOT_THE_SUITES]
+            if os.path.basename(folder) == "__pycache__":
+                _link_bytecode(Path(folder), prefix, f".{tag}.pyc")
+    before, sys.pycache_prefix = sys.pycache_prefix, str(prefix)  # where compileall writes
+    try:
+        for name in OUR_SOURCES:
+            if (ROOT / name).is_dir():
+                compileall.compile_dir(ROOT / name, quiet=1, rx=_PYTEST_REWRITES, workers=0)
+    finally:
+        sys.pycache_prefix = before
+    stamp.write_text(want)
+    _say(f"bytecode cache ready in {time.monotonic() - started:.1f} s")
+
+
+def _link_bytecode(cache: Path, prefix: Path, suffix: str) -> None:
+    """``folder/__pycache__/name.TAG.pyc`` as ``prefix/folder/name.TAG.pyc``, where
+    Python looks for it under a prefix (only this interpreter's, not optimised ones)."""
+    target = prefix / str(cache.parent).lstrip(os.sep)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in os.listdir(cache):
+        dest = target / name
+        if not name.endswith(suffix) or dest.exists():
+            continue
+        try:
+            os.link(cache / name, dest)
+        except OSError:  # another file system, or no hard links here
+            shutil.copyfile(cache / name, dest)
 
 
 def xdist_workers() -> int:
@@ -98,6 +174,11 @@ def test_args(args: list[str]) -> list[str]:
     return ["-n", str(xdist_workers()), "--dist", "loadfile", *args]
 
 
+def plugin_args() -> list[str]:
+    """``-p NAME`` for each of ``SUITE_PLUGINS`` (a later ``-p no:xdist`` still wins)."""
+    return [arg for name in SUITE_PLUGINS for arg in ("-p", name)]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "photocheck"}:
         print(__doc__, file=sys.stderr)
@@ -105,10 +186,13 @@ def main(argv: list[str]) -> int:
     _ensure_env()
     cmd, rest = argv[0], argv[1:]
     if cmd == "test":  # pytest finds its configuration and ../shared/data from the checkout
+        env = test_env(dict(os.environ))
+        if "PYTHONPYCACHEPREFIX" in env:
+            seed_bytecode(Path(env["PYTHONPYCACHEPREFIX"]))
         return subprocess.call(
-            [str(BIN / "python"), "-m", "pytest", *test_args(rest)],
+            [str(BIN / "python"), "-m", "pytest", *plugin_args(), *test_args(rest)],
             cwd=ROOT,
-            env=test_env(dict(os.environ)),
+            env=env,
         )
     args = [str(BIN / "photocheck"), *(["serve"] if cmd == "serve" else []), *rest]
     return subprocess.call(args, env=child_env(dict(os.environ), Path.cwd()))

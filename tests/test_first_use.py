@@ -3,10 +3,14 @@ means the directory the user typed the command in, resolved once."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
+import py_compile
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -97,6 +101,72 @@ def test_run_py_test_caches_bytecode_outside_the_checkout(
     env = run.test_env({"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/bin"})
     assert "PYTHONDONTWRITEBYTECODE" not in env and env["PATH"] == "/bin"
     assert env["PYTHONPYCACHEPREFIX"] == str(ROOT / ".venv" / "pycache")
-    assert run.test_env({"PATH": "/bin"}) == {"PATH": "/bin"}  # bytecode beside, as Python does
+    plain = run.test_env({"PATH": "/bin"})
+    assert plain == {"PATH": "/bin", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **run.SUITE_THREADS}
+    assert plain["OMP_NUM_THREADS"] == "1"  # one thread per library call: xdist fills the cores
+    assert run.test_env({"OMP_NUM_THREADS": "2"})["OMP_NUM_THREADS"] == "2"  # unless chosen
     chosen = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path)}
     assert run.test_env(chosen)["PYTHONPYCACHEPREFIX"] == str(tmp_path)
+
+
+def test_run_py_test_seeds_the_bytecode_cache_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The installed packages' bytecode and ours are where Python reads them under the
+    prefix before the suite starts; test modules are left to pytest's own cache."""
+    venv_dir = tmp_path / "venv"
+    run = _run_py(monkeypatch, venv_dir)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = venv_dir / "lib" / version / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "mod.py").write_text("X = 1\n")
+    installed_pyc = site / "pkg" / "__pycache__" / f"mod.{sys.implementation.cache_tag}.pyc"
+    py_compile.compile(str(site / "pkg" / "mod.py"), cfile=str(installed_pyc), doraise=True)
+    (site / "pkg" / "__pycache__" / "mod.cpython-0.pyc").write_bytes(b"other version")
+    (venv_dir / ".photocheck-installed").write_text("install 1")
+    checkout = tmp_path / "checkout"
+    (checkout / "tests").mkdir(parents=True)
+    for name in ("helper.py", "test_thing.py", "conftest.py"):
+        (checkout / "tests" / name).write_text("Y = 2\n")
+    monkeypatch.setattr(run, "ROOT", checkout)
+    monkeypatch.setattr(run.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path / "none")})
+    prefix = tmp_path / "pycache"
+
+    run.seed_bytecode(prefix)
+
+    monkeypatch.setattr(sys, "pycache_prefix", str(prefix))  # where the suite will look
+    seeded = Path(importlib.util.cache_from_source(str(site / "pkg" / "mod.py")))
+    assert seeded.read_bytes() == installed_pyc.read_bytes()
+    assert Path(importlib.util.cache_from_source(str(checkout / "tests" / "helper.py"))).exists()
+    for rewritten in ("test_thing.py", "conftest.py"):
+        assert not Path(
+            importlib.util.cache_from_source(str(checkout / "tests" / rewritten))
+        ).exists()
+    assert not list(prefix.rglob("mod.cpython-0.pyc"))
+    seeded.unlink()
+    run.seed_bytecode(prefix)  # done for this install: nothing again
+    assert not seeded.exists()
+    (venv_dir / ".photocheck-installed").write_text("install 2")
+    run.seed_bytecode(prefix)  # a new install: seeded again
+    assert seeded.exists()
+
+
+def test_run_py_test_names_every_pytest_plugin_installed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without autoloading, a plugin of the test extras missing from ``SUITE_PLUGINS``
+    would silently not run: each installed one is named, or blocked in pyproject.toml."""
+    run = _run_py(monkeypatch, tmp_path / "venv")
+    assert run.test_env({})["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] == "1"
+    assert run.plugin_args() == [a for n in run.SUITE_PLUGINS for a in ("-p", n)]
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]
+    blocked = set(re.findall(r"-p no:(\S+)", addopts["ini_options"]["addopts"]))
+    installed = {
+        (ep.name, ep.value)
+        for dist in importlib.metadata.distributions()
+        for ep in dist.entry_points
+        if ep.group == "pytest11"
+    }
+    assert installed, "no pytest plugin found: not the suite's venv?"
+    for name, module in installed:
+        assert name in blocked or {name, module} & set(run.SUITE_PLUGINS), (name, module)

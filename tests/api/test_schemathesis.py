@@ -10,32 +10,37 @@ the schema declares them. Operations that would end the session they run under
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
 
 from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
+
+if TYPE_CHECKING:  # imported where used: only the worker that runs this module pays
+    import schemathesis
 
 MAX_EXAMPLES = 4  # per operation and role (6 made ~530 requests, ~40 ms of CPU each)
 HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
 F1,张三,龙驹寨镇,东村,鉴定安全,,33.70,110.30
 F2,李四,龙驹寨镇,东村,保障安全,S1,33.701,110.301
 """
-CHECKS = [
-    checks.not_a_server_error,
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_headers_conformance,
-    checks.response_schema_conformance,
-    checks.unsupported_method,  # 405 with Allow for a method the path lacks (OPTIONS too)
-    checks.ignored_auth,  # an operation behind a token refuses a request without one
-]
+
+
+def _checks() -> list[Callable[..., Any]]:
+    from schemathesis import checks
+
+    return [
+        checks.not_a_server_error,
+        checks.status_code_conformance,
+        checks.content_type_conformance,
+        checks.response_headers_conformance,
+        checks.response_schema_conformance,
+        checks.unsupported_method,  # 405 with Allow for a method the path lacks (OPTIONS too)
+        checks.ignored_auth,  # an operation behind a token refuses a request without one
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,10 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 def _fuzz(operation: Any, base: str, headers: dict[str, str]) -> int:
     """Run the generated requests of one operation under one account; how many ran."""
+    from hypothesis import HealthCheck, given, settings
+
     calls: list[int] = []
+    checks = _checks()
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -76,13 +84,15 @@ def _fuzz(operation: Any, base: str, headers: dict[str, str]) -> int:
     @given(case=operation.as_strategy())
     def run(case: schemathesis.Case) -> None:
         calls.append(1)
-        case.call_and_validate(base_url=base, headers=headers, checks=CHECKS, timeout=60)
+        case.call_and_validate(base_url=base, headers=headers, checks=checks, timeout=60)
 
     run()
     return len(calls)
 
 
 def test_fuzz_every_operation(fuzz_target: tuple[str, dict]) -> None:
+    import schemathesis
+
     base, tokens = fuzz_target
     schema = schemathesis.openapi.from_dict(httpx.get(base + "/openapi.json", timeout=30).json())
     started = time.perf_counter()
