@@ -22,6 +22,7 @@ import pytest
 
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
 from photocheck.similarity.dedup import Pair, dedup_entries, load_entries
+from tests.decode_memo import DecodeMemo, decode_memo  # noqa: F401 - a photo decoded once
 from tests.feature_memo import xfeat_feature_memo  # noqa: F401 - XFeat once per image
 from tests.processes import die_with_parent, stop_zygote
 from tests.s3 import s3_bucket, seaweedfs  # noqa: F401 - the real S3 server's fixtures
@@ -181,14 +182,15 @@ def developer_files() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def developer_dedup() -> dict[frozenset[str], Pair]:
+def developer_dedup(decode_memo: DecodeMemo) -> dict[frozenset[str], Pair]:  # noqa: F811
     """`photocheck dedup`'s pairs over the developer set's photos, computed once a session
     (tests/test_dedup.py scores them; tests/api/test_service_duplicates.py compares the
     service with them)."""
     names = developer_files()
     if not names:
         pytest.skip("no developer set")
-    entries = load_entries([data_file(n) for n in names], policy=default_policy(), names=names)
+    with decode_memo.active():  # the service's test uploads the same photos
+        entries = load_entries([data_file(n) for n in names], policy=default_policy(), names=names)
     assert len(entries) == len(names)
     return {frozenset((p.a, p.b)): p for p in dedup_entries(entries, policy=default_policy())}
 

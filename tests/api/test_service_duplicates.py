@@ -12,7 +12,8 @@ One server for both files, photos uploaded once; the service reuses the features
 CLI made and the matching it did (``tests/feature_memo.py``: the same inputs, computed
 once; the service asks (new photo, earlier one) where the CLI asked (earlier, later),
 so the memo holds the parts both compute in one fixed order: ~74 LighterGlue runs, not
-~125).
+~125), and each photo is decoded once (``tests/decode_memo.py``: `photocheck dedup`,
+the upload's checks and the scene checks decode the same bytes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from photocheck.similarity.dedup import Pair
 from photocheck.store.repo import household_pair_relations
 
 from ..conftest import DATA, DEVELOPER_SETS, developer_files
+from ..decode_memo import DecodeMemo
 from .conftest import ADMIN, LiveServer, activate, login, make_settings, seed_admin
 
 ALLOWED = {"same_photo": {"same_photo"}, "same_scene": {"same_scene", "same_photo"}}
@@ -57,7 +59,9 @@ def _labels(name: str) -> list[tuple[str, str, str]]:
 
 @pytest.fixture(scope="module")
 def scored(
-    tmp_path_factory: pytest.TempPathFactory, developer_dedup: dict[frozenset[str], Pair]
+    decode_memo: DecodeMemo,
+    tmp_path_factory: pytest.TempPathFactory,
+    developer_dedup: dict[frozenset[str], Pair],
 ) -> Iterator[Scored]:
     labels = {name: _labels(name) for name in SETS}
     names = developer_files()
@@ -67,9 +71,12 @@ def scored(
     live = LiveServer(settings)
     live.start()
     try:
-        service = _upload_all(live, names)
+        with decode_memo.active():
+            service = _upload_all(live, names)
     finally:
         live.stop()
+        print(f"\ndecode memo: {decode_memo.misses} decodes, {decode_memo.hits} reused")
+        decode_memo.clear()  # the rest of the unit decodes no developer-set photo
     cli = {k: p.relation for k, p in developer_dedup.items()}
     yield Scored(labels, service, cli)
 
