@@ -26,12 +26,10 @@ SIDE = 10950  # 119.9 MP: under the 120 MP pixel limit, so only the budget stops
 
 
 def _png(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
-    """An all-black PNG, compressed row by row (never held decoded). Run-length
-    matching (``Z_RLE``) packs zeros as tightly as level 9's search, ~2.5x faster."""
+    """An all-black PNG: every row filter 0 and every sample 0, so its image data is a
+    zlib stream of zeros (``_zlib_zeros``), never held decoded."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
-    row = bytes(1 + width * channels * bit_depth // 8)
-    packer = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    idat = b"".join([packer.compress(row) for _ in range(height)] + [packer.flush()])
+    idat = _zlib_zeros((1 + width * channels * bit_depth // 8) * height)
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + body))
@@ -40,6 +38,21 @@ def _png(width: int, height: int, bit_depth: int, colour_type: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     chunks = chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def _zlib_zeros(n: int, block: int = 1 << 22) -> bytes:
+    """A zlib stream of ``n`` zero bytes: one block of zeros deflated, ended by a full
+    flush (which resets the compressor, so every further block deflates to the same
+    bytes), repeated; then the rest and the Adler-32 of zeros (1, n mod 65521).
+    Compressing the 240-720 MB row by row took 3.7 s of CPU for the three PNGs."""
+
+    def deflated(size: int, end: int) -> bytes:
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9)  # raw deflate, no header
+        return packer.compress(bytes(size)) + packer.flush(end)
+
+    full, rest = divmod(n, block)
+    body = deflated(block, zlib.Z_FULL_FLUSH) * full + deflated(rest, zlib.Z_FINISH)
+    return b"\x78\xda" + body + struct.pack(">I", (n % 65521) << 16 | 1)
 
 
 def _webp(side: int) -> bytes:
