@@ -35,11 +35,15 @@ _DIST = "photocheck_dist"  # pytest-xdist: the controller's --dist, for the work
 
 # mypy in a process group of its own, its output and exit code written to files: any
 # pytest-xdist worker can read the result of the one run another worker started.
+# Under CI (a clean clone, one run) no cache is read or written (39 MB nobody reads):
+# cold 40.6 / 38.6 s of CPU against 42.5 / 39.9 s; by hand the cache stays, for the next
+# run's few seconds.
 _MYPY_WRAPPER = """
 import os, subprocess, sys
 out, rc = sys.argv[1:]
+once = ["--no-incremental", "--cache-dir=/dev/null"] if os.environ.get("CI") == "true" else []
 with open(out, "w") as fh:
-    code = subprocess.call([sys.executable, "-m", "mypy", "--no-error-summary"],
+    code = subprocess.call([sys.executable, "-m", "mypy", "--no-error-summary", *once],
                            stdout=fh, stderr=subprocess.STDOUT)
 with open(rc + ".tmp", "w") as fh:
     fh.write(str(code))
