@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,7 +172,38 @@ def make_token(user_id: int, generation: int, secret: str, minutes: int) -> str:
 
 
 def decode_token(token: str, secret: str) -> TokenClaims | None:
-    """The claims of a valid, unexpired token; None for anything else."""
+    """The claims of a valid, unexpired token; None for anything else.
+
+    A token whose signature was verified once is not verified again (every request
+    carries one: ~0.1 ms of HMAC and JSON each): its claims are kept, keyed by the token
+    and the secret, and only the expiry is checked on a hit. Revocation does not depend
+    on this: the caller compares the claims' generation with the account's, read on
+    every request."""
+    key = (token, secret)
+    claims = _verified.get(key)
+    if claims is None:
+        claims = _verify(token, secret)
+        if claims is None:
+            return None  # bad tokens are not kept: no one fills the cache with them
+        _remember(key, claims)
+    if claims.expires.timestamp() <= time.time():  # PyJWT's rule: valid while now < exp
+        _verified.pop(key, None)
+        return None
+    return claims
+
+
+_VERIFIED_MAX = 4096  # tokens in use at once; the oldest goes first beyond
+_verified: dict[tuple[str, str], TokenClaims] = {}
+
+
+def _remember(key: tuple[str, str], claims: TokenClaims) -> None:
+    _verified[key] = claims
+    while len(_verified) > _VERIFIED_MAX:
+        with contextlib.suppress(StopIteration, KeyError, RuntimeError):  # threads race
+            del _verified[next(iter(_verified))]
+
+
+def _verify(token: str, secret: str) -> TokenClaims | None:
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
         return TokenClaims(

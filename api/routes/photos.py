@@ -191,13 +191,11 @@ def _process(
 ) -> IntakeResult:
     """The blocking part, in a worker thread: decode and check, then the intake."""
     laps.lap("queue")
-    with parsed.blob.path.open("rb") as fh:
-        head = fh.read(32)
-    if not looks_like_image(head):
+    data = parsed.blob.read()  # bounded by the upload limit; decoded from memory anyway
+    if not looks_like_image(data[:32]):
         raise ApiError(415, "NOT_AN_IMAGE", "the file is not an image (JPEG, PNG, HEIC, WebP)")
     capture = _capture(parsed.fields.get("capture"), state.policy)
     context = photo_context(household, capture, state.settings, state.policy)
-    data = parsed.blob.read()
     laps.lap("prepare")
     report = check_photo(
         data,
