@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from .search_threads import one_search_thread
 from .xfeat_scene import SceneFeatures
 
 __all__ = ["Candidate", "DescriptorVoteIndex"]
@@ -165,6 +166,7 @@ class DescriptorVoteIndex:
         q = _best(features, QUERY_KEYPOINTS)
         if not len(q) or not self._index.ntotal:
             return []
+        one_search_thread()
         sims, ids = self._index.search(q, min(NEIGHBOURS, self._index.ntotal))
         ok = (ids >= 0) & (sims >= VOTE_MIN_COSINE)
         rows = np.repeat(np.arange(len(q)), ids.shape[1])[ok.ravel()]

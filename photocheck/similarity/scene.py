@@ -46,6 +46,7 @@ import faiss
 import numpy as np
 
 from ..policy import SimilarityPolicy
+from .search_threads import one_search_thread
 
 __all__ = [
     "SceneFeatures",
@@ -54,10 +55,6 @@ __all__ = [
     "is_current_format",
     "match_scene",
 ]
-
-# One thread per search: the server already checks several photos at once, and OpenMP
-# threads on top of them would only compete for the same cores.
-faiss.omp_set_num_threads(1)
 
 # (horizontal squeeze, ORB features): the upright view and a simulated 60° tilt.
 # A third view at 0.7 (45°) was measured: it raised far-apart Lund frames more than
@@ -252,10 +249,7 @@ def _knn(
     """Hamming distances and indices of each of a's k nearest descriptors in b (only
     ``rows`` of a when given: brute force over b is the cost of matching)."""
     desc = a.descriptors if rows is None else a.descriptors[rows]
-    # OpenMP's thread count is per calling thread: the import's setting covers only the
-    # main thread, and a job or request thread would start a team of spinning threads
-    # (measured: 10x the CPU per search on a loaded 2-core server)
-    faiss.omp_set_num_threads(1)
+    one_search_thread()
     index = faiss.IndexBinaryFlat(256)
     index.add(b.descriptors)
     return index.search(np.ascontiguousarray(desc), min(k, len(b)))  # int32, int64
