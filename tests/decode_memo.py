@@ -1,12 +1,19 @@
-"""Each photo decoded once while the developer-set unit runs, not three times.
+"""Each photo decoded once per test process, not once per upload.
 
-`photocheck dedup` decodes the 133 photos, the service decodes each upload, and the
-scene checks of uploads past the pending-image bound decode the stored original again
-(~1.6 s of CPU a pass). ``decode`` is a pure function of the bytes and its limits, so
-its result is memoised by the SHA-256 of exactly those inputs; the arrays are made
-read-only (a caller that wrote into them would fail, not see another's pixels). Errors
-are not memoised. The memo (~3 MB a photo) is only consulted inside ``active()`` and is
-cleared once the service's uploads are scored.
+``decode`` is a pure function of the bytes and its limits, and the suite feeds the
+same real photos to its in-process servers again and again (a campaign's uploads, the
+scene checks of uploads past the pending-image bound, the audit's thumbnails and
+previews): ~70 ms of CPU for a 12 MP JPEG, most of an upload's check. Its result is
+memoised by the SHA-256 of exactly those inputs; the arrays are made read-only (a
+caller that wrote into them would fail, not see another's pixels). Errors are not
+memoised, so every refusal is decoded (and refused) again.
+
+The session's memo (``SESSION_USERS``, the service's modules) keeps the last
+``SESSION_LIMIT`` photos (~3 MB each). Tests of ``decode`` itself call it directly, and
+`photocheck dedup` (``similarity.dedup``) decodes for real outside ``active()``.
+Inside ``active()`` (the developer-set unit: `photocheck dedup`, then the service's
+uploads of the same 133 photos) nothing is evicted and ``dedup`` is memoised too; the
+unit clears the memo when it is done.
 """
 
 from __future__ import annotations
@@ -14,23 +21,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from photocheck import pipeline
+from photocheck.audit import previews, storage
 from photocheck.decode import DecodedPhoto, decode
 from photocheck.similarity import dedup
 from photocheck.store import scenes
 
-USERS = (dedup, pipeline, scenes)  # the modules that call ``decode`` by name
+SESSION_USERS = (pipeline, scenes, storage, previews)  # call ``decode`` by name
+UNIT_USERS = (dedup,)  # memoised only inside ``active()``
+SESSION_LIMIT = 48  # photos kept outside ``active()``, least recently used evicted
 
 
 class DecodeMemo:
-    def __init__(self) -> None:
-        self._memo: dict[bytes, DecodedPhoto] = {}
+    def __init__(self, limit: int = SESSION_LIMIT) -> None:
+        self._memo: OrderedDict[bytes, DecodedPhoto] = OrderedDict()
         self._lock = threading.Lock()
+        self._limit = limit
+        self._unbounded = 0  # ``active()`` blocks open
         self.hits = self.misses = 0
 
     def __call__(self, data: bytes, **limits: Any) -> DecodedPhoto:
@@ -38,6 +51,7 @@ class DecodeMemo:
         with self._lock:
             found = self._memo.get(key)
             if found is not None:
+                self._memo.move_to_end(key)
                 self.hits += 1
                 return found
             self.misses += 1
@@ -45,25 +59,38 @@ class DecodeMemo:
         photo.rgb.setflags(write=False)
         photo.grey.setflags(write=False)
         with self._lock:
-            return self._memo.setdefault(key, photo)
+            found = self._memo.setdefault(key, photo)
+            while not self._unbounded and len(self._memo) > self._limit:
+                self._memo.popitem(last=False)
+            return found
 
     @contextlib.contextmanager
     def active(self) -> Iterator[DecodeMemo]:
-        """``decode`` memoised for the callers of ``USERS`` inside the block."""
+        """Nothing evicted inside the block, and ``UNIT_USERS`` memoised too."""
         with pytest.MonkeyPatch.context() as patch:
-            for module in USERS:
+            for module in UNIT_USERS:
                 patch.setattr(module, "decode", self)
-            yield self
+            with self._lock:
+                self._unbounded += 1
+            try:
+                yield self
+            finally:
+                with self._lock:
+                    self._unbounded -= 1
 
     def clear(self) -> None:
         with self._lock:
             self._memo.clear()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def decode_memo() -> Iterator[DecodeMemo]:
-    """Filled by ``developer_dedup`` (tests/conftest.py) and the service's uploads of the
+    """``decode`` memoised for ``SESSION_USERS`` in the whole session; filled without
+    bound by ``developer_dedup`` (tests/conftest.py) and the service's uploads of the
     same photos (tests/api/test_service_duplicates.py), which clears it when done."""
     memo = DecodeMemo()
-    yield memo
+    with pytest.MonkeyPatch.context() as patch:
+        for module in SESSION_USERS:
+            patch.setattr(module, "decode", memo)
+        yield memo
     memo.clear()
