@@ -22,6 +22,7 @@ import pytest
 
 from photocheck import ContentModel, Policy, Report, check_photo, default_policy
 from photocheck.similarity.dedup import Pair, dedup_entries, load_entries
+from tests.content_memo import content_memo  # noqa: F401 - the content model once per input
 from tests.decode_memo import DecodeMemo, decode_memo  # noqa: F401 - a photo decoded once
 from tests.feature_memo import xfeat_feature_memo  # noqa: F401 - XFeat once per image
 from tests.processes import die_with_parent, stop_zygote
