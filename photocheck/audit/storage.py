@@ -247,6 +247,7 @@ def load_county(session: Session, county_id: int) -> CountyData:
         data.households.append(HouseholdRecord(code, str(vid), tuple(uploads.get(hid, ()))))
     data.matches = list(_county_matches(session, county_id))
     data.matches.extend(_identical_pairs(copies, data.matches))
+    data.matches.extend(_pairs_through_other_counties(session, county_id, data.matches))
     return data
 
 
@@ -264,6 +265,52 @@ def _identical_pairs(
             if (other, first) not in linked:
                 linked |= {(other, first), (first, other)}
                 yield MatchRecord(other, first, "same_photo", 0.0, {"via": "identical"})
+
+
+def _pairs_through_other_counties(
+    session: Session, county_id: int, matches: list[MatchRecord]
+) -> Iterator[MatchRecord]:
+    """Photos of the county that are copies of one photo of another county, paired.
+
+    A copy is kept out of the duplicate index, so a second copy is matched with the
+    first holder only: when that holder is in another county, two of this county's
+    households sharing one (re-encoded, resized or rotated) photo have no stored pair,
+    and the county's audit would lose their cluster. The holder is not named (it is the
+    other county's business): the pair says only that it goes through another county.
+    """
+    linked = {(m.photo_id, m.other_photo_id) for m in matches}
+    linked |= {(b, a) for a, b in linked}
+    copies: dict[Any, list[str]] = {}  # by the other county's photo
+    for pid, holder in session.execute(_OUTSIDE_COPIES, {"county": county_id}):
+        group = copies.setdefault(holder, [])
+        if str(pid) not in group:
+            group.append(str(pid))
+    for group in copies.values():
+        first = group[0]
+        for other in group[1:]:
+            if (other, first) not in linked:
+                linked |= {(other, first), (first, other)}
+                yield MatchRecord(other, first, "same_photo", None, {"via": "another_county"})
+
+
+def _outside_copies_query() -> Any:
+    """(photo of the county, the other county's photo it copies), oldest photo first."""
+    a, b = aliased(Photo), aliased(Photo)
+    ha, hb = aliased(Household), aliased(Household)
+    m = PhotoMatch
+    county: Any = bindparam("county")
+    return (
+        select(m.photo_id, m.other_photo_id)
+        .join(a, m.photo_id == a.id)
+        .join(ha, a.household_id == ha.id)
+        .join(b, m.other_photo_id == b.id)
+        .join(hb, b.household_id == hb.id)
+        .where(m.relation == "same_photo", ha.county_id == county, hb.county_id != county)
+        .order_by(m.photo_id)
+    )
+
+
+_OUTSIDE_COPIES = _outside_copies_query()
 
 
 def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
