@@ -8,10 +8,14 @@ time is the median of ``--repeat`` runs, so a burst of load from another process
 both sizes alike; a full garbage collection before each run keeps a collection of the
 whole heap (proportional to the data held, not to the audit's work) out of the timings.
 With --render it also prints the server time to render the findings page with 1,000
-findings (target < 1 s; printed, not asserted).
+findings (target < 1 s; printed, not asserted). With --stored N it instead stores a
+synthetic county of about N households in a database (SQLite by default,
+--database-url for an empty PostgreSQL schema) and prints the CPU of each refresh
+(load, compute, save) and what ``PHOTOCHECK_AUDIT_SPACING`` makes of it.
 
     /work/venv/bin/python scripts/bench_audit.py [--small 10000] [--large 100000] \
         [--repeat 7] [--render]
+    /work/venv/bin/python scripts/bench_audit.py --stored 50000 [--database-url URL]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from photocheck.audit import (
     compute_findings,
     compute_progress,
 )
+from photocheck.audit.records import PhotoRecord
 from photocheck.audit.synthetic import SyntheticCounty, synthetic_county
 
 STAGES = ("columns", "clusters", "batches", "movers", "single", "merge")
@@ -136,13 +141,149 @@ def render_bench(n_findings: int = 1000) -> None:
     )
 
 
+def store_county(db_url: str, county: SyntheticCounty) -> None:
+    """The synthetic county as stored rows (households, photos with EXIF JSON as the
+    upload writes it, matches), so a refresh reads it as the service would."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from api.migrate import upgrade
+    from photocheck.store import Database
+    from photocheck.store.models import County, Household, Photo, PhotoMatch, Town, User, Village
+
+    db = Database(db_url)
+    upgrade(db.engine)
+    towns = {t: i + 1 for i, t in enumerate(sorted({v.town for v in county.villages}))}
+    villages = {v.village_id: i + 1 for i, v in enumerate(county.villages)}
+    users = {u: i + 1 for i, u in enumerate(sorted({p.verifier for p in county.photos}))}
+    households = {h.household_id: i + 1 for i, h in enumerate(county.households)}
+    photos = {p.photo_id: i + 1 for i, p in enumerate(county.photos)}
+
+    def exif(p: PhotoRecord) -> dict:
+        taken = p.captured_at.strftime("%Y-%m-%dT%H:%M:%S") if p.captured_at else None
+        return {
+            "has_exif": p.has_camera_metadata,
+            "make": "HUAWEI" if p.has_camera_metadata else None,
+            "model": "P40" if p.has_camera_metadata else None,
+            "gps": {"lat": p.lat, "lon": p.lon} if p.lat is not None else {},
+            "capture_time": {"local": taken} if taken else {},
+        }
+
+    with db.write() as s:
+        s.execute(insert(County), [{"id": 1, "name": "基准县"}])
+        s.execute(insert(Town), [{"id": i, "county_id": 1, "name": t} for t, i in towns.items()])
+        s.execute(insert(Village), [
+            {"id": villages[v.village_id], "town_id": towns[v.town], "name": v.name,
+             "centre_lat": v.centre_lat, "centre_lon": v.centre_lon}
+            for v in county.villages
+        ])  # fmt: skip
+        s.execute(insert(User), [
+            {"id": i, "username": u, "password_hash": "x", "role": "village", "county_id": 1}
+            for u, i in users.items()
+        ])  # fmt: skip
+        s.execute(insert(Household), [
+            {"id": households[h.household_id], "county_id": 1, "household_code": h.household_id,
+             "head_name": "某", "village_id": villages[h.village_id], "category": "appraised"}
+            for h in county.households
+        ])  # fmt: skip
+        rows = [
+            {"id": photos[p.photo_id], "household_id": households[p.household_id],
+             "sha256": f"{photos[p.photo_id]:064x}", "size": 3_000_000, "format": "JPEG",
+             "blob_path": f"blobs/{photos[p.photo_id]}", "export_name": "x.jpg",
+             "verdict": p.verdict, "reasons": [{"code": r} for r in p.reasons],
+             "metrics": {"sharpness": 120.5, "thumbnail_similarity": 0.98,
+                         "thumbnail_difference": 3.1},
+             "exif": exif(p), "capture": None, "uploaded_by": users[p.verifier],
+             "uploaded_at": p.uploaded_at or dt.datetime(2020, 8, 4, tzinfo=dt.UTC),
+             "policy_version": "bench", "model_version": "bench", "is_current": p.is_current}
+            for p in county.photos
+        ]  # fmt: skip
+        for i in range(0, len(rows), 5000):
+            s.execute(insert(Photo), rows[i : i + 5000])
+        matches = [
+            {"photo_id": photos[m.photo_id], "other_photo_id": photos[m.other_photo_id],
+             "relation": m.relation, "distance": m.distance, "evidence": m.evidence or {}}
+            for m in county.matches
+            if m.photo_id in photos and m.other_photo_id in photos
+        ]  # fmt: skip
+        if matches:
+            s.execute(insert(PhotoMatch), matches)
+    db.dispose()
+
+
+def stored_bench(n: int, db_url: str | None, repeat: int) -> None:
+    """CPU of a refresh of a stored county (this process: load, compute, save; the
+    database server's own CPU is not in it), the first one cold, and what the spacing
+    makes of it."""
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from photocheck.audit import storage
+    from photocheck.audit.refresh import REFRESH_SPACING
+    from photocheck.store import Database
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    county = synthetic_county(n, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = db_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        store_county(url, county)
+        db = Database(url)
+        config = AuditConfig(single=SingleThresholds(county.campaign_start, county.campaign_end))
+        print(f"stored county: {len(county.photos)} photos, {len(county.households)} households "
+              f"({db.dialect})")  # fmt: skip
+        totals = []
+        for i in range(repeat):
+            gc.collect()
+            t0, w0 = cpu(), time.perf_counter()
+            with db.session() as session:
+                data = storage.load_county(session, 1)
+            t1 = cpu()
+            findings = compute_findings(data.photos, data.villages, data.matches, config)
+            t2 = cpu()
+            with db.write() as session:
+                storage.save_findings(session, 1, data, findings, seconds=0.0)
+            t3, wall = cpu(), time.perf_counter() - w0
+            totals.append((t3 - t0, wall))
+            print(
+                f"  refresh {i + 1}{' (cold)' if i == 0 else ''}: load {(t1 - t0) * 1e3:.0f}, "
+                f"compute {(t2 - t1) * 1e3:.0f}, save {(t3 - t2) * 1e3:.0f} ms CPU "
+                f"({wall * 1e3:.0f} ms wall); {len(findings)} findings"
+            )
+        db.dispose()
+    warm = [c for c, _ in totals[1:]] or [totals[0][0]]
+    walls = [w for _, w in totals[1:]] or [totals[0][1]]
+    per_photo = statistics.median(warm) / len(county.photos)
+    wall = statistics.median(walls)
+    print(
+        f"warm refresh: {statistics.median(warm):.3f} s CPU = {per_photo * 1e3:.4f} ms per photo "
+        f"(median of {len(warm)}); spaced at {REFRESH_SPACING:g}x its {wall:.2f} s wall: "
+        f"at most one per {REFRESH_SPACING * wall:.0f} s, "
+        f"{statistics.median(warm) / max(REFRESH_SPACING * wall, 3.0):.3f} core for this county"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--render", action="store_true")
+    parser.add_argument(
+        "--stored",
+        type=int,
+        metavar="N",
+        help="instead: refreshes of a stored county of about N households",
+    )
+    parser.add_argument("--database-url", help="with --stored: an empty database (default: SQLite)")
     args = parser.parse_args()
+    if args.stored:
+        stored_bench(args.stored, args.database_url, max(2, min(args.repeat, 5)))
+        return 0
     sizes = (args.small, args.large)
     counties = {n: synthetic_county(n, seed=42) for n in sizes}
     for n in sizes:

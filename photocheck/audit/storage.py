@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from typing import cast as cast_type
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session, aliased
 from ..decode import decode
 from ..errors import DecodeError
 from ..metadata import read_metadata
+from ..store.db import Database
 from ..store.models import Household, Photo, PhotoMatch, Town, User, Village, utcnow
 from .findings import AuditFinding
 from .records import (
@@ -64,11 +66,13 @@ __all__ = [
     "CountyData",
     "DecisionError",
     "RefreshResult",
+    "claim_refresh",
     "counties_with_pending",
     "decide_finding",
     "earlier_findings",
     "fill_legacy_thumbnails",
     "finding_in_town",
+    "last_refreshes",
     "load_county",
     "load_progress",
     "pending_photos",
@@ -666,6 +670,35 @@ def counties_with_pending(session: Session) -> list[int]:
         .distinct()
     )
     return sorted(session.scalars(q))
+
+
+def last_refreshes(session: Session, counties: Iterable[int]) -> dict[int, AuditRefresh]:
+    """The counties' last refreshes (when, how long), by county."""
+    ids = list(counties)
+    if not ids:
+        return {}
+    rows = session.scalars(select(AuditRefresh).where(AuditRefresh.county_id.in_(ids)))
+    return {r.county_id: r for r in rows}
+
+
+@contextmanager
+def claim_refresh(db: Database, county_id: int) -> Iterator[bool]:
+    """True while this process alone refreshes the county (a PostgreSQL advisory lock
+    held for the refresh, taken without waiting); False if another process holds it.
+    SQLite: one process, whose refreshes are already one at a time."""
+    if db.dialect != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as conn:
+        key = {"c": county_id}
+        claimed = bool(conn.scalar(text("SELECT pg_try_advisory_lock(6, :c)"), key))
+        conn.commit()
+        try:
+            yield claimed
+        finally:
+            if claimed:
+                conn.execute(text("SELECT pg_advisory_unlock(6, :c)"), key)
+                conn.commit()
 
 
 def refresh_state(session: Session, county_id: int) -> AuditRefresh | None:
