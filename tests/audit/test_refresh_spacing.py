@@ -134,3 +134,31 @@ def test_one_process_at_a_time_per_county(db: Database) -> None:
             )
         assert held == 0
         assert refresh_due(db, ran.append, spacing=0).done == [A]
+
+
+def test_pending_counties_look_above_a_floor_with_a_margin(db: Database) -> None:
+    """Only photos above the lowest pending one seen (less a margin) are looked at
+    again; a photo whose id was drawn before the last look but committed after it is
+    still found within the margin."""
+    from photocheck.audit.storage import _PENDING_FLOOR, _PendingFloor, counties_with_pending
+    from photocheck.audit.tables import AuditPhotoCheck
+
+    def photo(photo_id: int, household: int) -> Photo:
+        return Photo(id=photo_id, household_id=household, sha256=f"{photo_id:064x}", size=1,
+                     format="JPEG", blob_path="b", export_name="x.jpg", verdict="accept",
+                     reasons=[], metrics={}, uploaded_by=A, policy_version="p",
+                     model_version="m")  # fmt: skip
+
+    key = db.engine.url.render_as_string(hide_password=True)
+    with db.write() as s:
+        for p in s.query(Photo):
+            s.add(AuditPhotoCheck(photo_id=p.id))  # county A's photo: included
+        s.add(photo(30_000, B))  # pending
+    with db.session() as s:
+        assert counties_with_pending(s) == [B]
+    assert _PENDING_FLOOR.get(key) == 30_000 - _PendingFloor.MARGIN
+    with db.write() as s:
+        s.add(AuditPhotoCheck(photo_id=30_000))
+        s.add(photo(25_000, A))  # drawn earlier, committed later: within the margin
+    with db.session() as s:
+        assert counties_with_pending(s) == [A]
