@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from typing import Any
 
 import pytest
 
 from photocheck.checks import CheckInput, CheckOutput, PhotoContext
 from photocheck.checks.metadata import check_metadata
-from photocheck.decode import decode
+from photocheck.decode import DecodedPhoto, decode
 from photocheck.errors import DecodeError
 from photocheck.metadata import CaptureTime, Metadata, read_metadata
 from photocheck.model import ContentScores
@@ -25,9 +26,19 @@ GUANGZHOU = "exif/phones_gps/iphone8_IMG_1034_gps_guangzhou.heic"  # 23.1779N 11
 MINE = {"NO_GPS", "GPS_INVALID", "NO_CAPTURE_TIME", "CAPTURE_TIME_IMPLAUSIBLE", "EDITED"}
 
 
-def run(relpath: str, policy: Policy, **context: Any) -> CheckOutput:
+@functools.lru_cache(maxsize=4)
+def _decoded(relpath: str, max_pixels: int) -> tuple[bytes, DecodedPhoto]:
+    """A photo's bytes and decode, once for the tests that check it in several
+    contexts (a HEIC costs ~1 s of CPU to decode; the Guangzhou one is checked 7 times)."""
     data = data_file(relpath).read_bytes()
-    photo = decode(data, max_pixels=policy.quality.max_pixels)
+    photo = decode(data, max_pixels=max_pixels)
+    photo.rgb.setflags(write=False)
+    photo.grey.setflags(write=False)
+    return data, photo
+
+
+def run(relpath: str, policy: Policy, **context: Any) -> CheckOutput:
+    data, photo = _decoded(relpath, policy.quality.max_pixels)
     meta = read_metadata(data, exif=photo.exif, xmp=photo.xmp)
     ctx = PhotoContext(**{"now": NOW, **context})
     return check_metadata(
@@ -36,7 +47,7 @@ def run(relpath: str, policy: Policy, **context: Any) -> CheckOutput:
 
 
 def run_meta(meta: Metadata, policy: Policy, **context: Any) -> CheckOutput:
-    photo = decode(data_file("exif/exifr_misc/noexif.jpg").read_bytes(), max_pixels=10**8)
+    _, photo = _decoded("exif/exifr_misc/noexif.jpg", 10**8)
     ctx = PhotoContext(**{"now": NOW, **context})
     return check_metadata(
         CheckInput(photo=photo, meta=meta, scores=SCORES, policy=policy, context=ctx)
