@@ -5,10 +5,13 @@ One ``AuditWorker`` thread per process recomputes a county's findings when photo
 arrived: woken by uploads (debounced: a burst of uploads gives one refresh, at most
 ``MAX_DELAY_S`` late), by a scene check's later matches (``SCENE_DELAY_S``: not held
 back by the burst, so a re-shot house reaches the findings within seconds) and by a
-timer (uploads made by other processes, the CLI). A
-request never computes: the pages show the stored findings with "computed at HH:MM,
-N new photos pending". ``run_now`` is the handle for a county user's "refresh now"
-and for tests: it queues the county and waits for that refresh.
+timer (uploads made by other processes, the CLI). Background refreshes are spaced by
+their cost (``refresh.refresh_due``: a county waits ``PHOTOCHECK_AUDIT_SPACING`` times its
+last refresh's duration, whichever process ran it); the thread wakes again when a
+county left for later is due. A request never computes: the pages show the stored
+findings with "computed at HH:MM, N new photos pending". ``run_now`` is the handle for
+a county user's "refresh now" and for tests: it queues the county and waits for that
+refresh.
 
 Reading and computing happen outside the write lock; only the save takes it, and the
 save takes a per-county database lock too, so several processes stay correct.
@@ -16,6 +19,7 @@ save takes a per-county database lock too, so several processes stay correct.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import threading
@@ -30,11 +34,7 @@ from sqlalchemy.orm import Session
 from photocheck.audit import AuditConfig, refresh
 from photocheck.audit.match_picture import has_match_points, render_match_picture
 from photocheck.audit.previews import make_preview
-from photocheck.audit.storage import (
-    RefreshResult,
-    counties_with_pending,
-    finding_in_town,
-)
+from photocheck.audit.storage import RefreshResult, finding_in_town
 from photocheck.audit.tables import AuditFindingRow
 from photocheck.errors import BlobNotFound
 from photocheck.store import Photo, PhotoMatch, Role, User
@@ -117,8 +117,10 @@ class AuditWorker:
         self._last_poke = 0.0
         self._next_poll = 0.0  # the first loop looks at once
         self._tickets: list[RefreshTicket] = []
-        self._stale: set[int] = set()  # counties whose matches changed after the answer
+        # counties whose matches changed after the answer, and since when (UTC)
+        self._stale: dict[int, dt.datetime] = {}
         self._stale_since: float | None = None
+        self._retry_at: float | None = None  # a county left for later is due then
         self.running: int | None = None  # the county being refreshed now
         self.last_error: str | None = None
         self.refreshes = 0  # refreshes run, and their CPU (for /health and the benchmark)
@@ -157,7 +159,7 @@ class AuditWorker:
         """A scene check after the answer found matches for a photo the findings may
         already include: refresh its county soon (debounced, as after an upload)."""
         with self._cv:
-            self._stale.add(county_id)
+            self._stale.setdefault(county_id, dt.datetime.now(dt.UTC))
             self._stale_since = self._stale_since or time.monotonic()
             self._cv.notify_all()
 
@@ -205,15 +207,18 @@ class AuditWorker:
                     tickets, self._tickets = self._tickets, []
                     poked, self._first_poke = self._first_poke is not None, None
                     return (None if poked else []), tickets
-                if self._first_poke is not None or self._stale_since is not None:
+                woken = (self._first_poke, self._stale_since, self._retry_at)
+                if any(t is not None for t in woken):
                     due = float("inf")
                     if self._first_poke is not None:
                         quiet = self._last_poke + self.debounce_s
                         due = min(quiet, self._first_poke + self.max_delay_s)
                     if self._stale_since is not None:
                         due = min(due, self._stale_since + SCENE_DELAY_S)
+                    if self._retry_at is not None:
+                        due = min(due, self._retry_at)
                     if now >= due:  # one refresh takes the uploads and the matches
-                        self._first_poke = self._stale_since = None
+                        self._first_poke = self._stale_since = self._retry_at = None
                         return None, []
                     self._cv.wait(due - now)
                     continue
@@ -230,18 +235,9 @@ class AuditWorker:
 
     def _run(self, counties: list[int] | None, tickets: list[RefreshTicket]) -> None:
         with self._run_lock:
+            wanted = {t.county_id for t in tickets}  # asked for: refreshed, never spaced
             if counties is None:
-                with self._cv:
-                    stale, self._stale = self._stale, set()
-                try:
-                    with self.state.db.session() as session:
-                        counties = sorted(set(counties_with_pending(session)) | stale)
-                except SQLAlchemyError as exc:
-                    self._failed(None, exc)
-                    counties = sorted(stale)
-            wanted = {t.county_id for t in tickets}
-            for county_id in sorted(set(counties) - wanted):
-                self._refresh(RefreshTicket(county_id))
+                self._background(wanted)
             for county_id in sorted(wanted):
                 ticket = RefreshTicket(county_id)
                 self._refresh(ticket)
@@ -249,6 +245,32 @@ class AuditWorker:
                     if t.county_id == county_id:
                         t.result, t.error = ticket.result, ticket.error
                         t.done.set()
+
+    def _background(self, wanted: set[int]) -> None:
+        """The due counties with pending photos or later matches (not those a caller
+        waits for: they come next); the thread wakes again when the first one left
+        for later is due."""
+        with self._cv:
+            stale = dict(self._stale)
+
+        def one(county_id: int) -> None:
+            if county_id not in wanted:
+                self._refresh(RefreshTicket(county_id))
+
+        try:
+            due = refresh.refresh_due(
+                self.state.db, one, spacing=self.state.settings.AUDIT_SPACING, also=stale
+            )
+        except SQLAlchemyError as exc:
+            self._failed(None, exc)
+            due = refresh.DueRefreshes(later=dict.fromkeys(stale, self.debounce_s))
+        with self._cv:
+            for county_id, since in stale.items():  # refreshed since: no longer stale
+                if county_id not in due.later and self._stale.get(county_id) == since:
+                    self._stale.pop(county_id)  # (unless marked again meanwhile)
+            if due.later:
+                retry = time.monotonic() + min(due.later.values())
+                self._retry_at = min(self._retry_at or retry, retry)
 
     def _refresh(self, ticket: RefreshTicket) -> None:
         """One county; a database or disk error is logged and retried on the next wake."""

@@ -1,23 +1,24 @@
 """The job handlers of this service and ``photocheck worker``.
 
 The handlers are the library's (``Intake.job_handlers()``, ``backfill_scene_features``,
-``audit.refresh.refresh_pending``) bound to this process's state; the queue is
+``audit.refresh.refresh_due``) bound to this process's state; the queue is
 ``photocheck.jobs`` (PostgreSQL only: the embedded default runs the same work on
 threads).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from photocheck import jobs
-from photocheck.audit.refresh import refresh_pending
+from photocheck.audit.refresh import refresh_due
 
-from .audit import _read_blob, audit_config, refresh_county
+from .audit import SCENE_DELAY_S, refresh_county
 from .settings import Settings
 from .state import AppState
 
@@ -33,13 +34,16 @@ def handlers(state: AppState) -> dict[str, jobs.Handler]:
     def scene_backfill(_: dict[str, Any]) -> None:
         state.intake.backfill_scene_features()
 
-    def audit_refresh(_: dict[str, Any]) -> None:
-        refresh_pending(
+    def audit_refresh(payload: dict[str, Any]) -> None:
+        also = jobs.refresh_payload(payload)
+        due = refresh_due(
             state.db,
-            audit_config(state),
-            lambda rel: _read_blob(state, rel),
-            max_pixels=state.policy.quality.max_pixels,
+            lambda county: refresh_county(state, county),
+            spacing=state.settings.AUDIT_SPACING,
+            also=also,
         )
+        now = dt.datetime.now(dt.UTC)
+        _refresh_later(state, due.later, {c: also.get(c, now) for c in due.later})
 
     if state.intake.on_scene_matches is None:  # `photocheck worker`: no AuditWorker here
         # a scene check's later matches: that county's findings now, not at the next upload
@@ -51,7 +55,19 @@ def handlers(state: AppState) -> dict[str, jobs.Handler]:
 
 
 def _refresh_one(state: AppState, county_id: int) -> None:
-    refresh_county(state, county_id)
+    """A scene check's later matches: the county's refresh soon, in its own job (spaced
+    like any background refresh), not inside the check."""
+    since = {county_id: dt.datetime.now(dt.UTC)}
+    _refresh_later(state, {county_id: SCENE_DELAY_S}, since)
+
+
+def _refresh_later(
+    state: AppState, later: Mapping[int, float], since: Mapping[int, dt.datetime]
+) -> None:
+    if later:
+        with state.db.session() as session:
+            jobs.refresh_later(session, later, since)
+            session.commit()
 
 
 def job_runner(state: AppState, concurrency: int = 2) -> jobs.JobRunner | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from photocheck.audit.refresh import REFRESH_SPACING
 from photocheck.store import BlobConfig
 
 from .security import PasswordHashing
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     PASSWORD_HASH_PARALLELISM: int = Field(default=4, ge=1, le=255)
     # the audit's refresh thread, likewise (background work: uploads first)
     AUDIT_NICE: int = Field(default=10, ge=0, le=19)
+    # a county's background refresh waits this many times its last one's duration (a
+    # refresh reads the whole county: at most 1/AUDIT_SPACING of a core per county)
+    AUDIT_SPACING: float = Field(default=REFRESH_SPACING, ge=0)
     RUN_MIGRATIONS: bool = True
     # PostgreSQL job queue (ignored on SQLite, where jobs run on the process's threads)
     JOBS_IN_SERVE: bool = True  # serve processes run jobs too (besides `photocheck worker`)

@@ -20,9 +20,13 @@ Jobs (the payload's ``key`` is the photo id where there is one):
   finds the photo checked (a no-op) unless that process died first.
 - ``scene_backfill {}``: features for every stored photo without them (older
   formats too), queued once at start-up instead of a thread in every process.
-- ``audit_refresh {}``: recompute the findings of every county with photos the
+- ``audit_refresh {}``: recompute the findings of every due county with photos the
   stored findings do not include (state in the database, so a skipped or repeated
-  job loses nothing). Enqueued with each photo, deduplicated while one is queued.
+  job loses nothing; ``audit.refresh.refresh_due`` spaces a county's refreshes by their
+  cost). Enqueued with each photo, deduplicated while one is queued.
+  ``audit_refresh {county, since}``: that county too if not refreshed since (a scene
+  check's later matches), and a county left for later, delayed until it is due
+  (``refresh_later``; one queued per county).
 
 ``QueueJobs`` is the PostgreSQL implementation of the ``Jobs`` interface
 (``photocheck.store.jobs``); the embedded default (SQLite) has no queue: the same work
@@ -36,9 +40,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import make_url, text
@@ -111,6 +115,23 @@ def enqueue(
                 ["{}"],
             ),
         )
+
+
+def refresh_later(
+    session: Session, later: Mapping[int, float], since: Mapping[int, datetime]
+) -> None:
+    """Delayed ``audit_refresh`` jobs, one per county, due when the county is."""
+    for county_id, wait in later.items():
+        payload = {"county": county_id, "since": since[county_id].isoformat()}
+        key = f"{AUDIT_REFRESH}:{county_id}"
+        enqueue(session, AUDIT_REFRESH, payload, delay_s=wait, dedupe_key=key)
+
+
+def refresh_payload(payload: Mapping[str, Any]) -> dict[int, datetime]:
+    """The county of an ``audit_refresh`` job and since when it is stale, if any."""
+    if "county" not in payload:
+        return {}
+    return {int(payload["county"]): datetime.fromisoformat(str(payload["since"]))}
 
 
 class QueueJobs:

@@ -8,10 +8,14 @@ time is the median of ``--repeat`` runs, so a burst of load from another process
 both sizes alike; a full garbage collection before each run keeps a collection of the
 whole heap (proportional to the data held, not to the audit's work) out of the timings.
 With --render it also prints the server time to render the findings page with 1,000
-findings (target < 1 s; printed, not asserted).
+findings (target < 1 s; printed, not asserted). With --stored N it instead stores a
+synthetic county of about N households in a database (SQLite by default,
+--database-url for an empty PostgreSQL schema) and prints the CPU of each refresh
+(load, compute, save) and what ``PHOTOCHECK_AUDIT_SPACING`` makes of it.
 
     /work/venv/bin/python scripts/bench_audit.py [--small 10000] [--large 100000] \
         [--repeat 7] [--render]
+    /work/venv/bin/python scripts/bench_audit.py --stored 50000 [--database-url URL]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from photocheck.audit import (
     compute_findings,
     compute_progress,
 )
+from photocheck.audit.records import PhotoRecord
 from photocheck.audit.synthetic import SyntheticCounty, synthetic_county
 
 STAGES = ("columns", "clusters", "batches", "movers", "single", "merge")
@@ -136,13 +141,168 @@ def render_bench(n_findings: int = 1000) -> None:
     )
 
 
+def store_county(db_url: str, county: SyntheticCounty) -> None:
+    """The synthetic county as stored rows (households, photos with EXIF JSON as the
+    upload writes it, matches), so a refresh reads it as the service would."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from api.migrate import upgrade
+    from photocheck.store import Database
+    from photocheck.store.models import County, Household, Photo, PhotoMatch, Town, User, Village
+
+    db = Database(db_url)
+    upgrade(db.engine)
+    towns = {t: i + 1 for i, t in enumerate(sorted({v.town for v in county.villages}))}
+    villages = {v.village_id: i + 1 for i, v in enumerate(county.villages)}
+    users = {u: i + 1 for i, u in enumerate(sorted({p.verifier for p in county.photos}))}
+    households = {h.household_id: i + 1 for i, h in enumerate(county.households)}
+    photos = {p.photo_id: i + 1 for i, p in enumerate(county.photos)}
+
+    def exif(p: PhotoRecord) -> dict:
+        taken = p.captured_at.strftime("%Y-%m-%dT%H:%M:%S") if p.captured_at else None
+        return {
+            "has_exif": p.has_camera_metadata,
+            "make": "HUAWEI" if p.has_camera_metadata else None,
+            "model": "P40" if p.has_camera_metadata else None,
+            "gps": {"lat": p.lat, "lon": p.lon} if p.lat is not None else {},
+            "capture_time": {"local": taken} if taken else {},
+        }
+
+    with db.write() as s:
+        s.execute(insert(County), [{"id": 1, "name": "基准县"}])
+        s.execute(insert(Town), [{"id": i, "county_id": 1, "name": t} for t, i in towns.items()])
+        s.execute(insert(Village), [
+            {"id": villages[v.village_id], "town_id": towns[v.town], "name": v.name,
+             "centre_lat": v.centre_lat, "centre_lon": v.centre_lon}
+            for v in county.villages
+        ])  # fmt: skip
+        s.execute(insert(User), [
+            {"id": i, "username": u, "password_hash": "x", "role": "village", "county_id": 1}
+            for u, i in users.items()
+        ])  # fmt: skip
+        s.execute(insert(Household), [
+            {"id": households[h.household_id], "county_id": 1, "household_code": h.household_id,
+             "head_name": "某", "village_id": villages[h.village_id], "category": "appraised"}
+            for h in county.households
+        ])  # fmt: skip
+        rows = [
+            {"id": photos[p.photo_id], "household_id": households[p.household_id],
+             "sha256": f"{photos[p.photo_id]:064x}", "size": 3_000_000, "format": "JPEG",
+             "blob_path": f"blobs/{photos[p.photo_id]}", "export_name": "x.jpg",
+             "verdict": p.verdict, "reasons": [{"code": r} for r in p.reasons],
+             "metrics": {"sharpness": 120.5, "thumbnail_similarity": 0.98,
+                         "thumbnail_difference": 3.1},
+             "exif": exif(p), "capture": None, "uploaded_by": users[p.verifier],
+             "uploaded_at": p.uploaded_at or dt.datetime(2020, 8, 4, tzinfo=dt.UTC),
+             "policy_version": "bench", "model_version": "bench", "is_current": p.is_current}
+            for p in county.photos
+        ]  # fmt: skip
+        for i in range(0, len(rows), 5000):
+            s.execute(insert(Photo), rows[i : i + 5000])
+        matches = [
+            {"photo_id": photos[m.photo_id], "other_photo_id": photos[m.other_photo_id],
+             "relation": m.relation, "distance": m.distance, "evidence": m.evidence or {}}
+            for m in county.matches
+            if m.photo_id in photos and m.other_photo_id in photos
+        ]  # fmt: skip
+        if matches:
+            s.execute(insert(PhotoMatch), matches)
+    db.dispose()
+
+
+def stored_bench(n: int, db_url: str | None, repeat: int) -> None:
+    """CPU of a refresh of a stored county (this process: load, compute, save; the
+    database server's own CPU is not in it), the first one cold, and what the spacing
+    makes of it."""
+    import os
+    import resource
+    import tempfile
+    from pathlib import Path
+    from typing import Any
+
+    from sqlalchemy import text
+
+    from photocheck.audit import storage
+    from photocheck.audit.refresh import REFRESH_SPACING
+    from photocheck.store import Database
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def backend_cpu(session: Any) -> float:
+        """CPU of the session's PostgreSQL backend so far (same machine), 0 on SQLite."""
+        if session.get_bind().dialect.name != "postgresql":
+            return 0.0
+        pid = session.scalar(text("SELECT pg_backend_pid()"))
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    county = synthetic_county(n, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = db_url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        store_county(url, county)
+        db = Database(url)
+        config = AuditConfig(single=SingleThresholds(county.campaign_start, county.campaign_end))
+        print(f"stored county: {len(county.photos)} photos, {len(county.households)} households "
+              f"({db.dialect})")  # fmt: skip
+        totals = []
+        for i in range(repeat):
+            gc.collect()
+            t0, w0 = cpu(), time.perf_counter()
+            with db.session() as session:
+                b0 = backend_cpu(session)
+                data = storage.load_county(session, 1)
+                server = backend_cpu(session) - b0
+            t1 = cpu()
+            findings = compute_findings(data.photos, data.villages, data.matches, config)
+            t2 = cpu()
+            with db.write() as session:
+                b0 = backend_cpu(session)
+                storage.save_findings(session, 1, data, findings, seconds=0.0)
+                server += backend_cpu(session) - b0
+            t3, wall = cpu(), time.perf_counter() - w0
+            totals.append((t3 - t0, wall, server))
+            print(
+                f"  refresh {i + 1}{' (cold)' if i == 0 else ''}: load {(t1 - t0) * 1e3:.0f}, "
+                f"compute {(t2 - t1) * 1e3:.0f}, save {(t3 - t2) * 1e3:.0f} ms CPU "
+                f"({wall * 1e3:.0f} ms wall); database server {server * 1e3:.0f} ms CPU; "
+                f"{len(findings)} findings"
+            )
+        db.dispose()
+    warm = totals[1:] or totals
+    mine = statistics.median(c for c, _, _ in warm)
+    wall = statistics.median(w for _, w, _ in warm)
+    server = statistics.median(b for _, _, b in warm)
+    n_photos = len(county.photos)
+    print(
+        f"warm refresh (median of {len(warm)}): {mine:.3f} s CPU = {mine / n_photos * 1e3:.4f} ms "
+        f"per photo, database server {server / n_photos * 1e3:.4f} ms per photo; spaced at "
+        f"{REFRESH_SPACING:g}x its {wall:.2f} s wall: at most one per "
+        f"{max(REFRESH_SPACING * wall, 3.0):.0f} s = "
+        f"{(mine + server) / max(REFRESH_SPACING * wall, 3.0):.3f} core for this county"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--render", action="store_true")
+    parser.add_argument(
+        "--stored",
+        type=int,
+        metavar="N",
+        help="instead: refreshes of a stored county of about N households",
+    )
+    parser.add_argument("--database-url", help="with --stored: an empty database (default: SQLite)")
     args = parser.parse_args()
+    if args.stored:
+        stored_bench(args.stored, args.database_url, max(2, min(args.repeat, 5)))
+        return 0
     sizes = (args.small, args.large)
     counties = {n: synthetic_county(n, seed=42) for n in sizes}
     for n in sizes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -122,3 +123,48 @@ def test_a_stopped_runner_finishes_and_records_the_job_in_flight() -> None:
                 assert session.scalar(text(logged)) == 1
         finally:
             db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_county_left_for_later_is_one_delayed_job() -> None:
+    """``refresh_later``: one queued ``audit_refresh`` per county, delayed until the
+    county is due, carrying since when it is stale; asked twice, still one."""
+    import datetime as dt
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from sqlalchemy import text
+
+    from api.audit import SCENE_DELAY_S
+    from api.jobs import _refresh_one
+    from photocheck.jobs import AUDIT_REFRESH, install, refresh_later, refresh_payload
+    from photocheck.store import Database
+    from tests.api.conftest import pg_schema
+
+    since = dt.datetime(2026, 12, 2, 8, 0, tzinfo=dt.UTC)
+    with pg_schema() as url:
+        db = Database(url)
+        try:
+            install(url)
+            for _ in range(2):
+                with db.session() as session:
+                    refresh_later(session, {7: 120.0, 8: 5.0}, {7: since, 8: since})
+                    session.commit()
+            # a `photocheck worker`'s scene check with later matches: its county's job
+            _refresh_one(cast(Any, SimpleNamespace(db=db)), 9)
+            with db.session() as session:
+                rows = session.execute(
+                    text(
+                        "SELECT entrypoint, payload, execute_after - created AS delay"
+                        " FROM pgqueuer ORDER BY execute_after"
+                    )
+                ).all()
+        finally:
+            db.dispose()
+    assert [r.entrypoint for r in rows] == [AUDIT_REFRESH] * 3
+    payloads = [refresh_payload(json.loads(bytes(r.payload))) for r in rows]
+    assert payloads[0].keys() == {9} and payloads[1:] == [{8: since}, {7: since}]
+    delays = [r.delay.total_seconds() for r in rows]
+    assert delays[0] == pytest.approx(SCENE_DELAY_S, abs=0.5)
+    assert 4.5 < delays[1] <= 5.5 and 119.5 < delays[2] <= 120.5
+    assert refresh_payload({}) == {}  # the job enqueued with each photo: pending counties

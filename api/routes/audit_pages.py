@@ -608,6 +608,12 @@ VALUES: dict[str, tuple[str, str]] = {
 }
 
 
+VIA: dict[str, tuple[str, str]] = {  # a pair the audit made, not the index
+    "identical": ("字节或像素完全相同", "identical bytes or pixels"),
+    "another_county": ("都是另一县同一张照片的副本", "both copies of one photo of another county"),
+}
+
+
 def _say(value: Any, lang: str) -> str:
     """A value as the page shows it: never "None" (an unknown is a dash)."""
     if value is None:
@@ -631,6 +637,9 @@ def _evidence_lines(
                 said = _say(p.get("relation"), lang)
                 if p.get("distance") is not None:  # a same-scene pair has no hash distance
                     said += f", {'distance' if en else '差异'} {p['distance']}"
+                via = (p.get("evidence") or {}).get("via")
+                if via in VIA:
+                    said += f" ({VIA[via][1 if en else 0]})"
                 out.append((f"{a} ↔ {b}", said))
         elif isinstance(value, dict):
             pid = value.get("photo_id")

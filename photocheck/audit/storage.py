@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from typing import cast as cast_type
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session, aliased
 from ..decode import decode
 from ..errors import DecodeError
 from ..metadata import read_metadata
+from ..store.db import Database
 from ..store.models import Household, Photo, PhotoMatch, Town, User, Village, utcnow
 from .findings import AuditFinding
 from .records import (
@@ -64,11 +66,13 @@ __all__ = [
     "CountyData",
     "DecisionError",
     "RefreshResult",
+    "claim_refresh",
     "counties_with_pending",
     "decide_finding",
     "earlier_findings",
     "fill_legacy_thumbnails",
     "finding_in_town",
+    "last_refreshes",
     "load_county",
     "load_progress",
     "pending_photos",
@@ -247,6 +251,7 @@ def load_county(session: Session, county_id: int) -> CountyData:
         data.households.append(HouseholdRecord(code, str(vid), tuple(uploads.get(hid, ()))))
     data.matches = list(_county_matches(session, county_id))
     data.matches.extend(_identical_pairs(copies, data.matches))
+    data.matches.extend(_pairs_through_other_counties(session, county_id, data.matches))
     return data
 
 
@@ -264,6 +269,52 @@ def _identical_pairs(
             if (other, first) not in linked:
                 linked |= {(other, first), (first, other)}
                 yield MatchRecord(other, first, "same_photo", 0.0, {"via": "identical"})
+
+
+def _pairs_through_other_counties(
+    session: Session, county_id: int, matches: list[MatchRecord]
+) -> Iterator[MatchRecord]:
+    """Photos of the county that are copies of one photo of another county, paired.
+
+    A copy is kept out of the duplicate index, so a second copy is matched with the
+    first holder only: when that holder is in another county, two of this county's
+    households sharing one (re-encoded, resized or rotated) photo have no stored pair,
+    and the county's audit would lose their cluster. The holder is not named (it is the
+    other county's business): the pair says only that it goes through another county.
+    """
+    linked = {(m.photo_id, m.other_photo_id) for m in matches}
+    linked |= {(b, a) for a, b in linked}
+    copies: dict[Any, list[str]] = {}  # by the other county's photo
+    for pid, holder in session.execute(_OUTSIDE_COPIES, {"county": county_id}):
+        group = copies.setdefault(holder, [])
+        if str(pid) not in group:
+            group.append(str(pid))
+    for group in copies.values():
+        first = group[0]
+        for other in group[1:]:
+            if (other, first) not in linked:
+                linked |= {(other, first), (first, other)}
+                yield MatchRecord(other, first, "same_photo", None, {"via": "another_county"})
+
+
+def _outside_copies_query() -> Any:
+    """(photo of the county, the other county's photo it copies), oldest photo first."""
+    a, b = aliased(Photo), aliased(Photo)
+    ha, hb = aliased(Household), aliased(Household)
+    m = PhotoMatch
+    county: Any = bindparam("county")
+    return (
+        select(m.photo_id, m.other_photo_id)
+        .join(a, m.photo_id == a.id)
+        .join(ha, a.household_id == ha.id)
+        .join(b, m.other_photo_id == b.id)
+        .join(hb, b.household_id == hb.id)
+        .where(m.relation == "same_photo", ha.county_id == county, hb.county_id != county)
+        .order_by(m.photo_id)
+    )
+
+
+_OUTSIDE_COPIES = _outside_copies_query()
 
 
 def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
@@ -610,15 +661,78 @@ def pending_photos(session: Session, county_id: int) -> int:
     return session.scalar(q) or 0
 
 
+class _PendingFloor:
+    """Per database: a photo id below which every photo is included in the findings.
+
+    Every background refresh pass asks which counties have pending photos; asked of
+    every photo that is an anti-join over the whole table (25 M rows nationally), every
+    few seconds in every process. A photo once included stays included, so only photos
+    above the lowest pending one seen last time need looking at. ``MARGIN`` ids below it
+    are looked at again: a photo whose id was drawn before the last look may commit
+    after it (PostgreSQL's sequence), and 10,000 ids is over a minute of the national
+    peak, far longer than an upload's transaction.
+    """
+
+    MARGIN = 10_000
+
+    def __init__(self) -> None:
+        self._floor: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._floor.get(key, 0)
+
+    def raise_to(self, key: str, floor: int) -> None:
+        with self._lock:
+            self._floor[key] = max(self._floor.get(key, 0), floor)
+
+
+_PENDING_FLOOR = _PendingFloor()
+
+
 def counties_with_pending(session: Session) -> list[int]:
     """Counties with photos the findings do not include yet."""
-    q = (
-        select(Household.county_id)
-        .join(Photo, Photo.household_id == Household.id)
-        .where(~exists().where(AuditPhotoCheck.photo_id == Photo.id))
-        .distinct()
-    )
-    return sorted(session.scalars(q))
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    floor = _PENDING_FLOOR.get(key)
+    newest = session.scalar(select(func.max(Photo.id))) or 0
+    rows = session.execute(
+        select(Photo.id, Household.county_id)
+        .join(Household, Photo.household_id == Household.id)
+        .where(Photo.id > floor, ~exists().where(AuditPhotoCheck.photo_id == Photo.id))
+    ).all()
+    lowest = min((photo_id for photo_id, _ in rows), default=newest + 1)
+    _PENDING_FLOOR.raise_to(key, lowest - _PendingFloor.MARGIN)
+    return sorted({county_id for _, county_id in rows})
+
+
+def last_refreshes(session: Session, counties: Iterable[int]) -> dict[int, AuditRefresh]:
+    """The counties' last refreshes (when, how long), by county."""
+    ids = list(counties)
+    if not ids:
+        return {}
+    rows = session.scalars(select(AuditRefresh).where(AuditRefresh.county_id.in_(ids)))
+    return {r.county_id: r for r in rows}
+
+
+@contextmanager
+def claim_refresh(db: Database, county_id: int) -> Iterator[bool]:
+    """True while this process alone refreshes the county (a PostgreSQL advisory lock
+    held for the refresh, taken without waiting); False if another process holds it.
+    SQLite: one process, whose refreshes are already one at a time."""
+    if db.dialect != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as conn:
+        key = {"c": county_id}
+        claimed = bool(conn.scalar(text("SELECT pg_try_advisory_lock(6, :c)"), key))
+        conn.commit()
+        try:
+            yield claimed
+        finally:
+            if claimed:
+                conn.execute(text("SELECT pg_advisory_unlock(6, :c)"), key)
+                conn.commit()
 
 
 def refresh_state(session: Session, county_id: int) -> AuditRefresh | None:

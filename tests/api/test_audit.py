@@ -390,6 +390,8 @@ OTHER_COUNTY = ("admin-sn", "other-county-secret-1")
 OTHER_HOUSEHOLDS = """household_id,head_name,town,village,category,site_id,lat,lon
 X1,冯一,富水镇,河村,appraised,,33.50,110.90
 X2,冯二,富水镇,河村,appraised,,33.501,110.901
+X3,冯三,富水镇,河村,appraised,,33.502,110.902
+X4,冯四,富水镇,河村,appraised,,33.503,110.903
 """
 
 
@@ -411,20 +413,33 @@ def test_two_counties_never_see_each_other(dup_campaign: DupCampaign) -> None:
     river = activate(client, account["username"], account["password"], "river-pass-123")
     assert upload(client, river, "X1", GOOD).status_code == 201  # A1's and B1's photo
     assert upload(client, river, "X2", GOOD).status_code == 201
+    # C1's photo with its two orientation tags: neither is byte- or pixel-identical to
+    # the other, and both are matched with C1 only (a copy is not indexed), so the pair
+    # goes through the other county's photo, which must not be named here
+    for household, photo in (("X3", ORIENT_A), ("X4", ORIENT_B)):
+        r = upload(client, river, household, photo)
+        assert r.status_code == 201 and r.json()["matches"][0]["household_id"] == "C1", r.text
     refresh(client, admin)
     refresh(client, other)
     mine = findings(client, admin)
     theirs = findings(client, other)
     households = {h for f in mine for h in f["household_ids"]}
     other_households = {h for f in theirs for h in f["household_ids"]}
-    assert {"A1", "B1"} <= households and not households & {"X1", "X2"}
-    assert other_households and other_households <= {"X1", "X2"}
-    (cluster,) = [f for f in theirs if f["kind"] == "duplicate_cluster"]
-    assert sorted(cluster["household_ids"]) == ["X1", "X2"]
-    assert all(p["a"] and p["b"] for p in cluster["evidence"]["pairs"])
+    ours = {"X1", "X2", "X3", "X4"}
+    assert {"A1", "B1"} <= households and not households & ours
+    assert other_households and other_households <= ours
+    clusters = {
+        tuple(sorted(f["household_ids"])): f for f in theirs if f["kind"] == "duplicate_cluster"
+    }
+    assert set(clusters) == {("X1", "X2"), ("X3", "X4")}
     own_photos = {p for f in theirs for p in f["photo_ids"]}
-    for pair in cluster["evidence"]["pairs"]:
-        assert {int(pair["a"]), int(pair["b"])} <= own_photos
+    for cluster in clusters.values():
+        assert cluster["evidence"]["relation"] == "same_photo"
+        for pair in cluster["evidence"]["pairs"]:
+            assert {int(pair["a"]), int(pair["b"])} <= own_photos
+    (through,) = clusters[("X3", "X4")]["evidence"]["pairs"]
+    assert through["evidence"] == {"via": "another_county"}, through
+    cluster = clusters[("X1", "X2")]
     # no probing across the border: findings and photos of the other county are 404
     assert client.get(f"/audit/findings/{cluster['id']}", headers=admin).status_code == 404
     assert client.get(f"/audit/findings/{mine[0]['id']}", headers=other).status_code == 404
@@ -433,4 +448,4 @@ def test_two_counties_never_see_each_other(dup_campaign: DupCampaign) -> None:
     )
     assert r.status_code == 404
     progress = client.get("/progress", headers=other).json()
-    assert progress["total"]["total"] == 2
+    assert progress["total"]["total"] == 4

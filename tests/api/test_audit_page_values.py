@@ -26,3 +26,14 @@ def test_same_scene_pair_without_a_distance() -> None:
 def test_templates_never_print_none() -> None:
     page = templates.env.from_string("<p>{{ a }}|{{ b.c }}</p>").render(a=None, b={"c": None})
     assert "None" not in page and page == "<p>—|—</p>"
+
+
+def test_pair_made_by_the_audit_says_how() -> None:
+    """A pair through another county's photo says so in the reader's language, without
+    a distance (the two copies were never compared with each other)."""
+    pair = {"a": "5", "b": "6", "relation": "same_photo", "distance": None}
+    evidence = {"pairs": [{**pair, "evidence": {"via": "another_county"}}]}
+    zh = dict(_evidence_lines(evidence, "zh", {5: "X3", 6: "X4"}))
+    en = dict(_evidence_lines(evidence, "en", {5: "X3", 6: "X4"}))
+    assert zh == {"X3 ↔ X4": "同一张照片（复制、缩放或旋转） (都是另一县同一张照片的副本)"}
+    assert en["X3 ↔ X4"].endswith("(both copies of one photo of another county)")

@@ -32,5 +32,18 @@ def test_scene_matches_are_refreshed_soon_while_uploads_keep_coming() -> None:
         stop.set()
         burst.join(5)
     assert job == (None, [])  # every county with pending photos, plus the stale one
-    assert worker._stale == {3}
+    assert set(worker._stale) == {3}
     assert SCENE_DELAY_S * 0.9 <= waited < 60  # not the upload debounce (60 s here)
+
+
+def test_a_county_left_for_later_wakes_the_worker_when_due() -> None:
+    """A county not due yet (spaced by its cost) is looked at again at its time, without
+    an upload or the minute's poll."""
+    worker = AuditWorker(cast(Any, None), debounce_s=60, max_delay_s=600, poll_s=600)
+    worker._next_poll = time.monotonic() + 600
+    worker._retry_at = time.monotonic() + 0.3
+    done: list[object] = []
+    waiter = threading.Thread(target=lambda: done.append(worker._next_job()), daemon=True)
+    waiter.start()
+    waiter.join(30)  # not the poll's 600 s
+    assert done == [(None, [])] and worker._retry_at is None
