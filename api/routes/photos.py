@@ -169,14 +169,11 @@ def _parts(request: str) -> tuple[str, str]:
 
 
 def _authorise(state: AppState, token: str | None, household_id: str) -> tuple[int, Household]:
-    """The upload's dependencies (``deps``: caller, scope, household, village role) in one
-    worker-thread hop instead of one per dependency: each hop costs the event loop, and
-    so every request, GIL time. Same checks, same order, same errors."""
+    """The upload's dependencies (``deps.upload_caller``: caller, scope, household,
+    village role) in one worker-thread hop instead of one per dependency: each hop costs
+    the event loop, and so every request, GIL time."""
     with state.db.session() as session:
-        user = deps.get_current_user(deps.get_any_user(state, session, token))
-        scope = deps.get_scope(user)
-        household = deps.get_scoped_household(scope, session, household_id)
-        household = deps.get_upload_household(user, household)
+        user, household = deps.upload_caller(state, session, token, household_id)
         return user.id, household  # village, town and county loaded with it (joinedload)
 
 

@@ -463,8 +463,11 @@ class Intake:
             household = upload.household or _load_household(session, upload.household_id)
             site = _linked_site(session, household)
             exact = _exact_hits(session, fp.sha256, fp.pixel_sha256)
-            site_early = _matching_site_photos(
-                session, household.county_id, fp, self.policy.similarity
+            site_early = (  # no site photo stored at all (a county without drone
+                # packages): no statement; the lock's re-read finds any added since
+                _matching_site_photos(session, household.county_id, fp, self.policy.similarity)
+                if site_mark
+                else []
             )
         clock.lap("intake_read")
         practice_scene: list[MatchInfo] = []

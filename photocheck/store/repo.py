@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .dupindex import DupEntry, embedding_from_bytes
@@ -25,6 +25,7 @@ __all__ = [
     "dup_entries",
     "export_name",
     "find_household",
+    "find_user_and_household",
     "get_or_create_county",
     "household_pair_relations",
     "household_photos",
@@ -177,6 +178,26 @@ _FIND_HOUSEHOLD = (
     .where(
         Household.county_id == bindparam("county"), Household.household_code == bindparam("code")
     )
+)
+
+
+def find_user_and_household(
+    session: Session, user_id: int, code: str
+) -> tuple[User | None, Household | None]:
+    """An account and a household of its county by code (with its village, town and
+    county) in one statement: what every upload's authorisation reads."""
+    row = session.execute(_FIND_USER_AND_HOUSEHOLD, {"user": user_id, "code": code}).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+_FIND_USER_AND_HOUSEHOLD = (
+    select(User, Household)
+    .outerjoin(
+        Household,
+        and_(Household.county_id == User.county_id, Household.household_code == bindparam("code")),
+    )
+    .options(joinedload(Household.village).joinedload(Village.town).joinedload(Town.county))
+    .where(User.id == bindparam("user"))
 )
 
 
