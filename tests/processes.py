@@ -10,6 +10,7 @@ Linux to SIGKILL the child when the thread that started it ends
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import multiprocessing
@@ -108,8 +109,12 @@ class ServiceProcess:
         return self._proc.exitcode
 
     def send_signal(self, sig: int) -> None:
+        """As Popen's: nothing once it has exited. The forkserver, not this process,
+        reaps it, so it can be gone before ``exitcode`` says so (a terminate of a
+        process that just exited by itself)."""
         if self._proc.exitcode is None:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
