@@ -683,6 +683,11 @@ class _PendingFloor:
         with self._lock:
             return self._floor.get(key, 0)
 
+    def reset(self, key: str) -> int:
+        with self._lock:
+            self._floor.pop(key, None)
+        return 0
+
     def raise_to(self, key: str, floor: int) -> None:
         with self._lock:
             self._floor[key] = max(self._floor.get(key, 0), floor)
@@ -694,8 +699,10 @@ _PENDING_FLOOR = _PendingFloor()
 def counties_with_pending(session: Session) -> list[int]:
     """Counties with photos the findings do not include yet."""
     key = session.get_bind().engine.url.render_as_string(hide_password=True)
-    floor = _PENDING_FLOOR.get(key)
     newest = session.scalar(select(func.max(Photo.id))) or 0
+    floor = _PENDING_FLOOR.get(key)
+    if newest < floor:  # the database was emptied or restored from an older backup
+        floor = _PENDING_FLOOR.reset(key)
     rows = session.execute(
         select(Photo.id, Household.county_id)
         .join(Household, Photo.household_id == Household.id)

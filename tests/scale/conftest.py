@@ -23,7 +23,7 @@ from tests.api.conftest import (
     free_port,
     login,
     loopback_client,
-    pg_schema,
+    pg_migrated_schema,
 )
 from tests.processes import ServiceProcess
 
@@ -33,8 +33,9 @@ STARTUP_S = 120.0
 
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
-    """A new schema in the test PostgreSQL (``PHOTOCHECK_TEST_POSTGRES_URL``)."""
-    with pg_schema() as url:
+    """A schema of the test PostgreSQL (``PHOTOCHECK_TEST_POSTGRES_URL``) at the newest
+    revision, no rows (``pg_migrated_schema``)."""
+    with pg_migrated_schema() as url:
         yield url
 
 
