@@ -11,26 +11,22 @@ runs as always. A model that cannot load raises before the memo is consulted.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from photocheck.model import ContentModel
+from tests.memo import BoundedMemo
 
 LIMIT = 256  # ~9 kB each (1000 probabilities, a 1280-d embedding)
 
 _original = ContentModel._run
 
 
-class ContentMemo:
+class ContentMemo(BoundedMemo[tuple[np.ndarray, np.ndarray]]):
     def __init__(self, limit: int = LIMIT) -> None:
-        self._memo: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._limit = limit
-        self.hits = self.misses = 0
+        super().__init__(limit)
 
     def run(self, model: ContentModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pixels = np.ascontiguousarray(image)
@@ -39,22 +35,14 @@ class ContentMemo:
             f"{model._get().sha256}|{model.threads}|{pixels.dtype.str}{pixels.shape}".encode()
         )
         digest.update(pixels.data)
-        key = digest.digest()
-        with self._lock:
-            found = self._memo.get(key)
-            if found is not None:
-                self._memo.move_to_end(key)
-                self.hits += 1
-                return found
-            self.misses += 1
-        made = _original(model, image)
-        for part in made:
-            part.setflags(write=False)
-        with self._lock:
-            found = self._memo.setdefault(key, made)
-            while len(self._memo) > self._limit:
-                self._memo.popitem(last=False)
-            return found
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            made = _original(model, image)
+            for part in made:
+                part.setflags(write=False)
+            return made
+
+        return self.get(digest.digest(), make)
 
 
 @pytest.fixture(scope="session", autouse=True)

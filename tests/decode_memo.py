@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,37 +30,27 @@ from photocheck.audit import previews, storage
 from photocheck.decode import DecodedPhoto, decode
 from photocheck.similarity import dedup
 from photocheck.store import scenes
+from tests.memo import BoundedMemo
 
 SESSION_USERS = (pipeline, scenes, storage, previews)  # call ``decode`` by name
 UNIT_USERS = (dedup,)  # memoised only inside ``active()``
 SESSION_LIMIT = 48  # photos kept outside ``active()``, least recently used evicted
 
 
-class DecodeMemo:
+class DecodeMemo(BoundedMemo[DecodedPhoto]):
     def __init__(self, limit: int = SESSION_LIMIT) -> None:
-        self._memo: OrderedDict[bytes, DecodedPhoto] = OrderedDict()
-        self._lock = threading.Lock()
-        self._limit = limit
-        self._unbounded = 0  # ``active()`` blocks open
-        self.hits = self.misses = 0
+        super().__init__(limit)
 
     def __call__(self, data: bytes, **limits: Any) -> DecodedPhoto:
         key = hashlib.sha256(data).digest() + repr(sorted(limits.items())).encode()
-        with self._lock:
-            found = self._memo.get(key)
-            if found is not None:
-                self._memo.move_to_end(key)
-                self.hits += 1
-                return found
-            self.misses += 1
-        photo = decode(data, **limits)
-        photo.rgb.setflags(write=False)
-        photo.grey.setflags(write=False)
-        with self._lock:
-            found = self._memo.setdefault(key, photo)
-            while not self._unbounded and len(self._memo) > self._limit:
-                self._memo.popitem(last=False)
-            return found
+
+        def make() -> DecodedPhoto:
+            photo = decode(data, **limits)
+            photo.rgb.setflags(write=False)
+            photo.grey.setflags(write=False)
+            return photo
+
+        return self.get(key, make)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[DecodeMemo]:
@@ -70,17 +58,11 @@ class DecodeMemo:
         with pytest.MonkeyPatch.context() as patch:
             for module in UNIT_USERS:
                 patch.setattr(module, "decode", self)
-            with self._lock:
-                self._unbounded += 1
+            self.set_unbounded(+1)
             try:
                 yield self
             finally:
-                with self._lock:
-                    self._unbounded -= 1
-
-    def clear(self) -> None:
-        with self._lock:
-            self._memo.clear()
+                self.set_unbounded(-1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -250,71 +250,36 @@ def load_county(session: Session, county_id: int) -> CountyData:
     ):
         data.households.append(HouseholdRecord(code, str(vid), tuple(uploads.get(hid, ()))))
     data.matches = list(_county_matches(session, county_id))
-    data.matches.extend(_identical_pairs(copies, data.matches))
-    data.matches.extend(_pairs_through_other_counties(session, county_id, data.matches))
+    # pairs the index does not store, made here: byte- or pixel-identical photos, and
+    # copies of one photo of another county (``_made_pairs``)
+    data.matches.extend(_made_pairs(copies, data.matches, "identical", 0.0))
+    outside: dict[Any, list[str]] = {}  # by the other county's photo
+    for copy_id, holder in session.execute(_OUTSIDE_COPIES, {"county": county_id}):
+        if str(copy_id) not in (group := outside.setdefault(holder, [])):
+            group.append(str(copy_id))
+    data.matches.extend(_made_pairs(outside, data.matches, "another_county", None))
     return data
 
 
-def _identical_pairs(
-    copies: dict[str, list[str]], matches: list[MatchRecord]
+def _made_pairs(
+    groups: dict[Any, list[str]], matches: list[MatchRecord], via: str, distance: float | None
 ) -> Iterator[MatchRecord]:
-    """Byte- or pixel-identical photos of the county not linked by a stored match: the
-    index records a copy against its first holder only, which may be another county's
-    photo (or a rejected one), so two copies inside this county can lack a pair."""
+    """Each group's photos paired with its first, where no match links them yet.
+
+    The index records a copy against its first holder only, which may be another
+    county's photo (or a rejected one), so two copies inside this county can lack a
+    pair and the county's audit would lose their cluster. Groups: photos with the same
+    bytes or pixels (``identical``), and photos matched with one photo of another
+    county (``another_county``: the holder is not named, it is that county's business;
+    no distance, the two were never compared with each other)."""
     linked = {(m.photo_id, m.other_photo_id) for m in matches}
     linked |= {(b, a) for a, b in linked}
-    for group in copies.values():
+    for group in groups.values():
         first = group[0]
         for other in group[1:]:
             if (other, first) not in linked:
                 linked |= {(other, first), (first, other)}
-                yield MatchRecord(other, first, "same_photo", 0.0, {"via": "identical"})
-
-
-def _pairs_through_other_counties(
-    session: Session, county_id: int, matches: list[MatchRecord]
-) -> Iterator[MatchRecord]:
-    """Photos of the county that are copies of one photo of another county, paired.
-
-    A copy is kept out of the duplicate index, so a second copy is matched with the
-    first holder only: when that holder is in another county, two of this county's
-    households sharing one (re-encoded, resized or rotated) photo have no stored pair,
-    and the county's audit would lose their cluster. The holder is not named (it is the
-    other county's business): the pair says only that it goes through another county.
-    """
-    linked = {(m.photo_id, m.other_photo_id) for m in matches}
-    linked |= {(b, a) for a, b in linked}
-    copies: dict[Any, list[str]] = {}  # by the other county's photo
-    for pid, holder in session.execute(_OUTSIDE_COPIES, {"county": county_id}):
-        group = copies.setdefault(holder, [])
-        if str(pid) not in group:
-            group.append(str(pid))
-    for group in copies.values():
-        first = group[0]
-        for other in group[1:]:
-            if (other, first) not in linked:
-                linked |= {(other, first), (first, other)}
-                yield MatchRecord(other, first, "same_photo", None, {"via": "another_county"})
-
-
-def _outside_copies_query() -> Any:
-    """(photo of the county, the other county's photo it copies), oldest photo first."""
-    a, b = aliased(Photo), aliased(Photo)
-    ha, hb = aliased(Household), aliased(Household)
-    m = PhotoMatch
-    county: Any = bindparam("county")
-    return (
-        select(m.photo_id, m.other_photo_id)
-        .join(a, m.photo_id == a.id)
-        .join(ha, a.household_id == ha.id)
-        .join(b, m.other_photo_id == b.id)
-        .join(hb, b.household_id == hb.id)
-        .where(m.relation == "same_photo", ha.county_id == county, hb.county_id != county)
-        .order_by(m.photo_id)
-    )
-
-
-_OUTSIDE_COPIES = _outside_copies_query()
+                yield MatchRecord(other, first, "same_photo", distance, {"via": via})
 
 
 def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
@@ -325,23 +290,33 @@ def _county_matches(session: Session, county_id: int) -> Iterator[MatchRecord]:
         yield MatchRecord(str(pid), str(other), relation, distance, _JSON_TEXTS.loads(evidence))
 
 
-def _county_matches_query() -> Any:
-    """Built once: the aliases' column lookups cost more than the query itself."""
+def _matches_query(*columns: Any, same_county: bool) -> Any:
+    """Match rows whose first photo is the county's, the other one in the county too or
+    not. Built once: the aliases' column lookups cost more than the query itself."""
     a, b = aliased(Photo), aliased(Photo)
     ha, hb = aliased(Household), aliased(Household)
-    m = PhotoMatch
     county: Any = bindparam("county")
+    other = hb.county_id == county if same_county else hb.county_id != county
     return (
-        select(m.photo_id, m.other_photo_id, m.relation, m.distance, cast(m.evidence, Text))
+        select(*columns)
         .join(a, PhotoMatch.photo_id == a.id)
         .join(ha, a.household_id == ha.id)
         .join(b, PhotoMatch.other_photo_id == b.id)
         .join(hb, b.household_id == hb.id)
-        .where(ha.county_id == county, hb.county_id == county)
+        .where(ha.county_id == county, other)
     )
 
 
-_COUNTY_MATCHES = _county_matches_query()
+_COUNTY_MATCHES = _matches_query(
+    PhotoMatch.photo_id, PhotoMatch.other_photo_id, PhotoMatch.relation, PhotoMatch.distance,
+    cast(PhotoMatch.evidence, Text), same_county=True,
+)  # fmt: skip
+# (photo of the county, the other county's photo it copies), oldest photo first
+_OUTSIDE_COPIES = (
+    _matches_query(PhotoMatch.photo_id, PhotoMatch.other_photo_id, same_county=False)
+    .where(PhotoMatch.relation == "same_photo")
+    .order_by(PhotoMatch.photo_id)
+)
 
 
 class _JsonTexts:
